@@ -1,0 +1,267 @@
+//! Command-line flags, named and behaving like node_exporter's.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::collectors::AVAILABLE;
+use crate::source::sockets::SourceMode;
+
+/// Default port: in the Prometheus exporter range, not node_exporter's 9100.
+pub const DEFAULT_PORT: u16 = 9958;
+pub const DEFAULT_PROCFS: &str = "/proc";
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "netstat_exporter",
+    version,
+    about = "Prometheus exporter for what netstat and ss show: socket states and queues, listeners, interfaces.",
+    after_help = "Collectors (enable with --collector.<name>, disable with --no-collector.<name>):\n  sockets   socket counts by protocol, family and state; queue depths; unix sockets [default: enabled]"
+)]
+pub struct Cli {
+    /// Address to listen on for web requests; repeat for several. ":PORT" listens on all
+    /// addresses (IPv6 and IPv4).
+    #[arg(long = "web.listen-address", value_name = "ADDR", default_value = ":9958", action = clap::ArgAction::Append)]
+    pub listen_addresses: Vec<String>,
+
+    /// Path under which metrics are exposed.
+    #[arg(
+        long = "web.telemetry-path",
+        value_name = "PATH",
+        default_value = "/metrics"
+    )]
+    pub telemetry_path: String,
+
+    /// Disable every collector that is enabled by default; enable the ones you want with
+    /// --collector.<name>.
+    #[arg(long = "collector.disable-defaults")]
+    pub disable_defaults: bool,
+
+    /// Enable the sockets collector (default: enabled).
+    #[arg(long = "collector.sockets", overrides_with = "no_sockets")]
+    pub sockets: bool,
+    /// Disable the sockets collector.
+    #[arg(long = "no-collector.sockets", overrides_with = "sockets")]
+    pub no_sockets: bool,
+
+    /// Where the sockets collector reads inet sockets: netlink sock_diag (what ss uses),
+    /// <procfs>/net/* text, or auto (netlink, falling back per protocol to /proc; proc when
+    /// --path.procfs is not /proc). Unix sockets always come from <procfs>/net/unix.
+    #[arg(long = "collector.sockets.source", value_name = "SOURCE", default_value = "auto",
+          value_parser = ["auto", "netlink", "proc"])]
+    pub sockets_source: String,
+
+    /// procfs mountpoint.
+    #[arg(long = "path.procfs", value_name = "PATH", default_value = DEFAULT_PROCFS)]
+    pub procfs: PathBuf,
+
+    /// sysfs mountpoint.
+    #[arg(long = "path.sysfs", value_name = "PATH", default_value = "/sys")]
+    pub sysfs: PathBuf,
+
+    /// Root filesystem mountpoint (for /etc files such as services and passwd).
+    #[arg(long = "path.rootfs", value_name = "PATH", default_value = "/")]
+    pub rootfs: PathBuf,
+
+    /// Only log messages with the given severity or above.
+    #[arg(long = "log.level", value_name = "LEVEL", default_value = "info",
+          value_parser = ["debug", "info", "warn", "error"])]
+    pub log_level: String,
+
+    /// Output format of log messages.
+    #[arg(long = "log.format", value_name = "FORMAT", default_value = "logfmt",
+          value_parser = ["logfmt", "json"])]
+    pub log_format: String,
+
+    /// Print one scrape (Prometheus text format) to stdout and exit.
+    #[arg(long = "once")]
+    pub once: bool,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen_addresses: Vec<ListenAddress>,
+    pub telemetry_path: String,
+    pub enabled: Vec<&'static str>,
+    pub sockets_source: SourceMode,
+    pub procfs: PathBuf,
+    pub sysfs: PathBuf,
+    pub rootfs: PathBuf,
+    pub log_level: String,
+    pub log_format: String,
+    pub once: bool,
+}
+
+/// A listen address: `:PORT` (all addresses) or a concrete socket address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddress {
+    AllInterfaces(u16),
+    Addr(SocketAddr),
+}
+
+impl std::fmt::Display for ListenAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddress::AllInterfaces(p) => write!(f, ":{p}"),
+            ListenAddress::Addr(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+pub fn parse_listen_address(s: &str) -> Result<ListenAddress, String> {
+    if let Some(port) = s.strip_prefix(':') {
+        return port
+            .parse::<u16>()
+            .map(ListenAddress::AllInterfaces)
+            .map_err(|_| format!("invalid --web.listen-address {s:?}: bad port"));
+    }
+    s.parse::<SocketAddr>().map(ListenAddress::Addr).map_err(|_| {
+        format!(
+            "invalid --web.listen-address {s:?}: expected :PORT, IPv4:PORT or [IPv6]:PORT (no host names: the exporter never resolves names)"
+        )
+    })
+}
+
+impl Config {
+    pub fn from_cli(cli: Cli) -> Result<Config, String> {
+        let listen_addresses = cli
+            .listen_addresses
+            .iter()
+            .map(|a| parse_listen_address(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let p = &cli.telemetry_path;
+        if !p.starts_with('/') || p == "/" || p == "/healthz" {
+            return Err(format!(
+                "invalid --web.telemetry-path {p:?}: must start with / and not be / or /healthz"
+            ));
+        }
+        let explicit = |name: &str| -> Option<bool> {
+            match name {
+                "sockets" if cli.sockets => Some(true),
+                "sockets" if cli.no_sockets => Some(false),
+                _ => None,
+            }
+        };
+        let enabled = AVAILABLE
+            .iter()
+            .filter(|c| explicit(c.name).unwrap_or(c.default_enabled && !cli.disable_defaults))
+            .map(|c| c.name)
+            .collect();
+        let requested: SourceMode = cli.sockets_source.parse()?;
+        // netlink sees the exporter's own network namespace; a --path.procfs elsewhere means
+        // the user wants that tree read, so auto reads it.
+        let sockets_source =
+            if requested == SourceMode::Auto && cli.procfs != PathBuf::from(DEFAULT_PROCFS) {
+                SourceMode::Proc
+            } else {
+                requested
+            };
+        Ok(Config {
+            listen_addresses,
+            telemetry_path: cli.telemetry_path,
+            enabled,
+            sockets_source,
+            procfs: cli.procfs,
+            sysfs: cli.sysfs,
+            rootfs: cli.rootfs,
+            log_level: cli.log_level,
+            log_format: cli.log_format,
+            once: cli.once,
+        })
+    }
+
+    /// Parse from an argument list (first item: program name).
+    pub fn from_args<I, T>(args: I) -> Result<Config, String>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
+        Config::from_cli(cli)
+    }
+
+    pub fn collector_enabled(&self, name: &str) -> bool {
+        self.enabled.contains(&name)
+    }
+
+    pub fn sockets_source(&self) -> SourceMode {
+        self.sockets_source
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(args: &[&str]) -> Result<Config, String> {
+        Config::from_args(std::iter::once("netstat_exporter").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(
+            c.listen_addresses,
+            vec![ListenAddress::AllInterfaces(DEFAULT_PORT)]
+        );
+        assert_eq!(c.telemetry_path, "/metrics");
+        assert!(c.collector_enabled("sockets"));
+        assert_eq!(c.sockets_source, SourceMode::Auto);
+    }
+
+    #[test]
+    fn collector_toggles_last_one_wins() {
+        assert!(!cfg(&["--no-collector.sockets"])
+            .unwrap()
+            .collector_enabled("sockets"));
+        assert!(!cfg(&["--collector.disable-defaults"])
+            .unwrap()
+            .collector_enabled("sockets"));
+        assert!(
+            cfg(&["--collector.disable-defaults", "--collector.sockets"])
+                .unwrap()
+                .collector_enabled("sockets")
+        );
+        assert!(cfg(&["--no-collector.sockets", "--collector.sockets"])
+            .unwrap()
+            .collector_enabled("sockets"));
+        assert!(!cfg(&["--collector.sockets", "--no-collector.sockets"])
+            .unwrap()
+            .collector_enabled("sockets"));
+    }
+
+    #[test]
+    fn listen_addresses() {
+        let c = cfg(&[
+            "--web.listen-address=127.0.0.1:9000",
+            "--web.listen-address",
+            "[::1]:9001",
+        ])
+        .unwrap();
+        assert_eq!(c.listen_addresses.len(), 2);
+        assert!(cfg(&["--web.listen-address=localhost:9000"]).is_err());
+        assert!(cfg(&["--web.listen-address=:99999"]).is_err());
+    }
+
+    #[test]
+    fn auto_source_means_proc_for_other_procfs() {
+        let c = cfg(&["--path.procfs=/host/proc"]).unwrap();
+        assert_eq!(c.sockets_source, SourceMode::Proc);
+        let c = cfg(&[
+            "--path.procfs=/host/proc",
+            "--collector.sockets.source=netlink",
+        ])
+        .unwrap();
+        assert_eq!(c.sockets_source, SourceMode::Netlink);
+    }
+
+    #[test]
+    fn bad_values() {
+        assert!(cfg(&["--web.telemetry-path=metrics"]).is_err());
+        assert!(cfg(&["--collector.sockets.source=magic"]).is_err());
+        assert!(cfg(&["--log.level=chatty"]).is_err());
+        assert!(cfg(&["--no-such-flag"]).is_err());
+    }
+}

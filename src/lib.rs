@@ -1,0 +1,13 @@
+//! netstat_exporter: what `netstat` and `ss` show a Linux admin, as Prometheus metrics.
+//!
+//! Layout: `source/` does all kernel I/O, `collectors/` turn what it reads into metric
+//! families with pure functions, `scrape` runs them per request, `http` serves them.
+
+pub mod collectors;
+pub mod config;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod scrape;
+pub mod server;
+pub mod source;

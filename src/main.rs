@@ -1,0 +1,62 @@
+//! netstat_exporter: flags -> config -> serve (or print one scrape with --once).
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use netstat_exporter::config::{Cli, Config};
+use netstat_exporter::scrape::Scraper;
+use netstat_exporter::{logging, metrics, server};
+
+fn main() -> ExitCode {
+    // clap prints usage errors itself and exits with code 2.
+    let cli = Cli::parse();
+    let config = match Config::from_cli(cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("netstat_exporter: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(&config.log_level, &config.log_format);
+    let scraper = Arc::new(Scraper::from_config(&config));
+
+    if config.once {
+        let families = scraper.scrape(None);
+        let text = metrics::encode(families, metrics::Format::Text);
+        let mut out = std::io::stdout().lock();
+        return match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("netstat_exporter: cannot write to stdout: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+
+    tracing::info!(
+        version = netstat_exporter::scrape::VERSION,
+        revision = netstat_exporter::scrape::REVISION,
+        collectors = %scraper.collector_names().join(","),
+        "starting netstat_exporter"
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("netstat_exporter: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(server::serve(&config, scraper)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("netstat_exporter: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

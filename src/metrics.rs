@@ -1,0 +1,360 @@
+//! The exporter's metric model and its two exposition formats.
+//!
+//! Collectors render [`MetricFamily`] values (plain data, easy to assert on in unit tests).
+//! OpenMetrics output goes through `prometheus-client` (the official Rust client) via its
+//! `Collector`/`DescriptorEncoder` API. The Prometheus text format 0.0.4 is written by hand
+//! below because `prometheus-client` only speaks OpenMetrics; the two differ only in the
+//! `_total` naming of counter TYPE lines, `# EOF` and escaping rules, all covered by tests.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+/// Metric kinds the exporter emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// A sample value: integers stay exact (kernel counters can be near 2^64), floats for
+/// durations and ratios.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value {
+    Int(u64),
+    Float(f64),
+}
+
+impl Value {
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Value::Int(v) => v as f64,
+            Value::Float(v) => v,
+        }
+    }
+}
+
+impl From<u64> for Value {
+    fn from(v: u64) -> Self {
+        Value::Int(v)
+    }
+}
+impl From<u32> for Value {
+    fn from(v: u32) -> Self {
+        Value::Int(u64::from(v))
+    }
+}
+impl From<usize> for Value {
+    fn from(v: usize) -> Self {
+        Value::Int(v as u64)
+    }
+}
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Float(v)
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Int(u64::from(v))
+    }
+}
+
+pub type Labels = Vec<(&'static str, String)>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub labels: Labels,
+    pub value: Value,
+}
+
+/// One metric family. For counters `name` is the base name *without* `_total`; both encoders
+/// append it to the samples (and the 0.0.4 encoder to the TYPE/HELP lines too).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricFamily {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    pub samples: Vec<Sample>,
+}
+
+impl MetricFamily {
+    pub fn new(name: &'static str, help: &'static str, kind: Kind) -> Self {
+        MetricFamily {
+            name,
+            help,
+            kind,
+            samples: Vec::new(),
+        }
+    }
+    pub fn gauge(name: &'static str, help: &'static str) -> Self {
+        Self::new(name, help, Kind::Gauge)
+    }
+    pub fn counter(name: &'static str, help: &'static str) -> Self {
+        Self::new(name, help, Kind::Counter)
+    }
+    pub fn push(&mut self, labels: Labels, value: impl Into<Value>) {
+        self.samples.push(Sample {
+            labels,
+            value: value.into(),
+        });
+    }
+    /// Builder form of [`push`](Self::push).
+    pub fn with(mut self, labels: Labels, value: impl Into<Value>) -> Self {
+        self.push(labels, value);
+        self
+    }
+    /// Exposed sample name: counters carry the `_total` suffix.
+    pub fn sample_name(&self) -> Cow<'static, str> {
+        match self.kind {
+            Kind::Counter => Cow::Owned(format!("{}_total", self.name)),
+            Kind::Gauge => Cow::Borrowed(self.name),
+        }
+    }
+}
+
+/// Wire formats offered on /metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text format 0.0.4.
+    Text,
+    /// OpenMetrics 1.0.0 text.
+    OpenMetrics,
+}
+
+impl Format {
+    pub const TEXT_CONTENT_TYPE: &'static str = "text/plain; version=0.0.4; charset=utf-8";
+    pub const OPENMETRICS_CONTENT_TYPE: &'static str =
+        "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+    /// Pick the format from an HTTP `Accept` header: OpenMetrics only when the client
+    /// lists it with a non-zero quality, as Prometheus does when it prefers it.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else {
+            return Format::Text;
+        };
+        for part in accept.split(',') {
+            let mut params = part.split(';').map(str::trim);
+            let media = params.next().unwrap_or("");
+            if !media.eq_ignore_ascii_case("application/openmetrics-text") {
+                continue;
+            }
+            let zero_q = params.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            if !zero_q {
+                return Format::OpenMetrics;
+            }
+        }
+        Format::Text
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => Self::TEXT_CONTENT_TYPE,
+            Format::OpenMetrics => Self::OPENMETRICS_CONTENT_TYPE,
+        }
+    }
+}
+
+/// Encode families in the requested format.
+/// Families without samples are left out.
+pub fn encode(families: Vec<MetricFamily>, format: Format) -> String {
+    match format {
+        Format::Text => encode_text(&families),
+        Format::OpenMetrics => encode_openmetrics(families),
+    }
+}
+
+/// Escape a label value (both formats use the same rules for `\`, `"` and newline).
+fn escape_label_value(v: &str) -> Cow<'_, str> {
+    if !v.contains(['\\', '"', '\n']) {
+        return Cow::Borrowed(v);
+    }
+    let mut out = String::with_capacity(v.len() + 4);
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn write_value(out: &mut String, v: Value) {
+    match v {
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Float(f) if f.is_nan() => out.push_str("NaN"),
+        Value::Float(f) if f.is_infinite() => out.push_str(if f > 0.0 { "+Inf" } else { "-Inf" }),
+        Value::Float(f) => {
+            let _ = write!(out, "{f}");
+        }
+    }
+}
+
+/// Prometheus text format 0.0.4 (hand-written: prometheus-client has no encoder for it).
+pub fn encode_text(families: &[MetricFamily]) -> String {
+    let mut out = String::with_capacity(families.len() * 256);
+    for f in families.iter().filter(|f| !f.samples.is_empty()) {
+        let name = f.sample_name();
+        let kind = match f.kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        };
+        // HELP text escaping in 0.0.4: backslash and newline.
+        let help = f.help.replace('\\', "\\\\").replace('\n', "\\n");
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for s in &f.samples {
+            out.push_str(&name);
+            if !s.labels.is_empty() {
+                out.push('{');
+                for (i, (k, v)) in s.labels.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let _ = write!(out, "{k}=\"{}\"", escape_label_value(v));
+                }
+                out.push('}');
+            }
+            out.push(' ');
+            write_value(&mut out, s.value);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Adapter that lets prometheus-client's encoder walk our families: registered as a
+/// `Collector` in a registry built for one response.
+#[derive(Debug)]
+struct Families(Vec<MetricFamily>);
+
+impl Collector for Families {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for f in self.0.iter().filter(|f| !f.samples.is_empty()) {
+            let metric_type = match f.kind {
+                Kind::Counter => MetricType::Counter,
+                Kind::Gauge => MetricType::Gauge,
+            };
+            let mut family = encoder.encode_descriptor(f.name, f.help, None, metric_type)?;
+            if let [s] = &f.samples[..] {
+                if s.labels.is_empty() {
+                    // A single unlabelled sample: encode on the descriptor itself, which
+                    // writes `name value` rather than `name{} value`.
+                    encode_value(f.kind, s.value, family)?;
+                    continue;
+                }
+            }
+            for s in &f.samples {
+                // prometheus-client writes label values verbatim, so escape them first.
+                let labels: Vec<(&str, Cow<'_, str>)> = s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (*k, escape_label_value(v)))
+                    .collect();
+                encode_value(f.kind, s.value, family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn encode_value(
+    kind: Kind,
+    value: Value,
+    metric: prometheus_client::encoding::MetricEncoder,
+) -> Result<(), std::fmt::Error> {
+    match (kind, value) {
+        (Kind::Counter, Value::Int(v)) => ConstCounter::new(v).encode(metric),
+        (Kind::Counter, Value::Float(v)) => ConstCounter::new(v).encode(metric),
+        (Kind::Gauge, Value::Int(v)) => ConstGauge::new(v).encode(metric),
+        (Kind::Gauge, Value::Float(v)) => ConstGauge::new(v).encode(metric),
+    }
+}
+
+/// OpenMetrics 1.0.0 text through prometheus-client, terminated by `# EOF`.
+pub fn encode_openmetrics(families: Vec<MetricFamily>) -> String {
+    let mut out = String::with_capacity(families.len() * 256);
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Families(families)));
+    // Writing into a String cannot fail; an Err could only come from a bug in the encoder.
+    let encoded = prometheus_client::encoding::text::encode(&mut out, &registry);
+    debug_assert!(encoded.is_ok());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_families() -> Vec<MetricFamily> {
+        vec![
+            MetricFamily::gauge("netstat_x", "A gauge.")
+                .with(vec![("a", "1".into())], 3u64)
+                .with(vec![("a", "q\"b\\c\nd".into())], 0.5),
+            MetricFamily::counter("netstat_y", "A counter.").with(vec![], u64::MAX),
+        ]
+    }
+
+    #[test]
+    fn text_format_is_0_0_4() {
+        let t = encode_text(&sample_families());
+        assert_eq!(
+            t,
+            "# HELP netstat_x A gauge.\n# TYPE netstat_x gauge\nnetstat_x{a=\"1\"} 3\n\
+             netstat_x{a=\"q\\\"b\\\\c\\nd\"} 0.5\n\
+             # HELP netstat_y_total A counter.\n# TYPE netstat_y_total counter\n\
+             netstat_y_total 18446744073709551615\n"
+        );
+    }
+
+    #[test]
+    fn openmetrics_format() {
+        let t = encode_openmetrics(sample_families());
+        assert!(t.contains("# TYPE netstat_y counter\n"), "{t}");
+        assert!(t.contains("netstat_y_total 18446744073709551615\n"), "{t}");
+        assert!(t.contains("netstat_x{a=\"q\\\"b\\\\c\\nd\"} 0.5\n"), "{t}");
+        assert!(t.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn negotiation() {
+        assert_eq!(Format::negotiate(None), Format::Text);
+        assert_eq!(Format::negotiate(Some("text/plain")), Format::Text);
+        assert_eq!(
+            Format::negotiate(Some(
+                "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1"
+            )),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            Format::negotiate(Some("application/openmetrics-text;q=0, text/plain")),
+            Format::Text
+        );
+    }
+
+    #[test]
+    fn special_floats() {
+        let f = vec![MetricFamily::gauge("g", "h")
+            .with(vec![], f64::NAN)
+            .with(vec![("x", "1".into())], f64::INFINITY)];
+        let t = encode_text(&f);
+        assert!(
+            t.contains("g NaN\n") && t.contains("g{x=\"1\"} +Inf\n"),
+            "{t}"
+        );
+    }
+}
