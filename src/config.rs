@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
+use regex::Regex;
 
 use crate::collectors::AVAILABLE;
 use crate::source::sockets::SourceMode;
@@ -17,7 +18,7 @@ pub const DEFAULT_PROCFS: &str = "/proc";
     name = "netstat_exporter",
     version,
     about = "Prometheus exporter for what netstat and ss show: socket states and queues, listeners, interfaces.",
-    after_help = "Collectors (enable with --collector.<name>, disable with --no-collector.<name>):\n  sockets   socket counts by protocol, family and state; queue depths; unix sockets [default: enabled]"
+    after_help = "Collectors (enable with --collector.<name>, disable with --no-collector.<name>):\n  sockets     socket counts by protocol, family and state; queue depths; unix sockets [default: enabled]\n  interfaces  netstat -i: per-interface packets, errors, drops, overruns, flags [default: enabled]\n  protocols   netstat -s: TCP/UDP/IP/ICMP protocol counters, sockstat [default: enabled]"
 )]
 pub struct Cli {
     /// Address to listen on for web requests; repeat for several. ":PORT" listens on all
@@ -51,6 +52,34 @@ pub struct Cli {
     #[arg(long = "collector.sockets.source", value_name = "SOURCE", default_value = "auto",
           value_parser = ["auto", "netlink", "proc"])]
     pub sockets_source: String,
+
+    /// Enable the interfaces collector (default: enabled).
+    #[arg(long = "collector.interfaces", overrides_with = "no_interfaces")]
+    pub interfaces: bool,
+    /// Disable the interfaces collector.
+    #[arg(long = "no-collector.interfaces", overrides_with = "interfaces")]
+    pub no_interfaces: bool,
+
+    /// Regexp of devices to include (anchored; mutually exclusive with device-exclude).
+    #[arg(long = "collector.interfaces.device-include", value_name = "REGEX")]
+    pub interfaces_device_include: Option<String>,
+
+    /// Regexp of devices to exclude (anchored; mutually exclusive with device-include).
+    #[arg(long = "collector.interfaces.device-exclude", value_name = "REGEX")]
+    pub interfaces_device_exclude: Option<String>,
+
+    /// Enable the protocols collector (default: enabled).
+    #[arg(long = "collector.protocols", overrides_with = "no_protocols")]
+    pub protocols: bool,
+    /// Disable the protocols collector.
+    #[arg(long = "no-collector.protocols", overrides_with = "protocols")]
+    pub no_protocols: bool,
+
+    /// Regexp (anchored) of additional raw kernel counters to export as
+    /// netstat_protocol_counter{group,field}, matched against "Group_Field" names such as
+    /// TcpExt_TCPSackRecovery or Ip6_InNoRoutes. Default: none.
+    #[arg(long = "collector.protocols.fields", value_name = "REGEX")]
+    pub protocols_fields: Option<String>,
 
     /// procfs mountpoint.
     #[arg(long = "path.procfs", value_name = "PATH", default_value = DEFAULT_PROCFS)]
@@ -86,6 +115,9 @@ pub struct Config {
     pub telemetry_path: String,
     pub enabled: Vec<&'static str>,
     pub sockets_source: SourceMode,
+    pub interfaces_device_include: Option<Regex>,
+    pub interfaces_device_exclude: Option<Regex>,
+    pub protocols_fields: Option<Regex>,
     pub procfs: PathBuf,
     pub sysfs: PathBuf,
     pub rootfs: PathBuf,
@@ -124,6 +156,12 @@ pub fn parse_listen_address(s: &str) -> Result<ListenAddress, String> {
     })
 }
 
+/// Compile a user regex anchored at both ends, as Prometheus and node_exporter do.
+fn anchored_regex(flag: &str, re: Option<&str>) -> Result<Option<Regex>, String> {
+    re.map(|r| Regex::new(&format!("^(?:{r})$")).map_err(|e| format!("invalid {flag} {r:?}: {e}")))
+        .transpose()
+}
+
 impl Config {
     pub fn from_cli(cli: Cli) -> Result<Config, String> {
         let listen_addresses = cli
@@ -141,6 +179,10 @@ impl Config {
             match name {
                 "sockets" if cli.sockets => Some(true),
                 "sockets" if cli.no_sockets => Some(false),
+                "interfaces" if cli.interfaces => Some(true),
+                "interfaces" if cli.no_interfaces => Some(false),
+                "protocols" if cli.protocols => Some(true),
+                "protocols" if cli.no_protocols => Some(false),
                 _ => None,
             }
         };
@@ -158,11 +200,32 @@ impl Config {
             } else {
                 requested
             };
+        if cli.interfaces_device_include.is_some() && cli.interfaces_device_exclude.is_some() {
+            return Err(
+                "--collector.interfaces.device-include and --collector.interfaces.device-exclude are mutually exclusive"
+                    .into(),
+            );
+        }
+        let interfaces_device_include = anchored_regex(
+            "--collector.interfaces.device-include",
+            cli.interfaces_device_include.as_deref(),
+        )?;
+        let interfaces_device_exclude = anchored_regex(
+            "--collector.interfaces.device-exclude",
+            cli.interfaces_device_exclude.as_deref(),
+        )?;
+        let protocols_fields = anchored_regex(
+            "--collector.protocols.fields",
+            cli.protocols_fields.as_deref(),
+        )?;
         Ok(Config {
             listen_addresses,
             telemetry_path: cli.telemetry_path,
             enabled,
             sockets_source,
+            interfaces_device_include,
+            interfaces_device_exclude,
+            protocols_fields,
             procfs: cli.procfs,
             sysfs: cli.sysfs,
             rootfs: cli.rootfs,
@@ -263,5 +326,11 @@ mod tests {
         assert!(cfg(&["--collector.sockets.source=magic"]).is_err());
         assert!(cfg(&["--log.level=chatty"]).is_err());
         assert!(cfg(&["--no-such-flag"]).is_err());
+        assert!(cfg(&["--collector.interfaces.device-include=(("]).is_err());
+        assert!(cfg(&[
+            "--collector.interfaces.device-include=eth.*",
+            "--collector.interfaces.device-exclude=lo"
+        ])
+        .is_err());
     }
 }

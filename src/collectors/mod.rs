@@ -1,6 +1,8 @@
 //! Collectors: one file each. A collector reads through `source/` and renders metric
 //! families with pure functions, so the rendering is unit-testable without a kernel.
 
+pub mod interfaces;
+pub mod protocols;
 pub mod sockets;
 
 use crate::config::Config;
@@ -28,11 +30,23 @@ pub struct CollectorInfo {
     pub help: &'static str,
 }
 
-pub const AVAILABLE: &[CollectorInfo] = &[CollectorInfo {
-    name: "sockets",
-    default_enabled: true,
-    help: "socket counts by protocol, family and state; socket queue depths; unix sockets",
-}];
+pub const AVAILABLE: &[CollectorInfo] = &[
+    CollectorInfo {
+        name: "sockets",
+        default_enabled: true,
+        help: "socket counts by protocol, family and state; socket queue depths; unix sockets",
+    },
+    CollectorInfo {
+        name: "interfaces",
+        default_enabled: true,
+        help: "netstat -i: per-interface packets, errors, drops, overruns, MTU and flags",
+    },
+    CollectorInfo {
+        name: "protocols",
+        default_enabled: true,
+        help: "netstat -s: TCP, UDP, IP and ICMP protocol counters and sockstat gauges",
+    },
+];
 
 /// Build the collectors enabled in `config`, in the order of [`AVAILABLE`].
 pub fn build(config: &Config) -> Vec<Box<dyn Collector>> {
@@ -41,8 +55,11 @@ pub fn build(config: &Config) -> Vec<Box<dyn Collector>> {
         if !config.collector_enabled(info.name) {
             continue;
         }
-        if info.name == "sockets" {
-            out.push(Box::new(sockets::SocketsCollector::new(config)));
+        match info.name {
+            "sockets" => out.push(Box::new(sockets::SocketsCollector::new(config))),
+            "interfaces" => out.push(Box::new(interfaces::InterfacesCollector::new(config))),
+            "protocols" => out.push(Box::new(protocols::ProtocolsCollector::new(config))),
+            _ => {}
         }
     }
     out

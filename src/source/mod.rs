@@ -5,9 +5,11 @@
 //! nothing here hard-codes `/proc`.
 
 pub mod inet;
+pub mod netdev;
 pub mod netlink;
 pub mod proc_net;
 pub mod process;
+pub mod snmp;
 pub mod sockets;
 
 use std::fmt;

@@ -1,0 +1,1 @@
+//! /proc/net/dev and /sys/class/net readers (in progress).

@@ -1,0 +1,1 @@
+//! /proc/net/snmp, netstat, snmp6, sockstat readers (in progress).
