@@ -2,6 +2,8 @@
 //! a tiny HTTP client, golden files.
 #![allow(dead_code)]
 
+pub mod sockload;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -90,7 +92,10 @@ impl Exporter {
             .expect("spawn exporter");
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "exporter did not start on {addr}");
+            assert!(
+                Instant::now() < deadline,
+                "exporter did not start on {addr}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Exporter { child, addr }
@@ -184,7 +189,12 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     loop {
         let nl = b.windows(2).position(|w| w == b"\r\n").expect("chunk size");
         let size = usize::from_str_radix(
-            std::str::from_utf8(&b[..nl]).unwrap().split(';').next().unwrap().trim(),
+            std::str::from_utf8(&b[..nl])
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .trim(),
             16,
         )
         .unwrap();
@@ -245,8 +255,12 @@ pub fn assert_golden(path: &Path, actual: &str) {
         std::fs::write(path, actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create)", path.display()));
+    let expected = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create)",
+            path.display()
+        )
+    });
     if expected != actual {
         panic!(
             "golden mismatch for {}\n--- expected\n{expected}\n--- actual\n{actual}\n(run with UPDATE_GOLDEN=1 to accept)",

@@ -1,0 +1,136 @@
+//! Hold many established TCP connections on loopback in forked child processes.
+//!
+//! One process may hold at most 20000 files here, so large socket tables are spread over
+//! children. The child only makes system calls (no allocation, no locks) between fork and
+//! _exit, which keeps fork safe in a multi-threaded test or bench process.
+#![allow(dead_code)]
+
+use std::io;
+use std::time::Duration;
+
+/// Connections per child: 2 fds each (client and accepted side) plus a few spare.
+pub const PER_CHILD: usize = 9000;
+
+/// Children holding connections; they exit when this is dropped.
+pub struct Holder {
+    children: Vec<(libc::pid_t, libc::c_int)>,
+    pub connections: usize,
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        for (pid, ctl) in self.children.drain(..) {
+            // SAFETY: closing our end of the control pipe tells the child to exit; waitpid
+            // reaps it.
+            unsafe {
+                libc::close(ctl);
+                let mut status = 0;
+                libc::waitpid(pid, &mut status, 0);
+            }
+        }
+    }
+}
+
+fn check(rc: libc::c_int, what: &str) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(io::Error::new(
+            io::Error::last_os_error().kind(),
+            format!("{what}: {}", io::Error::last_os_error()),
+        ))
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Open `connections` established TCP connections over 127.0.0.1 (2 sockets each), held by
+/// forked children. Returns once all are established.
+pub fn hold_tcp(connections: usize) -> io::Result<Holder> {
+    let mut holder = Holder {
+        children: Vec::new(),
+        connections: 0,
+    };
+    let mut left = connections;
+    while left > 0 {
+        let n = left.min(PER_CHILD);
+        let child = spawn_child(n)?;
+        holder.children.push(child);
+        holder.connections += n;
+        left -= n;
+    }
+    Ok(holder)
+}
+
+fn spawn_child(n: usize) -> io::Result<(libc::pid_t, libc::c_int)> {
+    // SAFETY: plain libc calls on local values; see the module comment for the child side.
+    unsafe {
+        let lfd = check(
+            libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0),
+            "socket",
+        )?;
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let alen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        check(
+            libc::bind(lfd, (&addr as *const libc::sockaddr_in).cast(), alen),
+            "bind",
+        )?;
+        check(libc::listen(lfd, 4096), "listen")?;
+        let mut bound: libc::sockaddr_in = std::mem::zeroed();
+        let mut blen = alen;
+        check(
+            libc::getsockname(
+                lfd,
+                (&mut bound as *mut libc::sockaddr_in).cast(),
+                &mut blen,
+            ),
+            "getsockname",
+        )?;
+        let mut ready = [0 as libc::c_int; 2];
+        let mut ctl = [0 as libc::c_int; 2];
+        check(libc::pipe2(ready.as_mut_ptr(), libc::O_CLOEXEC), "pipe")?;
+        check(libc::pipe2(ctl.as_mut_ptr(), libc::O_CLOEXEC), "pipe")?;
+        let pid = libc::fork();
+        if pid < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if pid == 0 {
+            // Child: only system calls from here on.
+            libc::close(ready[0]);
+            libc::close(ctl[1]);
+            let mut status: u8 = 1;
+            for _ in 0..n {
+                let c = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                if c < 0
+                    || libc::connect(c, (&bound as *const libc::sockaddr_in).cast(), alen) < 0
+                    || libc::accept(lfd, std::ptr::null_mut(), std::ptr::null_mut()) < 0
+                {
+                    status = 2;
+                    break;
+                }
+            }
+            libc::close(lfd);
+            libc::write(ready[1], (&status as *const u8).cast(), 1);
+            let mut b = 0u8;
+            // Block until the parent closes its end (or dies).
+            while libc::read(ctl[0], (&mut b as *mut u8).cast(), 1) > 0 {}
+            libc::_exit(0);
+        }
+        libc::close(lfd);
+        libc::close(ready[1]);
+        libc::close(ctl[0]);
+        let mut status = 0u8;
+        let r = libc::read(ready[0], (&mut status as *mut u8).cast(), 1);
+        libc::close(ready[0]);
+        if r != 1 || status != 1 {
+            libc::close(ctl[1]);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+            return Err(io::Error::other(format!(
+                "socket holder child failed to open {n} connections"
+            )));
+        }
+        // Let the last ACKs land so the table is settled.
+        std::thread::sleep(Duration::from_millis(20));
+        Ok((pid, ctl[1]))
+    }
+}
