@@ -11,8 +11,22 @@ use netstat_exporter::scrape::Scraper;
 use netstat_exporter::{logging, metrics, server};
 
 fn main() -> ExitCode {
-    // clap prints usage errors itself and exits with code 2.
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // One line naming the problem (clap's own text without the usage block).
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("netstat_exporter: {first} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
     let config = match Config::from_cli(cli) {
         Ok(c) => c,
         Err(e) => {
