@@ -1,7 +1,7 @@
 //! Command-line flags, named and behaving like node_exporter's.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use regex::Regex;
@@ -75,8 +75,9 @@ pub struct Cli {
     #[arg(long = "no-collector.protocols", overrides_with = "protocols")]
     pub no_protocols: bool,
 
-    /// Regexp (anchored) of additional raw kernel counters to export as
-    /// netstat_protocol_counter{group,field}, matched against "Group_Field" names such as
+    /// Regexp (anchored) of additional raw kernel fields to export as
+    /// netstat_protocol_field_total{group,field} (counters) or netstat_protocol_field_value
+    /// (settings and current values), matched against "Group_Field" names such as
     /// TcpExt_TCPSackRecovery or Ip6_InNoRoutes. Default: none.
     #[arg(long = "collector.protocols.fields", value_name = "REGEX")]
     pub protocols_fields: Option<String>,
@@ -195,7 +196,7 @@ impl Config {
         // netlink sees the exporter's own network namespace; a --path.procfs elsewhere means
         // the user wants that tree read, so auto reads it.
         let sockets_source =
-            if requested == SourceMode::Auto && cli.procfs != PathBuf::from(DEFAULT_PROCFS) {
+            if requested == SourceMode::Auto && cli.procfs != Path::new(DEFAULT_PROCFS) {
                 SourceMode::Proc
             } else {
                 requested

@@ -101,6 +101,19 @@ fn spawn_child(n: usize) -> io::Result<(libc::pid_t, libc::c_int)> {
             let mut status: u8 = 1;
             for _ in 0..n {
                 let c = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                // Close with RST when the child exits: no TIME_WAIT left behind to skew the
+                // next test or benchmark round.
+                let linger = libc::linger {
+                    l_onoff: 1,
+                    l_linger: 0,
+                };
+                libc::setsockopt(
+                    c,
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&linger as *const libc::linger).cast(),
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                );
                 if c < 0
                     || libc::connect(c, (&bound as *const libc::sockaddr_in).cast(), alen) < 0
                     || libc::accept(lfd, std::ptr::null_mut(), std::ptr::null_mut()) < 0
