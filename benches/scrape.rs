@@ -17,7 +17,7 @@ use netstat_exporter::collectors::sockets::SocketsCollector;
 use netstat_exporter::collectors::Collector;
 use netstat_exporter::metrics::{encode, Format};
 use netstat_exporter::scrape::Scraper;
-use netstat_exporter::source::inet::{Family, Protocol};
+use netstat_exporter::source::inet::{Family, Protocol, ALL_STATES};
 use netstat_exporter::source::netlink::DiagSocket;
 use netstat_exporter::source::sockets::{SocketSource, SourceMode};
 
@@ -108,7 +108,9 @@ fn main() {
         let mut tcp = 0usize;
         let mut d = DiagSocket::open().expect("netlink");
         for f in Family::ALL {
-            tcp += d.dump_raw(Protocol::Tcp, f, 0, &mut |_| Ok(())).unwrap();
+            tcp += d
+                .dump_raw(Protocol::Tcp, f, ALL_STATES, 0, &mut |_| Ok(()))
+                .unwrap();
         }
         println!(
             "\n== {} held connections: {tcp} TCP sockets in the table ({iterations} iterations)",
@@ -153,7 +155,8 @@ fn main() {
                 "kernel: netlink dump of TCP v4+v6, messages not even read",
                 Box::new(|| {
                     for f in Family::ALL {
-                        d2.dump_raw(Protocol::Tcp, f, 0, &mut |_| Ok(())).unwrap();
+                        d2.dump_raw(Protocol::Tcp, f, ALL_STATES, 0, &mut |_| Ok(()))
+                            .unwrap();
                     }
                 }),
             ),
@@ -162,9 +165,13 @@ fn main() {
                 Box::new(|| {
                     let mut errors = Vec::new();
                     let mut n = 0u64;
-                    netlink.for_each_inet(&[Protocol::Tcp], false, &mut errors, &mut |s| {
-                        n += u64::from(s.state)
-                    });
+                    netlink.for_each_inet(
+                        &[Protocol::Tcp],
+                        ALL_STATES,
+                        false,
+                        &mut errors,
+                        &mut |s| n += u64::from(s.state),
+                    );
                     assert!(errors.is_empty() && n > 0);
                 }),
             ),

@@ -2,11 +2,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Parser;
 use regex::Regex;
 
 use crate::collectors::AVAILABLE;
+use crate::expected::{ExpectedListeners, PortRange};
 use crate::source::sockets::SourceMode;
 
 /// Default port: in the Prometheus exporter range, not node_exporter's 9100.
@@ -18,7 +20,7 @@ pub const DEFAULT_PROCFS: &str = "/proc";
     name = "netstat_exporter",
     version,
     about = "Prometheus exporter for what netstat and ss show: socket states and queues, listeners, interfaces.",
-    after_help = "Collectors (enable with --collector.<name>, disable with --no-collector.<name>):\n  sockets     socket counts by protocol, family and state; queue depths; unix sockets [default: enabled]\n  interfaces  netstat -i: per-interface packets, errors, drops, overruns, flags [default: enabled]\n  protocols   netstat -s: TCP/UDP/IP/ICMP protocol counters, sockstat [default: enabled]"
+    after_help = "Collectors (enable with --collector.<name>, disable with --no-collector.<name>):\n  sockets     socket counts by protocol, family and state; queue depths; unix sockets [default: enabled]\n  listeners   what listens where: service, process, user, accept queue and limit [default: enabled]\n  interfaces  netstat -i: per-interface packets, errors, drops, overruns, flags [default: enabled]\n  protocols   netstat -s: TCP/UDP/IP/ICMP protocol counters, sockstat [default: enabled]"
 )]
 pub struct Cli {
     /// Address to listen on for web requests; repeat for several. ":PORT" listens on all
@@ -82,6 +84,63 @@ pub struct Cli {
     #[arg(long = "collector.protocols.fields", value_name = "REGEX")]
     pub protocols_fields: Option<String>,
 
+    /// Enable the listeners collector (default: enabled).
+    #[arg(long = "collector.listeners", overrides_with = "no_listeners")]
+    pub listeners: bool,
+    /// Disable the listeners collector.
+    #[arg(long = "no-collector.listeners", overrides_with = "listeners")]
+    pub no_listeners: bool,
+
+    /// Attribute listeners to their processes via <procfs>/<pid>/fd (default: enabled; needs
+    /// root or CAP_DAC_READ_SEARCH + CAP_SYS_PTRACE for other users' processes).
+    #[arg(
+        long = "collector.listeners.process",
+        overrides_with = "no_listeners_process"
+    )]
+    pub listeners_process: bool,
+    /// Do not attribute listeners to processes (process="").
+    #[arg(
+        long = "no-collector.listeners.process",
+        overrides_with = "listeners_process"
+    )]
+    pub no_listeners_process: bool,
+
+    /// Minimum time between two full walks of <procfs>/*/fd to find the owner of a new
+    /// listener (cached owners are verified on every scrape without a walk).
+    #[arg(
+        long = "collector.listeners.walk-interval",
+        value_name = "DURATION",
+        default_value = "30s"
+    )]
+    pub listeners_walk_interval: String,
+
+    /// Export at most this many listeners (lowest ports first); the rest are counted in
+    /// netstat_listeners_dropped.
+    #[arg(
+        long = "collector.listeners.max",
+        value_name = "N",
+        default_value_t = 1000
+    )]
+    pub listeners_max: usize,
+
+    /// Ports not to report as listeners: comma-separated ports and ranges, e.g.
+    /// "32768-60999,8080".
+    #[arg(long = "collector.listeners.port-exclude", value_name = "RANGES")]
+    pub listeners_port_exclude: Option<String>,
+
+    /// Regexp (anchored) of listener addresses to report (as in the address label).
+    #[arg(long = "collector.listeners.address-include", value_name = "REGEX")]
+    pub listeners_address_include: Option<String>,
+
+    /// Regexp (anchored) of listener addresses not to report.
+    #[arg(long = "collector.listeners.address-exclude", value_name = "REGEX")]
+    pub listeners_address_exclude: Option<String>,
+
+    /// YAML file listing what may listen on this host; listeners it does not allow get
+    /// netstat_listener_unexpected 1. A malformed file stops the exporter at start-up.
+    #[arg(long = "collector.listeners.expected", value_name = "FILE")]
+    pub listeners_expected: Option<PathBuf>,
+
     /// procfs mountpoint.
     #[arg(long = "path.procfs", value_name = "PATH", default_value = DEFAULT_PROCFS)]
     pub procfs: PathBuf,
@@ -104,6 +163,26 @@ pub struct Cli {
           value_parser = ["logfmt", "json"])]
     pub log_format: String,
 
+    /// Web configuration file (exporter-toolkit format: TLS, basic auth, headers), re-read
+    /// when it or a certificate changes and on SIGHUP.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+
+    /// Maximum number of requests in flight; beyond it the exporter answers 503 at once
+    /// instead of queuing. 0 means no limit.
+    #[arg(long = "web.max-requests", value_name = "N", default_value_t = 40)]
+    pub web_max_requests: usize,
+
+    /// Scrape timeout when the request has no X-Prometheus-Scrape-Timeout-Seconds header
+    /// (e.g. 10s, 500ms, 1m). A collector still running then is reported failed.
+    #[arg(long = "web.scrape-timeout", value_name = "DURATION", default_value = "10s")]
+    pub web_scrape_timeout: String,
+
+    /// Subtracted from Prometheus' X-Prometheus-Scrape-Timeout-Seconds so that the answer
+    /// arrives before Prometheus gives up.
+    #[arg(long = "web.scrape-timeout-offset", value_name = "DURATION", default_value = "500ms")]
+    pub web_scrape_timeout_offset: String,
+
     /// Print one scrape (Prometheus text format) to stdout and exit.
     #[arg(long = "once")]
     pub once: bool,
@@ -119,11 +198,22 @@ pub struct Config {
     pub interfaces_device_include: Option<Regex>,
     pub interfaces_device_exclude: Option<Regex>,
     pub protocols_fields: Option<Regex>,
+    pub listeners_process: bool,
+    pub listeners_walk_interval: Duration,
+    pub listeners_max: usize,
+    pub listeners_port_exclude: Vec<PortRange>,
+    pub listeners_address_include: Option<Regex>,
+    pub listeners_address_exclude: Option<Regex>,
+    pub listeners_expected: Option<ExpectedListeners>,
     pub procfs: PathBuf,
     pub sysfs: PathBuf,
     pub rootfs: PathBuf,
     pub log_level: String,
     pub log_format: String,
+    pub web_config_file: Option<PathBuf>,
+    pub web_max_requests: usize,
+    pub web_scrape_timeout: Duration,
+    pub web_scrape_timeout_offset: Duration,
     pub once: bool,
 }
 
@@ -157,6 +247,29 @@ pub fn parse_listen_address(s: &str) -> Result<ListenAddress, String> {
     })
 }
 
+/// A duration as Prometheus writes them: `10s`, `500ms`, `1m`, `1.5s` (a bare number is
+/// seconds).
+pub fn parse_duration(flag: &str, s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let scale = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("invalid {flag} {s:?}: expected e.g. 10s, 500ms or 1m")),
+    };
+    match num.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v * scale <= 86400.0 => {
+            Ok(Duration::from_secs_f64(v * scale))
+        }
+        _ => Err(format!("invalid {flag} {s:?}: expected a positive duration such as 10s")),
+    }
+}
+
 /// Compile a user regex anchored at both ends, as Prometheus and node_exporter do.
 fn anchored_regex(flag: &str, re: Option<&str>) -> Result<Option<Regex>, String> {
     re.map(|r| Regex::new(&format!("^(?:{r})$")).map_err(|e| format!("invalid {flag} {r:?}: {e}")))
@@ -184,6 +297,8 @@ impl Config {
                 "interfaces" if cli.no_interfaces => Some(false),
                 "protocols" if cli.protocols => Some(true),
                 "protocols" if cli.no_protocols => Some(false),
+                "listeners" if cli.listeners => Some(true),
+                "listeners" if cli.no_listeners => Some(false),
                 _ => None,
             }
         };
@@ -215,6 +330,27 @@ impl Config {
             "--collector.interfaces.device-exclude",
             cli.interfaces_device_exclude.as_deref(),
         )?;
+        if cli.listeners_address_include.is_some() && cli.listeners_address_exclude.is_some() {
+            return Err(
+                "--collector.listeners.address-include and --collector.listeners.address-exclude are mutually exclusive"
+                    .into(),
+            );
+        }
+        let listeners_port_exclude = match &cli.listeners_port_exclude {
+            None => Vec::new(),
+            Some(s) => s
+                .split(',')
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| {
+                    p.parse::<PortRange>()
+                        .map_err(|e| format!("invalid --collector.listeners.port-exclude: {e}"))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let listeners_expected = match &cli.listeners_expected {
+            Some(path) => Some(ExpectedListeners::load(path)?),
+            None => None,
+        };
         let protocols_fields = anchored_regex(
             "--collector.protocols.fields",
             cli.protocols_fields.as_deref(),
@@ -227,11 +363,34 @@ impl Config {
             interfaces_device_include,
             interfaces_device_exclude,
             protocols_fields,
+            listeners_process: !cli.no_listeners_process,
+            listeners_walk_interval: parse_duration(
+                "--collector.listeners.walk-interval",
+                &cli.listeners_walk_interval,
+            )?,
+            listeners_max: cli.listeners_max,
+            listeners_port_exclude,
+            listeners_address_include: anchored_regex(
+                "--collector.listeners.address-include",
+                cli.listeners_address_include.as_deref(),
+            )?,
+            listeners_address_exclude: anchored_regex(
+                "--collector.listeners.address-exclude",
+                cli.listeners_address_exclude.as_deref(),
+            )?,
+            listeners_expected,
             procfs: cli.procfs,
             sysfs: cli.sysfs,
             rootfs: cli.rootfs,
             log_level: cli.log_level,
             log_format: cli.log_format,
+            web_config_file: cli.web_config_file,
+            web_max_requests: cli.web_max_requests,
+            web_scrape_timeout: parse_duration("--web.scrape-timeout", &cli.web_scrape_timeout)?,
+            web_scrape_timeout_offset: parse_duration(
+                "--web.scrape-timeout-offset",
+                &cli.web_scrape_timeout_offset,
+            )?,
             once: cli.once,
         })
     }

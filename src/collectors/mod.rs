@@ -2,6 +2,7 @@
 //! families with pure functions, so the rendering is unit-testable without a kernel.
 
 pub mod interfaces;
+pub mod listeners;
 pub mod protocols;
 pub mod sockets;
 
@@ -37,6 +38,11 @@ pub const AVAILABLE: &[CollectorInfo] = &[
         help: "socket counts by protocol, family and state; socket queue depths; unix sockets",
     },
     CollectorInfo {
+        name: "listeners",
+        default_enabled: true,
+        help: "listening sockets with service, process, user, accept queue and limit, drops",
+    },
+    CollectorInfo {
         name: "interfaces",
         default_enabled: true,
         help: "netstat -i: per-interface packets, errors, drops, overruns, MTU and flags",
@@ -57,6 +63,7 @@ pub fn build(config: &Config) -> Vec<Box<dyn Collector>> {
         }
         match info.name {
             "sockets" => out.push(Box::new(sockets::SocketsCollector::new(config))),
+            "listeners" => out.push(Box::new(listeners::ListenersCollector::new(config))),
             "interfaces" => out.push(Box::new(interfaces::InterfacesCollector::new(config))),
             "protocols" => out.push(Box::new(protocols::ProtocolsCollector::new(config))),
             _ => {}

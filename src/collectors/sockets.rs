@@ -4,8 +4,8 @@
 use crate::config::Config;
 use crate::metrics::MetricFamily;
 use crate::source::inet::{
-    Family, InetSocket, Protocol, UnixSocket, UnixState, UnixType, TCP_ESTABLISHED, TCP_LISTEN,
-    TCP_NEW_SYN_RECV, TCP_STATE_NAMES, TCP_SYN_RECV,
+    Family, InetSocket, Protocol, UnixSocket, UnixState, UnixType, ALL_STATES, TCP_ESTABLISHED,
+    TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_STATE_NAMES, TCP_SYN_RECV,
 };
 use crate::source::sockets::{SocketSource, SourceMode};
 use crate::source::SourceError;
@@ -193,7 +193,9 @@ impl SocketsCollector {
     pub fn read_stats(&self, errors: &mut Vec<SourceError>) -> SocketStats {
         let mut stats = SocketStats::default();
         self.source
-            .for_each_inet(&Protocol::ALL, false, errors, &mut |s| stats.add_inet(s));
+            .for_each_inet(&Protocol::ALL, ALL_STATES, false, errors, &mut |s| {
+                stats.add_inet(s)
+            });
         self.source
             .for_each_unix(errors, &mut |s| stats.add_unix(s));
         if stats.unknown_tcp_states > 0 {

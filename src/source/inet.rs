@@ -106,6 +106,16 @@ pub const TCP_STATE_NAMES: [&str; 12] = [
     "closing",
 ];
 
+/// Bit mask of every state a socket table dump shows: states 0..=11, what `ss -a` shows.
+/// Request sockets are included (the kernel adds NEW_SYN_RECV when SYN_RECV is asked for);
+/// TCP_BOUND_INACTIVE (13, bound but neither listening nor connected) deliberately is not.
+pub const ALL_STATES: u32 = 0xfff;
+
+/// Bit of `state` in a state mask (`idiag_states`).
+pub const fn state_bit(state: u8) -> u32 {
+    1 << state
+}
+
 pub const TCP_ESTABLISHED: u8 = 1;
 pub const TCP_SYN_RECV: u8 = 3;
 pub const TCP_CLOSE: u8 = 7;

@@ -4,11 +4,13 @@
 //! Every reader takes its root directories from the configuration (`--path.procfs` etc.):
 //! nothing here hard-codes `/proc`.
 
+pub mod etc;
 pub mod inet;
 pub mod netdev;
 pub mod netlink;
 pub mod proc_net;
 pub mod process;
+pub mod procfd;
 pub mod snmp;
 pub mod sockets;
 

@@ -28,9 +28,6 @@ const INET_DIAG_MSG_LEN: usize = 72;
 const INET_DIAG_REQ_LEN: usize = 56;
 const INET_DIAG_SKMEMINFO: u16 = 7;
 const SK_MEMINFO_DROPS: usize = 8;
-/// States 0..=11: every TCP state `ss -a` shows (request sockets included: the kernel adds
-/// NEW_SYN_RECV when SYN_RECV is asked for). Deliberately not TCP_BOUND_INACTIVE (13).
-const ALL_STATES: u32 = 0xfff;
 /// Kernels cap a dump chunk at 32 KiB; a larger buffer costs nothing and leaves headroom.
 const RECV_BUFFER: usize = 64 * 1024;
 
@@ -117,7 +114,13 @@ impl DiagSocket {
         })
     }
 
-    fn send_inet_request(&mut self, protocol: Protocol, family: Family, ext: u8) -> io::Result<()> {
+    fn send_inet_request(
+        &mut self,
+        protocol: Protocol,
+        family: Family,
+        states: u32,
+        ext: u8,
+    ) -> io::Result<()> {
         self.seq = self.seq.wrapping_add(1);
         let total = NLMSG_HDRLEN + INET_DIAG_REQ_LEN;
         let mut req = [0u8; NLMSG_HDRLEN + INET_DIAG_REQ_LEN];
@@ -131,7 +134,7 @@ impl DiagSocket {
         req[r + 1] = protocol.ipproto();
         req[r + 2] = ext;
         // req[r + 3]: pad, or sdiag_raw_protocol for raw sockets; 0 = all of them.
-        req[r + 4..r + 8].copy_from_slice(&ALL_STATES.to_ne_bytes());
+        req[r + 4..r + 8].copy_from_slice(&states.to_ne_bytes());
         // inet_diag_sockid left zero: no filter.
         // SAFETY: sockaddr_nl is plain old data; all-zero is a valid value.
         let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
@@ -179,17 +182,19 @@ impl DiagSocket {
         }
     }
 
-    /// Run one inet dump and pass each raw `inet_diag_msg` payload (with its attributes) to
-    /// `on_msg`. Returns the number of messages. Used directly by the benchmark to measure
-    /// the kernel's own cost of the dump.
+    /// Run one inet dump of the sockets whose state is in the `states` mask (the kernel
+    /// filters, see [`super::inet::ALL_STATES`]) and pass each raw `inet_diag_msg` payload
+    /// (with its attributes) to `on_msg`. Returns the number of messages. Used directly by the
+    /// benchmark to measure the kernel's own cost of the dump.
     pub fn dump_raw(
         &mut self,
         protocol: Protocol,
         family: Family,
+        states: u32,
         ext: u8,
         on_msg: &mut dyn FnMut(&[u8]) -> Result<(), DumpError>,
     ) -> Result<usize, DumpError> {
-        self.send_inet_request(protocol, family, ext)
+        self.send_inet_request(protocol, family, states, ext)
             .map_err(DumpError::Io)?;
         let mut count = 0usize;
         loop {
@@ -258,12 +263,13 @@ impl DiagSocket {
         }
     }
 
-    /// Dump every `protocol`/`family` socket and call `visit` for each. With `meminfo`, the
-    /// kernel also sends SK_MEMINFO (for the per-socket drop counter).
+    /// Dump the `protocol`/`family` sockets in `states` and call `visit` for each. With
+    /// `meminfo`, the kernel also sends SK_MEMINFO (for the per-socket drop counter).
     pub fn dump_inet(
         &mut self,
         protocol: Protocol,
         family: Family,
+        states: u32,
         meminfo: bool,
         visit: &mut dyn FnMut(&InetSocket),
     ) -> Result<usize, DumpError> {
@@ -272,7 +278,7 @@ impl DiagSocket {
         } else {
             0
         };
-        self.dump_raw(protocol, family, ext, &mut |msg| {
+        self.dump_raw(protocol, family, states, ext, &mut |msg| {
             let s = decode_inet_diag_msg(msg, protocol)?;
             visit(&s);
             Ok(())

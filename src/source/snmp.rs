@@ -464,7 +464,7 @@ pub fn parse_key_value(text: &str, ctx: &Ctx, out: &mut Fields, errors: &mut Vec
         };
         let group = group.trim();
         let tokens: Vec<&str> = rest.split_whitespace().collect();
-        if group.is_empty() || tokens.is_empty() || tokens.len() % 2 != 0 {
+        if group.is_empty() || tokens.is_empty() || !tokens.len().is_multiple_of(2) {
             errors.push(ctx.err(
                 lineno,
                 format!(

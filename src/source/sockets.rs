@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::inet::{Family, InetSocket, Protocol, UnixSocket};
+use super::inet::{state_bit, Family, InetSocket, Protocol, UnixSocket};
 use super::netlink::{DiagSocket, DumpError};
 use super::proc_net::{FileStatus, ProcNet};
 use super::SourceError;
@@ -68,12 +68,14 @@ impl SocketSource {
         self.mode
     }
 
-    /// Visit every socket of the given protocols, both families. With `meminfo`, netlink is
-    /// asked for SK_MEMINFO so that `drops` is filled (/proc always has it for UDP/raw).
-    /// Returns the backend that served each protocol, in the order given.
+    /// Visit every socket of the given protocols, both families, whose state is in the
+    /// `states` mask ([`super::inet::ALL_STATES`] for all; netlink filters in the kernel, /proc here).
+    /// With `meminfo`, netlink is asked for SK_MEMINFO so that `drops` is filled (/proc always
+    /// has it for UDP/raw). Returns the backend that served each protocol, in the order given.
     pub fn for_each_inet(
         &self,
         protocols: &[Protocol],
+        states: u32,
         meminfo: bool,
         errors: &mut Vec<SourceError>,
         visit: &mut dyn FnMut(&InetSocket),
@@ -105,7 +107,7 @@ impl SocketSource {
                 None => false,
             };
             if let (true, Some(sock)) = (use_netlink, diag.as_mut()) {
-                match self.netlink_protocol(sock, protocol, meminfo, errors, visit) {
+                match self.netlink_protocol(sock, protocol, states, meminfo, errors, visit) {
                     Ok(()) => {
                         backends.push(Backend::Netlink);
                         continue;
@@ -129,7 +131,7 @@ impl SocketSource {
                     }
                 }
             }
-            self.proc_protocol(protocol, errors, visit);
+            self.proc_protocol(protocol, states, errors, visit);
             backends.push(Backend::Proc);
         }
         backends
@@ -141,12 +143,13 @@ impl SocketSource {
         &self,
         sock: &mut DiagSocket,
         protocol: Protocol,
+        states: u32,
         meminfo: bool,
         errors: &mut Vec<SourceError>,
         visit: &mut dyn FnMut(&InetSocket),
     ) -> Result<(), i32> {
         for (i, family) in Family::ALL.into_iter().enumerate() {
-            match sock.dump_inet(protocol, family, meminfo, visit) {
+            match sock.dump_inet(protocol, family, states, meminfo, visit) {
                 Ok(_) => {}
                 Err(DumpError::Refused(errno)) if i == 0 => return Err(errno),
                 Err(e) => errors.push(netlink_error(protocol, family, &e)),
@@ -158,11 +161,19 @@ impl SocketSource {
     fn proc_protocol(
         &self,
         protocol: Protocol,
+        states: u32,
         errors: &mut Vec<SourceError>,
         visit: &mut dyn FnMut(&InetSocket),
     ) {
+        let mut filtered = |s: &InetSocket| {
+            if states & state_bit(s.state) != 0 {
+                visit(s)
+            }
+        };
         for family in Family::ALL {
-            let status = self.proc.for_each_inet(protocol, family, errors, visit);
+            let status = self
+                .proc
+                .for_each_inet(protocol, family, errors, &mut filtered);
             if status == FileStatus::Missing {
                 let file = protocol.proc_file(family);
                 let optional = family == Family::Ipv6 || protocol == Protocol::UdpLite;
