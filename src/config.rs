@@ -175,12 +175,20 @@ pub struct Cli {
 
     /// Scrape timeout when the request has no X-Prometheus-Scrape-Timeout-Seconds header
     /// (e.g. 10s, 500ms, 1m). A collector still running then is reported failed.
-    #[arg(long = "web.scrape-timeout", value_name = "DURATION", default_value = "10s")]
+    #[arg(
+        long = "web.scrape-timeout",
+        value_name = "DURATION",
+        default_value = "10s"
+    )]
     pub web_scrape_timeout: String,
 
     /// Subtracted from Prometheus' X-Prometheus-Scrape-Timeout-Seconds so that the answer
     /// arrives before Prometheus gives up.
-    #[arg(long = "web.scrape-timeout-offset", value_name = "DURATION", default_value = "500ms")]
+    #[arg(
+        long = "web.scrape-timeout-offset",
+        value_name = "DURATION",
+        default_value = "500ms"
+    )]
     pub web_scrape_timeout_offset: String,
 
     /// Print one scrape (Prometheus text format) to stdout and exit.
@@ -260,13 +268,13 @@ pub fn parse_duration(flag: &str, s: &str) -> Result<Duration, String> {
         "s" => 1.0,
         "m" => 60.0,
         "h" => 3600.0,
-        _ => return Err(format!("invalid {flag} {s:?}: expected e.g. 10s, 500ms or 1m")),
+        _ => return Err(format!("invalid {flag} {s:?}: use e.g. 10s, 500ms or 1m")),
     };
     match num.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v * scale <= 86400.0 => {
             Ok(Duration::from_secs_f64(v * scale))
         }
-        _ => Err(format!("invalid {flag} {s:?}: expected a positive duration such as 10s")),
+        _ => Err(format!("invalid {flag} {s:?}: not a positive duration")),
     }
 }
 

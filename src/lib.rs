@@ -12,3 +12,4 @@ pub mod metrics;
 pub mod scrape;
 pub mod server;
 pub mod source;
+pub mod web_config;

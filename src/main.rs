@@ -8,6 +8,7 @@ use clap::Parser;
 
 use netstat_exporter::config::{Cli, Config};
 use netstat_exporter::scrape::Scraper;
+use netstat_exporter::web_config::WebRuntime;
 use netstat_exporter::{logging, metrics, server};
 
 fn main() -> ExitCode {
@@ -50,6 +51,15 @@ fn main() -> ExitCode {
         };
     }
 
+    // A web config that does not load is a startup error, like a bad flag.
+    let web = match WebRuntime::from_option(config.web_config_file.as_deref()) {
+        Ok(w) => Arc::new(w),
+        Err(e) => {
+            eprintln!("netstat_exporter: {e}");
+            return ExitCode::from(2);
+        }
+    };
+
     tracing::info!(
         version = netstat_exporter::scrape::VERSION,
         revision = netstat_exporter::scrape::REVISION,
@@ -66,7 +76,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(server::serve(&config, scraper)) {
+    match runtime.block_on(server::serve_with(&config, scraper, web)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("netstat_exporter: {e}");
