@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+"""Generates alerts_test.yml from the cases below and the annotation templates of alerts.yml.
+
+Run it after changing alerts.yml (`python3 deploy/prometheus/gen_alerts_test.py`), then
+`promtool test rules deploy/prometheus/alerts_test.yml`. The expected annotations are rendered
+here with the same formatting as Prometheus (humanize, humanizePercentage, humanize1024), so
+promtool checks the templates too. Needs PyYAML.
+"""
+import math
+import os
+import re
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+rules = {}
+for g in yaml.safe_load(open(os.path.join(HERE, 'alerts.yml')))['groups']:
+    for r in g['rules']:
+        rules[r['alert']] = r
+
+def g4(v):
+    s = '%.4g' % v
+    return s
+def humanize(v):
+    if v == 0 or math.isnan(v) or math.isinf(v): return '%.4g' % v
+    if abs(v) >= 1:
+        prefix = ''
+        for p in ['k','M','G','T','P','E','Z','Y']:
+            if abs(v) < 1000: break
+            prefix = p; v /= 1000
+        return '%.4g%s' % (v, prefix)
+    prefix = ''
+    for p in ['m','u','n','p','f','a','z','y']:
+        if abs(v) >= 1: break
+        prefix = p; v *= 1000
+    return '%.4g%s' % (v, prefix)
+def humanize1024(v):
+    if abs(v) <= 1: return '%.4g' % v
+    prefix = ''
+    for p in ['ki','Mi','Gi','Ti','Pi','Ei','Zi','Yi']:
+        if abs(v) < 1024: break
+        prefix = p; v /= 1024
+    return '%.4g%s' % (v, prefix)
+def plain(v):
+    # Go's %v for float64: shortest representation, exponent from 1e21.
+    if v == int(v) and abs(v) < 1e21:
+        return '%d' % v
+    return repr(v)
+
+def render(tmpl, labels, value):
+    def sub(m):
+        expr = m.group(1).strip()
+        if expr.startswith('$labels.'):
+            return labels.get(expr[len('$labels.'):], '')
+        if expr == '$value': return plain(value)
+        if expr == '$value | humanizePercentage': return '%.4g%%' % (value*100)
+        if expr == '$value | humanize': return humanize(value)
+        if expr == '$value | humanize1024': return humanize1024(value)
+        raise Exception(expr)
+    return re.sub(r'\{\{(.*?)\}\}', sub, tmpl)
+
+def exp(alert, labels, value):
+    r = rules[alert]
+    lab = dict(labels); lab.update(r.get('labels', {}))
+    ann = {k: render(v, lab, value) for k, v in r['annotations'].items()}
+    return {'exp_labels': lab, 'exp_annotations': ann}
+
+H = {'instance': 'host1:9958', 'job': 'netstat-exporter'}
+H2 = {'instance': 'host2:9958', 'job': 'netstat-exporter'}
+def S(name, labels, values, base=H):
+    l = dict(base); l.update(labels)
+    return {'series': name + '{' + ', '.join('%s="%s"' % (k, v) for k, v in l.items()) + '}', 'values': values}
+def L(labels, base=H):
+    l = dict(base); l.update(labels); return l
+
+def iface(device, direction, ok, err, drop, ovr, n=40):
+    out = []
+    for outcome, per in [('ok', ok), ('error', err), ('drop', drop), ('overrun', ovr)]:
+        out.append(S('netstat_interface_packets_total', {'device': device, 'direction': direction, 'outcome': outcome}, '0+%gx%d' % (per, n)))
+    return out
+
+tests = []
+# --- interfaces: eth0 receive 10% errors (fires), eth0 transmit clean, eth1 receive 0.5% errors
+# (below 1%), eth2 receive 5% drops (fires), eth2 transmit 0.2% overruns (fires), eth3 transmit
+# 0.05% overruns (does not).
+series = []
+series += iface('eth0', 'receive', 900, 100, 0, 0)
+series += iface('eth0', 'transmit', 1000, 0, 0, 0)
+series += iface('eth1', 'receive', 995, 5, 0, 0)
+series += iface('eth2', 'receive', 950, 0, 50, 0)
+series += iface('eth2', 'transmit', 998, 0, 0, 2)
+series += iface('eth3', 'transmit', 9995, 0, 0, 5)
+tests.append({
+    'name': 'interface errors, drops and overruns as a ratio of packets',
+    'interval': '1m',
+    'input_series': series,
+    'alert_rule_test': [
+        # rate() has data from 1m on; for: 15m / 10m: pending, not firing yet at 10m / 5m.
+        {'eval_time': '10m', 'alertname': 'NetstatInterfaceErrors', 'exp_alerts': []},
+        {'eval_time': '10m', 'alertname': 'NetstatInterfaceDrops', 'exp_alerts': []},
+        {'eval_time': '5m', 'alertname': 'NetstatInterfaceOverruns', 'exp_alerts': []},
+        {'eval_time': '25m', 'alertname': 'NetstatInterfaceErrors', 'exp_alerts': [
+            exp('NetstatInterfaceErrors', L({'device': 'eth0', 'direction': 'receive'}), 0.1)]},
+        {'eval_time': '25m', 'alertname': 'NetstatInterfaceDrops', 'exp_alerts': [
+            exp('NetstatInterfaceDrops', L({'device': 'eth2', 'direction': 'receive'}), 0.05)]},
+        {'eval_time': '25m', 'alertname': 'NetstatInterfaceOverruns', 'exp_alerts': [
+            exp('NetstatInterfaceOverruns', L({'device': 'eth2', 'direction': 'transmit'}), 0.002)]},
+    ],
+})
+# --- promiscuous: eth0 yes (fires), veth1234 yes (bridge port, excluded), eth1 no.
+tests.append({
+    'name': 'promiscuous interfaces',
+    'interval': '1m',
+    'input_series': [
+        S('netstat_interface_flag', {'device': 'eth0', 'flag': 'promisc'}, '1x20'),
+        S('netstat_interface_flag', {'device': 'veth1234', 'flag': 'promisc'}, '1x20'),
+        S('netstat_interface_flag', {'device': 'eth1', 'flag': 'promisc'}, '0x20'),
+        S('netstat_interface_flag', {'device': 'eth1', 'flag': 'up'}, '1x20'),
+    ],
+    'alert_rule_test': [
+        {'eval_time': '3m', 'alertname': 'NetstatInterfacePromiscuous', 'exp_alerts': []},
+        {'eval_time': '10m', 'alertname': 'NetstatInterfacePromiscuous', 'exp_alerts': [
+            exp('NetstatInterfacePromiscuous', L({'device': 'eth0', 'flag': 'promisc'}), 1)]},
+    ],
+})
+# --- listeners
+lst = lambda addr, port, proto='tcp': {'protocol': proto, 'family': 'ipv4', 'address': addr, 'port': str(port)}
+tests.append({
+    'name': 'listener accept queue near its limit, listen overflows, unexpected listeners',
+    'interval': '1m',
+    'input_series': [
+        S('netstat_listener_accept_queue', lst('0.0.0.0', 8080), '90x20'),
+        S('netstat_listener_accept_queue_limit', lst('0.0.0.0', 8080), '100x20'),
+        S('netstat_listener_accept_queue', lst('0.0.0.0', 443), '50x20'),
+        S('netstat_listener_accept_queue_limit', lst('0.0.0.0', 443), '100x20'),
+        S('netstat_listener_accept_queue', lst('127.0.0.1', 6000), '0x20'),
+        S('netstat_listener_accept_queue_limit', lst('127.0.0.1', 6000), '0x20'),
+        S('netstat_tcp_listen_overflows_total', {}, '0+60x20'),
+        S('netstat_tcp_listen_overflows_total', {}, '7x20', base=H2),
+        S('netstat_listener_unexpected', dict(lst('0.0.0.0', 4444), service='krb524', process='nc'), '1x10'),
+    ],
+    'alert_rule_test': [
+        {'eval_time': '3m', 'alertname': 'NetstatListenerAcceptQueueNearLimit', 'exp_alerts': []},
+        {'eval_time': '10m', 'alertname': 'NetstatListenerAcceptQueueNearLimit', 'exp_alerts': [
+            exp('NetstatListenerAcceptQueueNearLimit', L(lst('0.0.0.0', 8080)), 0.9)]},
+        {'eval_time': '4m', 'alertname': 'NetstatTcpListenOverflows', 'exp_alerts': []},
+        {'eval_time': '15m', 'alertname': 'NetstatTcpListenOverflows', 'exp_alerts': [
+            exp('NetstatTcpListenOverflows', L({}), 1)]},
+        {'eval_time': '1m', 'alertname': 'NetstatUnexpectedListener', 'exp_alerts': []},
+        {'eval_time': '5m', 'alertname': 'NetstatUnexpectedListener', 'exp_alerts': [
+            exp('NetstatUnexpectedListener', L(dict(lst('0.0.0.0', 4444), service='krb524', process='nc')), 1)]},
+    ],
+})
+# --- socket queues: tcp receive never drains (fires); tcp send drains once (does not).
+q = lambda queue: {'protocol': 'tcp', 'family': 'ipv4', 'queue': queue}
+tests.append({
+    'name': 'sustained non-empty socket queues',
+    'interval': '1m',
+    'input_series': [
+        S('netstat_socket_queue_max_bytes', q('receive'), '4096x30'),
+        S('netstat_socket_queue_max_bytes', q('send'), '1000x12 0 1000x17'),
+        S('netstat_socket_queue_max_bytes', {'protocol': 'udp', 'family': 'ipv6', 'queue': 'receive'}, '0x30'),
+    ],
+    'alert_rule_test': [
+        {'eval_time': '3m', 'alertname': 'NetstatSocketQueueBacklog', 'exp_alerts': []},
+        {'eval_time': '20m', 'alertname': 'NetstatSocketQueueBacklog', 'exp_alerts': [
+            exp('NetstatSocketQueueBacklog', L(q('receive')), 4096)]},
+    ],
+})
+st = lambda fam, state: {'protocol': 'tcp', 'family': fam, 'state': state}
+tests.append({
+    'name': 'TIME_WAIT and CLOSE_WAIT pile-ups',
+    'interval': '1m',
+    'input_series': [
+        S('netstat_sockets', st('ipv4', 'time_wait'), '40000x30'),
+        S('netstat_sockets', st('ipv6', 'time_wait'), '20000x30'),
+        S('netstat_sockets', st('ipv4', 'close_wait'), '100x30'),
+        S('netstat_sockets', st('ipv6', 'close_wait'), '50x30'),
+        S('netstat_sockets', st('ipv4', 'time_wait'), '30000x30', base=H2),
+        S('netstat_sockets', st('ipv6', 'time_wait'), '0x30', base=H2),
+        S('netstat_sockets', st('ipv4', 'close_wait'), '60x30', base=H2),
+        S('netstat_sockets', st('ipv6', 'close_wait'), '0x30', base=H2),
+    ],
+    'alert_rule_test': [
+        {'eval_time': '10m', 'alertname': 'NetstatTcpTimeWaitPileUp', 'exp_alerts': []},
+        {'eval_time': '10m', 'alertname': 'NetstatTcpCloseWaitPileUp', 'exp_alerts': []},
+        {'eval_time': '20m', 'alertname': 'NetstatTcpTimeWaitPileUp', 'exp_alerts': [
+            exp('NetstatTcpTimeWaitPileUp', L({'protocol': 'tcp', 'state': 'time_wait'}), 60000)]},
+        {'eval_time': '20m', 'alertname': 'NetstatTcpCloseWaitPileUp', 'exp_alerts': [
+            exp('NetstatTcpCloseWaitPileUp', L({'protocol': 'tcp', 'state': 'close_wait'}), 150)]},
+    ],
+})
+tests.append({
+    'name': 'UDP receive buffer errors',
+    'interval': '1m',
+    'input_series': [
+        S('netstat_udp_receive_buffer_errors_total', {'family': 'ipv4'}, '0+120x30'),
+        S('netstat_udp_receive_buffer_errors_total', {'family': 'ipv6'}, '3x30'),
+    ],
+    'alert_rule_test': [
+        {'eval_time': '8m', 'alertname': 'NetstatUdpReceiveBufferErrors', 'exp_alerts': []},
+        {'eval_time': '20m', 'alertname': 'NetstatUdpReceiveBufferErrors', 'exp_alerts': [
+            exp('NetstatUdpReceiveBufferErrors', L({'family': 'ipv4'}), 2)]},
+    ],
+})
+tests.append({
+    'name': 'exporter health: failing collector, target down, no target at all',
+    'interval': '1m',
+    'input_series': [
+        S('netstat_scrape_collector_success', {'collector': 'sockets'}, '0x20'),
+        S('netstat_scrape_collector_success', {'collector': 'interfaces'}, '1x20'),
+        S('netstat_scrape_collector_success', {'collector': 'protocols'}, '1x3 0 1x15'),
+        S('up', {}, '0x20'),
+        S('up', {}, '1x20', base=H2),
+    ],
+    'alert_rule_test': [
+        {'eval_time': '3m', 'alertname': 'NetstatExporterCollectorFailed', 'exp_alerts': []},
+        {'eval_time': '10m', 'alertname': 'NetstatExporterCollectorFailed', 'exp_alerts': [
+            exp('NetstatExporterCollectorFailed', L({'collector': 'sockets'}), 0)]},
+        {'eval_time': '3m', 'alertname': 'NetstatExporterDown', 'exp_alerts': []},
+        {'eval_time': '10m', 'alertname': 'NetstatExporterDown', 'exp_alerts': [
+            exp('NetstatExporterDown', L({}), 0)]},
+        {'eval_time': '20m', 'alertname': 'NetstatExporterAbsent', 'exp_alerts': []},
+    ],
+})
+tests.append({
+    'name': 'exporter absent: no up series for the job',
+    'interval': '1m',
+    'input_series': [
+        {'series': 'up{instance="localhost:9090", job="prometheus"}', 'values': '1x30'},
+    ],
+    'alert_rule_test': [
+        {'eval_time': '10m', 'alertname': 'NetstatExporterAbsent', 'exp_alerts': []},
+        {'eval_time': '20m', 'alertname': 'NetstatExporterAbsent', 'exp_alerts': [
+            exp('NetstatExporterAbsent', {'job': 'netstat-exporter'}, 1)]},
+    ],
+})
+
+doc = {'rule_files': ['alerts.yml'], 'evaluation_interval': '1m', 'tests': tests}
+class D(yaml.SafeDumper): pass
+def str_rep(dumper, data):
+    return dumper.represent_scalar('tag:yaml.org,2002:str', data)
+D.add_representer(str, str_rep)
+hdr = '''# Unit tests for alerts.yml: `promtool test rules deploy/prometheus/alerts_test.yml`.
+# Every alert is tested firing (labels and rendered annotations) and not firing (below its
+# threshold, or not yet for long enough). Run by CI through tests/deploy_artifacts.rs.
+'''
+open(os.path.join(HERE, 'alerts_test.yml'), 'w').write(hdr + yaml.dump(doc, Dumper=D, sort_keys=False, width=1000, allow_unicode=True))

@@ -1,0 +1,646 @@
+//! End to end against a real Prometheus server (Debian package `prometheus`): the dashboard's
+//! and the alert rules' PromQL return data from a live exporter, and an interface-errors alert
+//! goes pending then firing when a fixture's error counters rise.
+//!
+//! Each test starts its own Prometheus on a free loopback port with its TSDB in a temporary
+//! directory and a generated config: scrape_interval and evaluation_interval 1s, one job
+//! "netstat-exporter" (the job name alerts.yml and the dashboard expect), and as rule file a
+//! copy of deploy/prometheus/alerts.yml in which every `for:` is shortened to 5s (the only
+//! change: thresholds and rate windows are those shipped). Only loopback traffic.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{exporter_bin, free_port, http_get, require_tool, Exporter};
+use serde_yaml_ng::Value;
+
+const JOB: &str = "netstat-exporter";
+/// What the test copy of alerts.yml uses for every `for:`.
+const SHORT_FOR: &str = "5s";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let d = std::env::temp_dir().join(format!(
+            "netstat-e2e-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        TempDir(d)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// deploy/prometheus/alerts.yml with every `for:` set to [`SHORT_FOR`].
+fn alerts_with_short_for() -> String {
+    let text = std::fs::read_to_string(repo().join("deploy/prometheus/alerts.yml")).unwrap();
+    let re = regex::Regex::new(r"(?m)^(\s+)for: \S+\s*$").unwrap();
+    assert!(re.is_match(&text));
+    re.replace_all(&text, format!("${{1}}for: {SHORT_FOR}").as_str())
+        .into_owned()
+}
+
+/// A Prometheus server scraping `targets` (job "netstat-exporter") every second and evaluating
+/// the shortened alerts.yml every second. Killed and its directory removed on drop.
+struct Prometheus {
+    child: Child,
+    addr: SocketAddr,
+    dir: TempDir,
+}
+
+impl Prometheus {
+    fn start(targets: &[SocketAddr], scrape_interval_s: u64) -> Prometheus {
+        let dir = TempDir::new("prometheus");
+        std::fs::write(dir.path().join("alerts.yml"), alerts_with_short_for()).unwrap();
+        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let config = format!(
+            "global:\n  scrape_interval: {scrape_interval_s}s\n  scrape_timeout: {scrape_interval_s}s\n  evaluation_interval: 1s\n\
+             rule_files:\n  - alerts.yml\n\
+             scrape_configs:\n  - job_name: {JOB}\n    static_configs:\n      - targets: [{}]\n",
+            targets.join(", ")
+        );
+        std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--log.level=warn")
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn prometheus");
+        let mut p = Prometheus { child, addr, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!("prometheus exited ({status}):\n{}", p.log());
+            }
+            if std::net::TcpStream::connect(addr).is_ok()
+                && http_get(addr, "/-/ready", &[]).status == 200
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "prometheus not ready:\n{}",
+                p.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        p
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// GET an API path, parsed (JSON is YAML; serde_yaml_ng is the crate's YAML parser).
+    fn api(&self, path_and_query: &str) -> Value {
+        let r = http_get(self.addr, path_and_query, &[]);
+        serde_yaml_ng::from_str(&r.text())
+            .unwrap_or_else(|e| panic!("{path_and_query}: {e}: {}", r.text()))
+    }
+
+    /// Instant query: Ok(result list) or Err(error text).
+    fn query(&self, expr: &str) -> Result<Vec<Value>, String> {
+        let q: String = form_urlencoded::byte_serialize(expr.as_bytes()).collect();
+        let v = self.api(&format!("/api/v1/query?query={q}"));
+        if v["status"].as_str() != Some("success") {
+            return Err(format!(
+                "{}: {}",
+                v["errorType"].as_str().unwrap_or("?"),
+                v["error"].as_str().unwrap_or("?")
+            ));
+        }
+        Ok(v["data"]["result"]
+            .as_sequence()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn value(&self, expr: &str) -> Option<f64> {
+        let r = self.query(expr).ok()?;
+        r.first()?["value"][1].as_str()?.parse().ok()
+    }
+
+    /// Wait until Prometheus has scraped every target `n` times.
+    fn wait_for_scrapes(&self, n: usize, targets: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let counts = self
+                .query(&format!("count_over_time(up{{job=\"{JOB}\"}}[5m])"))
+                .unwrap_or_default();
+            let ok = counts.len() == targets
+                && counts.iter().all(|c| {
+                    c["value"][1]
+                        .as_str()
+                        .and_then(|v| v.parse::<f64>().ok())
+                        .is_some_and(|v| v >= n as f64)
+                });
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {n} scrapes after 60 s: {counts:?}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn yaml_file(rel: &str) -> Value {
+    serde_yaml_ng::from_str(&std::fs::read_to_string(repo().join(rel)).unwrap()).unwrap()
+}
+
+/// The alert rules of alerts.yml: (name, expr).
+fn alert_rules() -> Vec<(String, String)> {
+    let doc = yaml_file("deploy/prometheus/alerts.yml");
+    let mut out = Vec::new();
+    for g in doc["groups"].as_sequence().unwrap() {
+        for r in g["rules"].as_sequence().unwrap() {
+            out.push((
+                r["alert"].as_str().unwrap().to_string(),
+                r["expr"].as_str().unwrap().trim().to_string(),
+            ));
+        }
+    }
+    out
+}
+
+/// Byte ranges of `expr` at nesting depth 0 (outside (), {}, [] and string literals).
+fn depth0(expr: &str) -> Vec<bool> {
+    let b = expr.as_bytes();
+    let mut out = vec![false; b.len()];
+    let mut depth = 0i32;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' | b'\'' | b'`' => {
+                let q = b[i];
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    if b[i] == b'\\' && q != b'`' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'(' | b'{' | b'[' => depth += 1,
+            b')' | b'}' | b']' => depth -= 1,
+            _ => out[i] = depth == 0,
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The "signal" of an alert expression: what it compares against its threshold. An alert must
+/// not fire on a healthy host, so the full expression usually returns nothing; its signal must
+/// return data, or the alert could never fire (a wrong metric or label name).
+/// `absent(X)` -> X; `A and B` -> signals of A and B; `A unless B` -> signal of A;
+/// `X > 0.8` (last comparison at depth 0) -> X.
+fn signals(expr: &str) -> Vec<String> {
+    let e = expr.trim();
+    if let Some(inner) = e.strip_prefix("absent(").and_then(|r| r.strip_suffix(')')) {
+        return vec![inner.trim().to_string()];
+    }
+    let top = depth0(e);
+    for (op, keep_right) in [(" and ", true), (" unless ", false)] {
+        if let Some(pos) = e
+            .match_indices(op)
+            .map(|(p, _)| p)
+            .find(|&p| top[p + 1..p + op.len() - 1].iter().all(|&t| t))
+        {
+            let mut v = signals(&e[..pos]);
+            if keep_right {
+                v.extend(signals(&e[pos + op.len()..]));
+            }
+            return v;
+        }
+    }
+    let b = e.as_bytes();
+    let mut cut = None;
+    for i in 0..b.len() {
+        if !top[i] {
+            continue;
+        }
+        let two = &e[i..(i + 2).min(e.len())];
+        let is_cmp = matches!(two, "==" | "!=" | ">=" | "<=")
+            || ((b[i] == b'>' || b[i] == b'<') && b.get(i + 1) != Some(&b'='));
+        let after_other = i > 0 && matches!(b[i - 1], b'=' | b'!' | b'<' | b'>');
+        if is_cmp && !after_other {
+            cut = Some(i);
+        }
+    }
+    match cut {
+        Some(i) => vec![e[..i].trim().to_string()],
+        None => vec![e.to_string()],
+    }
+}
+
+#[test]
+fn signal_extraction() {
+    assert_eq!(signals("absent(up{job=\"x\"})"), vec!["up{job=\"x\"}"]);
+    assert_eq!(
+        signals("(a / (b > 0)) > 0.8"),
+        vec!["(a / (b > 0))".to_string()]
+    );
+    assert_eq!(signals("x{a!=\"b\"} == 1"), vec!["x{a!=\"b\"}"]);
+    assert_eq!(signals("a > 1 and b >= 2"), vec!["a", "b"]);
+    assert_eq!(signals("a > 1 unless b"), vec!["a"]);
+    assert_eq!(signals("rate(x[5m])"), vec!["rate(x[5m])"]);
+}
+
+/// Substitute the dashboard's template variables as Grafana would for one job and instance.
+fn substitute(expr: &str, instance: &str) -> String {
+    expr.replace("$__rate_interval", "1m")
+        .replace("$__interval", "5s")
+        .replace("$__range", "1m")
+        .replace("${job}", JOB)
+        .replace("$job", JOB)
+        .replace("${instance}", &promql_regex(instance))
+        .replace("$instance", &promql_regex(instance))
+}
+
+/// `value` as a regular expression inside a PromQL string literal, as Grafana escapes a
+/// multi-value variable: `127\\.0\\.0\\.1:9958`.
+fn promql_regex(value: &str) -> String {
+    regex::escape(value).replace('\\', "\\\\")
+}
+
+/// Every PromQL expression of the dashboard: (where, expr).
+fn dashboard_exprs() -> Vec<(String, String)> {
+    let d = yaml_file("dashboards/netstat_exporter.json");
+    let mut out = Vec::new();
+    for v in d["templating"]["list"].as_sequence().unwrap() {
+        if let Some(q) = v["query"]["query"].as_str() {
+            // label_values(SELECTOR, LABEL) -> group by (LABEL) (SELECTOR)
+            let inner = q
+                .strip_prefix("label_values(")
+                .and_then(|r| r.strip_suffix(')'))
+                .unwrap_or_else(|| panic!("variable query {q}"));
+            let (sel, label) = inner.rsplit_once(',').unwrap();
+            out.push((
+                format!("variable ${}", v["name"].as_str().unwrap()),
+                format!("group by ({}) ({})", label.trim(), sel.trim()),
+            ));
+        }
+    }
+    for p in d["panels"].as_sequence().unwrap() {
+        for t in p["targets"].as_sequence().cloned().unwrap_or_default() {
+            out.push((
+                format!(
+                    "panel {:?} target {}",
+                    p["title"].as_str().unwrap(),
+                    t["refId"].as_str().unwrap()
+                ),
+                t["expr"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    out
+}
+
+fn exporter_has_flag(flag: &str) -> bool {
+    let out = Command::new(exporter_bin()).arg("--help").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).contains(flag)
+}
+
+#[test]
+fn dashboard_and_alert_queries_return_data_from_a_live_prometheus() {
+    if !require_tool("prometheus") {
+        return;
+    }
+    let t0 = Instant::now();
+    // Listeners of both kinds with something to show: a TCP listener with a queued connection
+    // (accept queue 1) and a UDP socket with a datagram waiting.
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let _queued = std::net::TcpStream::connect(tcp.local_addr().unwrap()).unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(b"queued", udp.local_addr().unwrap())
+        .unwrap();
+    // An expected-listeners file that allows only tcp port 1: every real listener (ours,
+    // Prometheus', the exporter's) is unexpected, so netstat_listener_unexpected has series.
+    let tmp = TempDir::new("expected");
+    let expected = tmp.path().join("expected.yml");
+    std::fs::write(&expected, "listeners:\n  - protocol: tcp\n    port: 1\n").unwrap();
+    let expected_flag = format!("--collector.listeners.expected={}", expected.display());
+    let mut args: Vec<&str> = Vec::new();
+    if exporter_has_flag("--collector.listeners.expected") {
+        args.push(&expected_flag);
+    } else {
+        eprintln!(
+            "NOTE: this exporter has no listeners collector yet; the listener expressions below will fail"
+        );
+    }
+    let exporter = Exporter::start(&args);
+    let instance = exporter.addr.to_string();
+    // 1s scrapes, unless this host has so many sockets that a scrape of the (debug-built)
+    // exporter takes longer: then an interval that leaves room for the exporter's own
+    // timeout offset (--web.scrape-timeout-offset, 500ms), so that no collector times out.
+    let mut slowest = Duration::ZERO;
+    for _ in 0..2 {
+        let t = Instant::now();
+        assert_eq!(exporter.get("/metrics").status, 200);
+        slowest = slowest.max(t.elapsed());
+    }
+    let interval = ((slowest.as_secs_f64() * 2.0 + 1.0).ceil() as u64).clamp(1, 10);
+    eprintln!("a scrape takes {slowest:?}: scrape_interval {interval}s");
+    let prom = Prometheus::start(&[exporter.addr], interval);
+    prom.wait_for_scrapes(5, 1);
+    eprintln!("5 scrapes after {:?}", t0.elapsed());
+
+    let mut failures = Vec::new();
+
+    // The target is up and the scrapes went without errors.
+    let targets = prom.api("/api/v1/targets?state=active");
+    let active = targets["data"]["activeTargets"].as_sequence().unwrap();
+    assert_eq!(active.len(), 1, "{targets:?}");
+    assert_eq!(active[0]["health"].as_str(), Some("up"), "{:?}", active[0]);
+    assert_eq!(active[0]["lastError"].as_str(), Some(""), "{:?}", active[0]);
+    for (what, expr, want) in [
+        ("target up", format!("min_over_time(up{{job=\"{JOB}\"}}[1m])"), 1.0),
+        (
+            "no collector failed in any scrape",
+            format!("min(min_over_time(netstat_scrape_collector_success{{job=\"{JOB}\"}}[1m]))"),
+            1.0,
+        ),
+        (
+            "no scrape error counted",
+            format!("sum(netstat_scrape_errors_total{{job=\"{JOB}\"}}) or vector(0)"),
+            0.0,
+        ),
+        (
+            "no sample rejected by Prometheus",
+            format!(
+                "sum(scrape_samples_scraped{{job=\"{JOB}\"}}) - sum(scrape_samples_post_metric_relabeling{{job=\"{JOB}\"}})"
+            ),
+            0.0,
+        ),
+    ] {
+        let got = prom.value(&expr);
+        if got != Some(want) {
+            failures.push(format!("{what}: {expr} = {got:?}, want {want}"));
+        }
+    }
+    assert!(
+        prom.value(&format!("scrape_samples_scraped{{job=\"{JOB}\"}}"))
+            .is_some_and(|v| v > 100.0),
+        "scrape produced samples"
+    );
+
+    // Every dashboard expression parses and returns data.
+    let exprs = dashboard_exprs();
+    for (what, expr) in &exprs {
+        let q = substitute(expr, &instance);
+        match prom.query(&q) {
+            Err(e) => failures.push(format!("{what}: does not run: {e}\n    {q}")),
+            Ok(r) if r.is_empty() => failures.push(format!("{what}: no data\n    {q}")),
+            Ok(_) => {}
+        }
+    }
+    // The instance variable offers our exporter.
+    let inst = prom
+        .query(&format!(
+            "group by (instance) (netstat_exporter_build_info{{job=~\"{JOB}\"}})"
+        ))
+        .unwrap();
+    assert!(
+        inst.iter()
+            .any(|r| r["metric"]["instance"].as_str() == Some(&instance)),
+        "{inst:?}"
+    );
+
+    // Every alert rule parses; the signal it compares with its threshold returns data.
+    let rules = alert_rules();
+    let mut n_signals = 0;
+    for (name, expr) in &rules {
+        if let Err(e) = prom.query(expr) {
+            failures.push(format!("alert {name}: does not run: {e}\n    {expr}"));
+            continue;
+        }
+        for sig in signals(expr) {
+            n_signals += 1;
+            match prom.query(&sig) {
+                Err(e) => {
+                    failures.push(format!("alert {name}: signal does not run: {e}\n    {sig}"))
+                }
+                Ok(r) if r.is_empty() => {
+                    failures.push(format!("alert {name}: signal has no data\n    {sig}"))
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+    // Prometheus loaded every rule and evaluates each without error.
+    let api_rules = prom.api("/api/v1/rules?type=alert");
+    let loaded: Vec<&Value> = api_rules["data"]["groups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_sequence().unwrap().iter())
+        .collect();
+    if loaded.len() != rules.len() {
+        failures.push(format!(
+            "Prometheus loaded {} alert rules, alerts.yml has {}",
+            loaded.len(),
+            rules.len()
+        ));
+    }
+    for r in &loaded {
+        if r["health"].as_str() != Some("ok") {
+            failures.push(format!(
+                "alert {}: health {:?}, lastError {:?}",
+                r["name"].as_str().unwrap_or("?"),
+                r["health"].as_str(),
+                r["lastError"].as_str()
+            ));
+        }
+    }
+    eprintln!(
+        "{} dashboard expressions, {} alert rules ({} signals) checked in {:?}",
+        exprs.len(),
+        rules.len(),
+        n_signals,
+        t0.elapsed()
+    );
+    drop(udp);
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Copy the e2e fixture tree (proc/net/dev and sys/class/net) into `dst`.
+fn copy_tree(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let to = dst.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), &to).unwrap();
+        }
+    }
+}
+
+/// /proc/net/dev with the given eth0 receive packets and errors (transmit and lo stay clean).
+fn net_dev(rx_packets: u64, rx_errs: u64, lo_packets: u64) -> String {
+    format!(
+        "Inter-|   Receive                                                |  Transmit\n \
+         face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    \
+         lo: {lb} {lo_packets} 0 0 0 0 0 0 {lb} {lo_packets} 0 0 0 0 0 0\n  \
+         eth0: {rb} {rx_packets} {rx_errs} 0 0 0 0 0 {rb} {rx_packets} 0 0 0 0 0 0\n",
+        lb = lo_packets * 100,
+        rb = rx_packets * 1000,
+    )
+}
+
+#[test]
+fn interface_errors_alert_goes_pending_then_firing() {
+    if !require_tool("prometheus") {
+        return;
+    }
+    let t0 = Instant::now();
+    let tmp = TempDir::new("netdev");
+    copy_tree(&repo().join("tests/fixtures/e2e"), tmp.path());
+    let dev = tmp.path().join("proc/net/dev");
+    // Write then rename: the exporter never reads a half-written file.
+    let write_dev = |rx: u64, errs: u64, lo: u64| {
+        let t = tmp.path().join("proc/net/.dev.tmp");
+        std::fs::write(&t, net_dev(rx, errs, lo)).unwrap();
+        std::fs::rename(&t, &dev).unwrap();
+    };
+    write_dev(0, 0, 0);
+    let procfs = format!("--path.procfs={}", tmp.path().join("proc").display());
+    let sysfs = format!("--path.sysfs={}", tmp.path().join("sys").display());
+    let exporter = Exporter::start(&[
+        "--collector.disable-defaults",
+        "--collector.interfaces",
+        &procfs,
+        &sysfs,
+    ]);
+    let prom = Prometheus::start(&[exporter.addr], 1);
+    prom.wait_for_scrapes(2, 1);
+
+    // From now on eth0 receives 400 packets/s of which 40 are errors (10% of packets, over
+    // the 1% threshold); lo gets clean traffic; nothing is dropped or overrun.
+    let (mut rx, mut errs, mut lo) = (0u64, 0u64, 0u64);
+    let mut states: Vec<String> = Vec::new();
+    let mut firing: Option<Value> = None;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut other_alerts = Vec::new();
+    while firing.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "NetstatInterfaceErrors not firing after 40 s; states seen: {states:?}\n{}",
+            prom.log()
+        );
+        rx += 100;
+        errs += 10;
+        lo += 50;
+        write_dev(rx, errs, lo);
+        std::thread::sleep(Duration::from_millis(250));
+        let alerts = prom.api("/api/v1/alerts");
+        for a in alerts["data"]["alerts"].as_sequence().unwrap() {
+            let l = &a["labels"];
+            let name = l["alertname"].as_str().unwrap_or("");
+            let is_ours = name == "NetstatInterfaceErrors"
+                && l["device"].as_str() == Some("eth0")
+                && l["direction"].as_str() == Some("receive");
+            if !is_ours {
+                let desc = format!(
+                    "{name}{{device={:?},direction={:?}}} {}",
+                    l["device"].as_str(),
+                    l["direction"].as_str(),
+                    a["state"].as_str().unwrap_or("")
+                );
+                if name.starts_with("NetstatInterface") && !other_alerts.contains(&desc) {
+                    other_alerts.push(desc);
+                }
+                continue;
+            }
+            let state = a["state"].as_str().unwrap().to_string();
+            if states.last() != Some(&state) {
+                eprintln!(
+                    "{:?}: NetstatInterfaceErrors eth0 receive {state}",
+                    t0.elapsed()
+                );
+                states.push(state.clone());
+            }
+            if state == "firing" {
+                firing = Some(a.clone());
+            }
+        }
+    }
+    assert_eq!(
+        states,
+        vec!["pending".to_string(), "firing".to_string()],
+        "the alert must be seen pending (for: {SHORT_FOR}) before firing"
+    );
+    let a = firing.unwrap();
+    assert_eq!(a["labels"]["severity"].as_str(), Some("warning"));
+    assert_eq!(a["labels"]["job"].as_str(), Some(JOB));
+    let summary = a["annotations"]["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("eth0 on ") && summary.contains("receive packets are errors"),
+        "{summary}"
+    );
+    assert!(a["annotations"]["description"]
+        .as_str()
+        .unwrap()
+        .contains("ethtool -S eth0"));
+    // Nothing else about interfaces fires: lo and eth0's transmit side are clean, and there
+    // are no drops or overruns.
+    assert!(
+        other_alerts.is_empty(),
+        "unexpected interface alerts: {other_alerts:?}"
+    );
+    eprintln!("pending -> firing in {:?}", t0.elapsed());
+}
