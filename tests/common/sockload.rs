@@ -147,3 +147,69 @@ fn spawn_child(n: usize) -> io::Result<(libc::pid_t, libc::c_int)> {
         Ok((pid, ctl[1]))
     }
 }
+
+/// Hold `n` TCP listening sockets on 127.0.0.1 (kernel-chosen ports) in forked children.
+pub fn hold_listeners(n: usize) -> io::Result<Holder> {
+    let mut holder = Holder {
+        children: Vec::new(),
+        connections: 0,
+    };
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(PER_CHILD);
+        holder.children.push(spawn_listener_child(k)?);
+        holder.connections += k;
+        left -= k;
+    }
+    Ok(holder)
+}
+
+fn spawn_listener_child(n: usize) -> io::Result<(libc::pid_t, libc::c_int)> {
+    // SAFETY: as in spawn_child: only system calls in the child.
+    unsafe {
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let alen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let mut ready = [0 as libc::c_int; 2];
+        let mut ctl = [0 as libc::c_int; 2];
+        check(libc::pipe2(ready.as_mut_ptr(), libc::O_CLOEXEC), "pipe")?;
+        check(libc::pipe2(ctl.as_mut_ptr(), libc::O_CLOEXEC), "pipe")?;
+        let pid = libc::fork();
+        if pid < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if pid == 0 {
+            libc::close(ready[0]);
+            libc::close(ctl[1]);
+            let mut status: u8 = 1;
+            for _ in 0..n {
+                let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                if fd < 0
+                    || libc::bind(fd, (&addr as *const libc::sockaddr_in).cast(), alen) < 0
+                    || libc::listen(fd, 128) < 0
+                {
+                    status = 2;
+                    break;
+                }
+            }
+            libc::write(ready[1], (&status as *const u8).cast(), 1);
+            let mut b = 0u8;
+            while libc::read(ctl[0], (&mut b as *mut u8).cast(), 1) > 0 {}
+            libc::_exit(0);
+        }
+        libc::close(ready[1]);
+        libc::close(ctl[0]);
+        let mut status = 0u8;
+        let r = libc::read(ready[0], (&mut status as *mut u8).cast(), 1);
+        libc::close(ready[0]);
+        if r != 1 || status != 1 {
+            libc::close(ctl[1]);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+            return Err(io::Error::other(format!(
+                "listener holder child failed to open {n} listeners"
+            )));
+        }
+        Ok((pid, ctl[1]))
+    }
+}

@@ -1,0 +1,124 @@
+//! Listener collector cost with 1000 listeners and 100k established sockets: the steady-state
+//! scrape, the process attribution cost once its cache is warm, and the cost of a full walk
+//! of /proc/*/fd.
+//!
+//! Run: `cargo bench --bench listeners` (as root, to see other processes' fds).
+//! Options after `--`: `--listeners 1000 --connections 50000 --iterations 15`.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use netstat_exporter::collectors::listeners::{ListenerTable, ListenersCollector};
+use netstat_exporter::collectors::Collector;
+use netstat_exporter::config::Config;
+use netstat_exporter::source::inet::{state_bit, Protocol, TCP_LISTEN};
+use netstat_exporter::source::procfd::OwnerResolver;
+use netstat_exporter::source::sockets::{SocketSource, SourceMode};
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map_or(default, |v| v.parse().expect(name))
+}
+
+fn report(name: &str, mut v: Vec<f64>) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "  {name:<55} median {:>8.2} ms   p90 {:>8.2} ms",
+        v[v.len() / 2],
+        v[(v.len() * 9 / 10).min(v.len() - 1)]
+    );
+}
+
+fn time(iterations: usize, mut f: impl FnMut()) -> Vec<f64> {
+    (0..iterations)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect()
+}
+
+fn main() {
+    let n_listeners = arg("--listeners", 1000);
+    let n_conns = arg("--connections", 50_000);
+    let iterations = arg("--iterations", 15);
+    let _listeners = common::sockload::hold_listeners(n_listeners).expect("listeners");
+    let _conns = common::sockload::hold_tcp(n_conns).expect("connections");
+    std::thread::sleep(Duration::from_millis(500));
+
+    let source = SocketSource::new(SourceMode::Auto, "/proc/net");
+    let mut table = ListenerTable::default();
+    let mut errors = Vec::new();
+    source.for_each_inet(
+        &[Protocol::Tcp],
+        state_bit(TCP_LISTEN),
+        false,
+        &mut errors,
+        &mut |s| table.add(s),
+    );
+    let inodes: Vec<u64> = table
+        .listeners
+        .values()
+        .flat_map(|a| a.inodes.iter().copied())
+        .collect();
+    let fds: usize = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_dir(e.path().join("fd")).ok())
+        .map(|d| d.count())
+        .sum();
+    println!(
+        "\n== {} TCP listeners, {} held connections ({} sockets), {fds} fds on the host, {iterations} iterations",
+        inodes.len(),
+        n_conns,
+        2 * n_conns
+    );
+
+    let config = Config::from_args(["netstat_exporter"]).unwrap();
+    let collector = ListenersCollector::new(&config);
+    let first = Instant::now();
+    let c = collector.collect();
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    println!(
+        "  first scrape (walks /proc/*/fd)                        {:>8.2} ms",
+        first.elapsed().as_secs_f64() * 1000.0
+    );
+    report(
+        "steady-state listeners scrape (cache warm)",
+        time(iterations, || {
+            assert!(collector.collect().errors.is_empty())
+        }),
+    );
+
+    let warm = OwnerResolver::new("/proc", Duration::from_secs(3600));
+    warm.resolve(&inodes, &mut errors);
+    report(
+        "attribution only, cache warm (1 readlink per listener)",
+        time(iterations, || {
+            warm.resolve(&inodes, &mut errors);
+        }),
+    );
+    let s = warm.stats();
+    assert_eq!(s.walks, 1, "warm cache must not walk again");
+    report(
+        "attribution only, full walk of /proc/*/fd (cold cache)",
+        time(iterations.min(7), || {
+            let cold = OwnerResolver::new("/proc", Duration::ZERO);
+            let owners = cold.resolve(&inodes, &mut errors);
+            // Listeners of processes in other pid namespaces stay unresolved.
+            assert!(
+                owners.len() + 5 >= inodes.len(),
+                "{} of {}",
+                owners.len(),
+                inodes.len()
+            );
+        }),
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+}
