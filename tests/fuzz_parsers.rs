@@ -3,8 +3,9 @@
 //!
 //! Parsers covered: /proc/net/{tcp,tcp6,udp,udp6,udplite,udplite6,raw,raw6} lines,
 //! /proc/net/unix lines, netlink `inet_diag_msg` messages, /proc/net/dev (whole stream),
-//! /proc/net/{snmp,netstat} (header/value), snmp6 (name/value), sockstat{,6} (key/value), and
-//! the web config file (`--web.config.file`).
+//! /proc/net/{snmp,netstat} (header/value), snmp6 (name/value), sockstat{,6} (key/value),
+//! the web config file (`--web.config.file`), /etc/services, /etc/passwd, the
+//! expected-listeners file and `/proc/<pid>/fd` link targets (`socket:[inode]`).
 //!
 //! Bounded for CI: `FUZZ_CASES` cases per property (default 2000, a few seconds in all). Run
 //! longer with e.g. `FUZZ_CASES=1000000 cargo test --release --test fuzz_parsers`. A watchdog
@@ -22,10 +23,13 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 
+use netstat_exporter::expected::ExpectedListeners;
+use netstat_exporter::source::etc::{parse_passwd, parse_services};
 use netstat_exporter::source::inet::{Family, Protocol};
 use netstat_exporter::source::netdev::{parse_stream, NetDevParser};
 use netstat_exporter::source::netlink::decode_inet_diag_msg;
 use netstat_exporter::source::proc_net::{parse_inet_line, parse_unix_line};
+use netstat_exporter::source::procfd::socket_inode;
 use netstat_exporter::source::snmp::{
     parse_header_value, parse_key_value, parse_name_value, parse_value, Ctx, Fields,
 };
@@ -238,6 +242,38 @@ proptest! {
         let text = String::from_utf8_lossy(&data);
         let (mut out, mut errors) = (Fields::new(), Vec::new());
         parse_key_value(&text, &ctx(), &mut out, &mut errors);
+    }
+
+    #[test]
+    fn etc_services_and_passwd(data in input(vec![
+        std::fs::read("/etc/services").unwrap_or_else(|_| fixture("listeners/basic/rootfs/etc/services")),
+        fixture("listeners/basic/rootfs/etc/passwd"),
+    ])) {
+        tick();
+        let text = String::from_utf8_lossy(&data);
+        let mut errors = Vec::new();
+        let services = parse_services(&text, Path::new("/fuzz/services"), &mut errors);
+        let users = parse_passwd(&text, Path::new("/fuzz/passwd"), &mut errors);
+        // Every entry comes from a distinct line.
+        let n = text.lines().count();
+        prop_assert!(services.len() <= n && users.len() <= n);
+    }
+
+    #[test]
+    fn expected_listeners_file(data in input(vec![fixture("listeners/expected/expected.yml")])) {
+        tick();
+        let text = String::from_utf8_lossy(&data);
+        if let Ok(x) = ExpectedListeners::parse(&text, "fuzz.yml") {
+            let _ = x.allows(Protocol::Tcp, "0.0.0.0".parse().unwrap(), 22, Some("sshd"));
+        }
+    }
+
+    #[test]
+    fn fd_link_targets(data in input(vec![b"socket:[12345]".to_vec(), b"pipe:[1]".to_vec()])) {
+        tick();
+        if let Some(inode) = socket_inode(&data) {
+            prop_assert_eq!(format!("socket:[{inode}]").len() <= data.len(), true);
+        }
     }
 
     #[test]

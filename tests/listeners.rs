@@ -628,6 +628,10 @@ fn filters_and_cap() {
     drop(s);
 }
 
+/// The fixture's fake processes: 50 (systemd) and 100 (sshd) share socket 626, the lowest pid
+/// wins; 4242 (telnetd) owns 22701; 777 has no fd directory (exited mid-walk); 778 has
+/// malformed `socket:[` links; 779 holds 22708 but has no comm (gone before its name was
+/// read): 22708 stays `unknown`, and none of it is an error.
 #[test]
 fn fixture_golden_with_fake_fd_links() {
     let root = fixtures().join("listeners/basic");

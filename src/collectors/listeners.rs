@@ -478,6 +478,10 @@ impl Collector for ListenersCollector {
             None => HashMap::new(),
         };
         let listeners = resolve_names(raw, &services, &users, &owners, self.expected.as_ref());
+        // The TCP table is read twice (listeners, then their connections): report a broken
+        // file once, not once per pass.
+        let mut seen = std::collections::HashSet::new();
+        errors.retain(|e| seen.insert(e.clone()));
         let opts = RenderOptions {
             limits,
             attribution: self.resolver.is_some(),

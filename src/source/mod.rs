@@ -20,7 +20,7 @@ use std::path::Path;
 /// A problem reading or parsing kernel data. It always names where it happened (a file path,
 /// with the line number for parse errors, or the netlink dump) so that the log line alone is
 /// enough to go and look.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SourceError {
     /// Short, bounded identifier used as the `source` label of `netstat_scrape_errors_total`,
     /// e.g. `net/tcp6` or `netlink/tcp`.
