@@ -1,4 +1,8 @@
-//! HTTP front: `/metrics` (or `--web.telemetry-path`), `/` landing page, `/healthz`.
+//! HTTP front: `/metrics` (or `--web.telemetry-path`), `/` landing page with its assets and
+//! `/api/v1/snapshot` JSON (see [`landing`]), `/healthz`.
+
+pub mod landing;
+pub mod snapshot;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,7 +10,7 @@ use std::time::Duration;
 use axum::extract::{RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tokio::sync::Semaphore;
@@ -75,11 +79,23 @@ pub fn router_with(scraper: Arc<Scraper>, telemetry_path: &str, opts: HttpOption
         in_flight: (opts.max_requests > 0).then(|| Arc::new(Semaphore::new(opts.max_requests))),
         max_requests: opts.max_requests,
     };
-    Router::new()
+    let mut app = Router::new()
         .route(telemetry_path, get(metrics_handler))
-        .route("/", get(landing))
-        .route("/healthz", get(|| async { "ok" }))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
+        .route("/", get(landing::index))
+        .route("/healthz", get(|| async { "ok" }));
+    // The landing page's routes; the telemetry path wins should it be one of them.
+    let page: [(&str, axum::routing::MethodRouter<AppState>); 4] = [
+        (landing::SNAPSHOT_PATH, get(landing::snapshot)),
+        (landing::APP_JS_PATH, get(landing::app_js)),
+        (landing::STYLE_CSS_PATH, get(landing::style_css)),
+        (landing::DOCS_PATH, get(landing::docs)),
+    ];
+    for (path, handler) in page {
+        if path != telemetry_path {
+            app = app.route(path, handler);
+        }
+    }
+    app.fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
         .layer(CompressionLayer::new().gzip(true))
         .with_state(state)
         .layer(middleware::from_fn_with_state(guard, guarded))
@@ -219,27 +235,6 @@ async fn metrics_handler(
             (StatusCode::INTERNAL_SERVER_ERROR, "scrape failed\n").into_response()
         }
     }
-}
-
-async fn landing(State(state): State<AppState>) -> Html<String> {
-    let collectors = state.scraper.collector_names().join(", ");
-    let path = html_escape(&state.telemetry_path);
-    Html(format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>netstat_exporter</title></head>\
-<body style=\"font-family:monospace\"><h1>netstat_exporter {version}</h1>\
-<p>Socket states and queues, listeners and interfaces as Prometheus metrics.</p>\
-<ul><li><a href=\"{path}\">{path}</a> metrics</li><li><a href=\"/healthz\">/healthz</a> health</li></ul>\
-<p>Enabled collectors: {collectors}</p></body></html>\n",
-        version = crate::scrape::VERSION,
-        collectors = html_escape(&collectors),
-    ))
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]

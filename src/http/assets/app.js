@@ -1,0 +1,385 @@
+// netstat_exporter landing page: refreshes from api/v1/snapshot and renders it as tables.
+// Everything that comes from the host (process, service, user names, devices) is inserted
+// with textContent only, never as HTML.
+"use strict";
+
+(function () {
+  const SNAPSHOT_URL = "api/v1/snapshot";
+  const body = document.body;
+
+  // Refresh interval in seconds: ?refresh=N (1..3600), default 5.
+  const refreshSeconds = (function () {
+    const v = Number(new URLSearchParams(location.search).get("refresh"));
+    return Number.isFinite(v) && v >= 1 && v <= 3600 ? v : 5;
+  })();
+
+  let paused = false;
+  let timer = null;
+  let inFlight = false;
+  let previous = null; // last snapshot, for rates
+  let refreshes = 0;
+
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, text, cls) {
+    const e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
+  }
+
+  // ---- formatting -------------------------------------------------------------------------
+
+  function num(v) {
+    if (v === null || v === undefined) return "–";
+    return String(v);
+  }
+
+  function rate(v) {
+    if (v === null || v === undefined || !Number.isFinite(v)) return "–";
+    if (v === 0) return "0";
+    if (v < 10) return v.toFixed(1);
+    return Math.round(v).toString();
+  }
+
+  function bytesRate(v) {
+    if (v === null || v === undefined || !Number.isFinite(v)) return "–";
+    const units = ["B/s", "KiB/s", "MiB/s", "GiB/s", "TiB/s"];
+    let i = 0;
+    while (v >= 1024 && i < units.length - 1) {
+      v /= 1024;
+      i++;
+    }
+    return (i === 0 ? Math.round(v) : v.toFixed(1)) + " " + units[i];
+  }
+
+  function duration(s) {
+    if (s === null || s === undefined) return "–";
+    s = Math.floor(s);
+    const d = Math.floor(s / 86400);
+    const h = Math.floor((s % 86400) / 3600);
+    const m = Math.floor((s % 3600) / 60);
+    if (d > 0) return d + "d " + h + "h " + m + "m";
+    if (h > 0) return h + "h " + m + "m";
+    if (m > 0) return m + "m " + (s % 60) + "s";
+    return s + "s";
+  }
+
+  function clock(unix) {
+    const t = new Date(unix * 1000);
+    const p = (n) => String(n).padStart(2, "0");
+    return p(t.getHours()) + ":" + p(t.getMinutes()) + ":" + p(t.getSeconds());
+  }
+
+  // ---- sortable tables --------------------------------------------------------------------
+
+  // columns: [{key, label, title, num, value(row) -> sortable, text(row) -> string,
+  //            cls(row) -> extra class}]
+  const tables = {};
+
+  function compare(a, b) {
+    const na = a === null || a === undefined;
+    const nb = b === null || b === undefined;
+    if (na || nb) return na === nb ? 0 : na ? 1 : -1;
+    if (typeof a === "number" && typeof b === "number") return a - b;
+    return String(a).localeCompare(String(b), undefined, { numeric: true });
+  }
+
+  function setupTable(id, columns, sortKey, sortDir, rowClass) {
+    const table = $(id);
+    const state = { table, columns, sortKey, sortDir, rowClass, rows: [] };
+    const thead = el("thead");
+    const tr = el("tr");
+    for (const c of columns) {
+      const th = el("th");
+      th.dataset.key = c.key;
+      th.scope = "col";
+      if (c.num) th.className = "num";
+      const btn = el("button", c.label, "sort");
+      btn.type = "button";
+      if (c.title) btn.title = c.title;
+      btn.addEventListener("click", () => {
+        if (state.sortKey === c.key) {
+          state.sortDir = state.sortDir === "ascending" ? "descending" : "ascending";
+        } else {
+          state.sortKey = c.key;
+          state.sortDir = c.num ? "descending" : "ascending";
+        }
+        renderRows(state);
+      });
+      th.appendChild(btn);
+      tr.appendChild(th);
+    }
+    thead.appendChild(tr);
+    table.appendChild(thead);
+    state.tbody = el("tbody");
+    table.appendChild(state.tbody);
+    tables[id] = state;
+    return state;
+  }
+
+  function renderRows(state) {
+    const col = state.columns.find((c) => c.key === state.sortKey) || state.columns[0];
+    const get = col.value || ((r) => r[col.key]);
+    const dir = state.sortDir === "descending" ? -1 : 1;
+    const rows = state.rows
+      .map((r, i) => [r, i])
+      .sort((x, y) => dir * compare(get(x[0]), get(y[0])) || x[1] - y[1])
+      .map((x) => x[0]);
+    for (const th of state.table.tHead.rows[0].cells) {
+      if (th.dataset.key === col.key) th.setAttribute("aria-sort", state.sortDir);
+      else th.removeAttribute("aria-sort");
+    }
+    const tbody = el("tbody");
+    for (const r of rows) {
+      const tr = el("tr");
+      if (state.rowClass) {
+        const rc = state.rowClass(r);
+        if (rc) tr.className = rc;
+      }
+      for (const c of state.columns) {
+        const text = c.text ? c.text(r) : num(r[c.key]);
+        const td = el("td", text);
+        td.dataset.col = c.key;
+        let cls = c.num ? "num" : "";
+        if (c.cls) {
+          const extra = c.cls(r);
+          if (extra) cls += " " + extra;
+        }
+        if (cls) td.className = cls.trim();
+        if (c.badge) {
+          const b = c.badge(r);
+          if (b) {
+            td.appendChild(document.createTextNode(" "));
+            td.appendChild(el("span", b, "badge"));
+          }
+        }
+        tr.appendChild(td);
+      }
+      tbody.appendChild(tr);
+    }
+    if (rows.length === 0) {
+      const tr = el("tr", null, "empty");
+      const td = el("td", state.emptyText || "none");
+      td.colSpan = state.columns.length;
+      tr.appendChild(td);
+      tbody.appendChild(tr);
+    }
+    state.table.replaceChild(tbody, state.tbody);
+    state.tbody = tbody;
+  }
+
+  // ---- the three tables -------------------------------------------------------------------
+
+  const queueClass = (r) => {
+    if (r.accept_queue === null || r.accept_queue_limit === null || !r.accept_queue_limit) return "";
+    const f = r.accept_queue / r.accept_queue_limit;
+    return f >= 1 ? "bad" : f >= 0.5 ? "warn" : "";
+  };
+  const nonZero = (k) => (r) => (r[k] > 0 ? "bad" : "");
+
+  const listeners = setupTable(
+    "listeners",
+    [
+      { key: "protocol", label: "Proto", text: (r) => r.protocol + (r.family === "ipv6" ? "6" : "") },
+      { key: "address", label: "Local Address" },
+      { key: "port", label: "Port", num: true },
+      { key: "service", label: "Service", text: (r) => r.service || "–" },
+      {
+        key: "process",
+        label: "Process",
+        text: (r) => r.process || "–",
+        badge: (r) => (r.unexpected ? "unexpected" : ""),
+      },
+      { key: "user", label: "User", text: (r) => r.user || "–" },
+      { key: "accept_queue", label: "Accept-Q", num: true, title: "connections waiting for accept() (ss Recv-Q)", cls: queueClass },
+      { key: "accept_queue_limit", label: "Limit", num: true, title: "accept queue limit: listen() backlog capped by somaxconn (ss Send-Q)" },
+      { key: "connections", label: "Conns", num: true, title: "established connections to this listener" },
+      { key: "receive_queue_bytes", label: "Recv-Q", num: true, title: "UDP: bytes waiting to be read" },
+      { key: "drops", label: "Drops", num: true, title: "UDP: datagrams dropped", cls: nonZero("drops") },
+      { key: "sockets", label: "Sockets", num: true, title: "sockets bound (more than 1 with SO_REUSEPORT)" },
+    ],
+    "port",
+    "ascending",
+    (r) => (r.unexpected ? "unexpected" : "")
+  );
+  listeners.emptyText = "no listeners (or the listeners collector is disabled)";
+
+  const ifaceRate = (k) => (r) => r.rates ? r.rates[k] : null;
+  const interfaces = setupTable(
+    "interfaces",
+    [
+      { key: "device", label: "Iface" },
+      { key: "mtu", label: "MTU", num: true },
+      { key: "rx_ok", label: "RX-OK", num: true },
+      { key: "rx_err", label: "RX-ERR", num: true, cls: nonZero("rx_err") },
+      { key: "rx_drp", label: "RX-DRP", num: true, cls: nonZero("rx_drp") },
+      { key: "rx_ovr", label: "RX-OVR", num: true, cls: nonZero("rx_ovr") },
+      { key: "tx_ok", label: "TX-OK", num: true },
+      { key: "tx_err", label: "TX-ERR", num: true, cls: nonZero("tx_err") },
+      { key: "tx_drp", label: "TX-DRP", num: true, cls: nonZero("tx_drp") },
+      { key: "tx_ovr", label: "TX-OVR", num: true, cls: nonZero("tx_ovr") },
+      { key: "flags", label: "Flg", text: (r) => r.flags || "–" },
+      { key: "rx_pps", label: "RX pkt/s", num: true, value: ifaceRate("rx_ok"), text: (r) => rate(ifaceRate("rx_ok")(r)), cls: () => "rate" },
+      { key: "tx_pps", label: "TX pkt/s", num: true, value: ifaceRate("tx_ok"), text: (r) => rate(ifaceRate("tx_ok")(r)), cls: () => "rate" },
+      { key: "rx_eps", label: "RX err/s", num: true, value: ifaceRate("rx_err"), text: (r) => rate(ifaceRate("rx_err")(r)), cls: (r) => "rate" + (ifaceRate("rx_err")(r) > 0 ? " bad" : "") },
+      { key: "tx_eps", label: "TX err/s", num: true, value: ifaceRate("tx_err"), text: (r) => rate(ifaceRate("tx_err")(r)), cls: (r) => "rate" + (ifaceRate("tx_err")(r) > 0 ? " bad" : "") },
+      { key: "rx_bps", label: "RX rate", num: true, value: ifaceRate("rx_bytes"), text: (r) => bytesRate(ifaceRate("rx_bytes")(r)), cls: () => "rate" },
+      { key: "tx_bps", label: "TX rate", num: true, value: ifaceRate("tx_bytes"), text: (r) => bytesRate(ifaceRate("tx_bytes")(r)), cls: () => "rate" },
+    ],
+    "device",
+    "ascending"
+  );
+  interfaces.emptyText = "no interfaces (or the interfaces collector is disabled)";
+
+  const sockets = setupTable(
+    "sockets",
+    [
+      { key: "protocol", label: "Proto" },
+      { key: "family", label: "Family" },
+      { key: "total", label: "Total", num: true },
+      { key: "states", label: "States (non-zero)", value: (r) => r.states.length, text: (r) => r.states.join(" · ") || "–" },
+    ],
+    "protocol",
+    "ascending",
+    (r) => (r.total === 0 ? "zero" : "")
+  );
+  sockets.emptyText = "no sockets (or the sockets collector is disabled)";
+
+  // ---- snapshot -> rows -------------------------------------------------------------------
+
+  const RATE_KEYS = ["rx_ok", "tx_ok", "rx_err", "tx_err", "rx_bytes", "tx_bytes"];
+
+  function interfaceRows(snap, prev) {
+    const before = new Map();
+    if (prev) for (const i of prev.interfaces) before.set(i.device, i);
+    const dt = prev ? snap.time - prev.time : 0;
+    return snap.interfaces.map((i) => {
+      const row = Object.assign({}, i);
+      const p = before.get(i.device);
+      if (p && dt > 0) {
+        row.rates = {};
+        for (const k of RATE_KEYS) {
+          // A counter that went backwards was reset (device re-created): no rate.
+          row.rates[k] = i[k] >= p[k] ? (i[k] - p[k]) / dt : null;
+        }
+      }
+      return row;
+    });
+  }
+
+  function socketRows(snap) {
+    const groups = new Map();
+    const add = (proto, fam, state, count) => {
+      const k = proto + "/" + fam;
+      let g = groups.get(k);
+      if (!g) {
+        g = { protocol: proto, family: fam, total: 0, states: [] };
+        groups.set(k, g);
+      }
+      g.total += count;
+      if (count > 0) g.states.push(state.toUpperCase() + " " + count);
+    };
+    for (const s of snap.sockets) add(s.protocol, s.family, s.state, s.count);
+    for (const s of snap.unix_sockets) add("unix", s.type, s.state, s.count);
+    return Array.from(groups.values());
+  }
+
+  function render(snap) {
+    $("uptime").textContent = duration(snap.uptime_seconds);
+    $("n-listeners").textContent = String(snap.listeners.length);
+    $("n-interfaces").textContent = String(snap.interfaces.length);
+    const est = snap.sockets
+      .filter((s) => s.protocol === "tcp" && s.state === "established")
+      .reduce((a, s) => a + s.count, 0);
+    $("n-established").textContent = String(est);
+    $("build").textContent = "· v" + snap.version + " (" + snap.revision + ", rustc " + snap.rustc + ")";
+
+    const chips = $("collectors");
+    chips.textContent = "";
+    for (const c of snap.collectors) {
+      const chip = el("span", null, "chip " + (c.success ? "ok" : "fail"));
+      chip.dataset.collector = c.name;
+      chip.title = c.success
+        ? "collected in " + (c.duration_seconds * 1000).toFixed(1) + " ms"
+        : "failed in this scrape: see the exporter log";
+      chip.appendChild(el("span", c.success ? "●" : "✕", "dot"));
+      chip.appendChild(document.createTextNode(" " + c.name + " "));
+      chip.appendChild(el("span", (c.duration_seconds * 1000).toFixed(1) + "ms", "muted"));
+      chips.appendChild(chip);
+    }
+    if (snap.collectors.length === 0) chips.textContent = "none";
+
+    listeners.rows = snap.listeners;
+    renderRows(listeners);
+    const unexpected = snap.listeners.filter((l) => l.unexpected).length;
+    const notes = [];
+    if (snap.expected_listeners_policy) {
+      notes.push(unexpected === 0 ? "all listeners expected by policy" : unexpected + " unexpected by policy");
+    }
+    if (snap.listeners_dropped) notes.push(snap.listeners_dropped + " more not shown (--collector.listeners.max)");
+    $("listeners-note").textContent = notes.join(" · ");
+    $("listeners-note").className = "note" + (unexpected > 0 ? " bad" : "");
+
+    interfaces.rows = interfaceRows(snap, previous);
+    renderRows(interfaces);
+
+    sockets.rows = socketRows(snap);
+    renderRows(sockets);
+  }
+
+  function setStatus(state, text) {
+    const s = $("status");
+    s.dataset.state = state;
+    s.textContent = text;
+  }
+
+  function statusText(snap) {
+    return (paused ? "paused" : "live · every " + refreshSeconds + " s") + " · updated " + clock(snap.time);
+  }
+
+  async function refresh() {
+    if (inFlight) return;
+    inFlight = true;
+    try {
+      const resp = await fetch(SNAPSHOT_URL, { cache: "no-store", credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (!resp.ok) throw new Error("HTTP " + resp.status + " from " + SNAPSHOT_URL);
+      const snap = await resp.json();
+      render(snap);
+      previous = snap;
+      refreshes++;
+      body.dataset.refreshes = String(refreshes);
+      $("error").hidden = true;
+      setStatus(paused ? "paused" : "ok", statusText(snap));
+    } catch (e) {
+      $("error").textContent = "Cannot refresh: " + (e && e.message ? e.message : String(e)) + ". Showing the last data; retrying.";
+      $("error").hidden = false;
+      setStatus("error", "error · retrying every " + refreshSeconds + " s");
+    } finally {
+      inFlight = false;
+      schedule();
+    }
+  }
+
+  function schedule() {
+    clearTimeout(timer);
+    timer = null;
+    if (!paused) timer = setTimeout(refresh, refreshSeconds * 1000);
+  }
+
+  $("pause").addEventListener("click", () => {
+    paused = !paused;
+    const b = $("pause");
+    b.textContent = paused ? "Resume" : "Pause";
+    b.setAttribute("aria-pressed", String(paused));
+    if (paused) {
+      clearTimeout(timer);
+      timer = null;
+      if (previous) setStatus("paused", statusText(previous));
+    } else {
+      refresh();
+    }
+  });
+
+  refresh();
+})();

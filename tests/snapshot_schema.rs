@@ -1,0 +1,275 @@
+//! `GET /api/v1/snapshot` against a running exporter: every documented field (docs/landing.md)
+//! with its type, the sections filled from the live host.
+
+mod common;
+
+use std::net::{TcpListener, UdpSocket};
+
+use serde_json::{Map, Value};
+
+use common::Exporter;
+
+#[derive(Clone, Copy, Debug)]
+enum T {
+    Str,
+    Bool,
+    Uint,
+    Num,
+    Arr,
+    OptUint,
+    OptNum,
+    OptStr,
+    OptBool,
+}
+
+fn check(obj: &Map<String, Value>, what: &str, fields: &[(&str, T)]) {
+    for (name, t) in fields {
+        let v = obj
+            .get(*name)
+            .unwrap_or_else(|| panic!("{what}: missing field {name:?} in {obj:?}"));
+        let ok = match t {
+            T::Str => v.is_string(),
+            T::Bool => v.is_boolean(),
+            T::Uint => v.is_u64(),
+            T::Num => v.is_number(),
+            T::Arr => v.is_array(),
+            T::OptUint => v.is_null() || v.is_u64(),
+            T::OptNum => v.is_null() || v.is_number(),
+            T::OptStr => v.is_null() || v.is_string(),
+            T::OptBool => v.is_null() || v.is_boolean(),
+        };
+        assert!(ok, "{what}.{name}: expected {t:?}, got {v}");
+    }
+    let mut extra: Vec<&String> = obj
+        .keys()
+        .filter(|k| !fields.iter().any(|(n, _)| n == k))
+        .collect();
+    extra.sort();
+    assert!(extra.is_empty(), "{what}: undocumented fields {extra:?}");
+}
+
+fn objects<'a>(v: &'a Value, name: &str) -> Vec<&'a Map<String, Value>> {
+    v[name]
+        .as_array()
+        .unwrap_or_else(|| panic!("{name} is not an array"))
+        .iter()
+        .map(|o| o.as_object().unwrap_or_else(|| panic!("{name}: {o}")))
+        .collect()
+}
+
+fn get_snapshot(e: &Exporter, path: &str) -> Value {
+    let r = e.get(path);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    serde_json::from_slice(&r.body).expect("snapshot is JSON")
+}
+
+#[test]
+fn snapshot_schema_and_live_content() {
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_port = tcp.local_addr().unwrap().port();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_port = udp.local_addr().unwrap().port();
+    let e = Exporter::start(&[]);
+    let v = get_snapshot(&e, "/api/v1/snapshot");
+
+    check(
+        v.as_object().unwrap(),
+        "snapshot",
+        &[
+            ("schema", T::Uint),
+            ("version", T::Str),
+            ("revision", T::Str),
+            ("rustc", T::Str),
+            ("time", T::Num),
+            ("start_time_seconds", T::OptNum),
+            ("uptime_seconds", T::OptNum),
+            ("collectors", T::Arr),
+            ("sockets", T::Arr),
+            ("unix_sockets", T::Arr),
+            ("expected_listeners_policy", T::Bool),
+            ("listeners", T::Arr),
+            ("listeners_dropped", T::OptUint),
+            ("interfaces", T::Arr),
+        ],
+    );
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((v["time"].as_f64().unwrap() - now).abs() < 60.0);
+    let uptime = v["uptime_seconds"].as_f64().expect("uptime on a live host");
+    assert!((0.0..60.0).contains(&uptime), "uptime {uptime}");
+    assert_eq!(v["expected_listeners_policy"], false);
+    assert_eq!(v["listeners_dropped"], 0);
+
+    // Every default collector, all successful.
+    let collectors = objects(&v, "collectors");
+    for c in &collectors {
+        check(
+            c,
+            "collector",
+            &[
+                ("name", T::Str),
+                ("success", T::Bool),
+                ("duration_seconds", T::Num),
+            ],
+        );
+        assert_eq!(c["success"], true, "{c:?}");
+    }
+    let names: Vec<&str> = collectors
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["sockets", "listeners", "interfaces", "protocols"]);
+
+    for s in objects(&v, "sockets") {
+        check(
+            s,
+            "socket",
+            &[
+                ("protocol", T::Str),
+                ("family", T::Str),
+                ("state", T::Str),
+                ("count", T::Uint),
+            ],
+        );
+    }
+    let listen4 = objects(&v, "sockets")
+        .into_iter()
+        .find(|s| s["protocol"] == "tcp" && s["family"] == "ipv4" && s["state"] == "listen")
+        .expect("tcp/ipv4/listen count");
+    assert!(listen4["count"].as_u64().unwrap() >= 1);
+    for s in objects(&v, "unix_sockets") {
+        check(
+            s,
+            "unix socket",
+            &[("type", T::Str), ("state", T::Str), ("count", T::Uint)],
+        );
+    }
+
+    let listeners = objects(&v, "listeners");
+    for l in &listeners {
+        check(
+            l,
+            "listener",
+            &[
+                ("protocol", T::Str),
+                ("family", T::Str),
+                ("address", T::Str),
+                ("port", T::Uint),
+                ("service", T::Str),
+                ("process", T::Str),
+                ("user", T::Str),
+                ("sockets", T::Uint),
+                ("accept_queue", T::OptUint),
+                ("accept_queue_limit", T::OptUint),
+                ("connections", T::OptUint),
+                ("receive_queue_bytes", T::OptUint),
+                ("drops", T::OptUint),
+                ("unexpected", T::OptBool),
+            ],
+        );
+        assert!(l["unexpected"].is_null(), "no policy: {l:?}");
+    }
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    let ours = listeners
+        .iter()
+        .find(|l| l["protocol"] == "tcp" && l["port"] == tcp_port)
+        .unwrap_or_else(|| panic!("our TCP listener {tcp_port} missing: {listeners:#?}"));
+    assert_eq!(ours["address"], "127.0.0.1");
+    assert_eq!(ours["family"], "ipv4");
+    assert_eq!(ours["process"], comm.trim_end());
+    assert_eq!(ours["sockets"], 1);
+    assert_eq!(ours["accept_queue"], 0);
+    assert!(ours["accept_queue_limit"].as_u64().unwrap() > 0);
+    assert_eq!(ours["connections"], 0);
+    assert!(ours["receive_queue_bytes"].is_null() && ours["drops"].is_null());
+    let ours_udp = listeners
+        .iter()
+        .find(|l| l["protocol"] == "udp" && l["port"] == udp_port)
+        .unwrap_or_else(|| panic!("our UDP listener {udp_port} missing: {listeners:#?}"));
+    assert!(ours_udp["accept_queue"].is_null() && ours_udp["connections"].is_null());
+    assert_eq!(ours_udp["receive_queue_bytes"], 0);
+
+    let interfaces = objects(&v, "interfaces");
+    for i in &interfaces {
+        check(
+            i,
+            "interface",
+            &[
+                ("device", T::Str),
+                ("mtu", T::OptUint),
+                ("flags", T::Str),
+                ("operstate", T::OptStr),
+                ("rx_ok", T::Uint),
+                ("rx_err", T::Uint),
+                ("rx_drp", T::Uint),
+                ("rx_ovr", T::Uint),
+                ("tx_ok", T::Uint),
+                ("tx_err", T::Uint),
+                ("tx_drp", T::Uint),
+                ("tx_ovr", T::Uint),
+                ("rx_bytes", T::Uint),
+                ("tx_bytes", T::Uint),
+            ],
+        );
+    }
+    let lo = interfaces
+        .iter()
+        .find(|i| i["device"] == "lo")
+        .expect("lo in the interfaces");
+    assert!(lo["flags"].as_str().unwrap().contains('L'), "{lo:?}");
+    assert!(lo["mtu"].as_u64().unwrap() > 0);
+    assert!(
+        lo["rx_ok"].as_u64().unwrap() > 0,
+        "we talked over lo: {lo:?}"
+    );
+
+    // collect[] is not needed, and does not narrow the snapshot.
+    let narrowed = get_snapshot(&e, "/api/v1/snapshot?collect[]=sockets");
+    assert_eq!(objects(&narrowed, "collectors").len(), 4);
+    assert!(!objects(&narrowed, "interfaces").is_empty());
+    drop((tcp, udp));
+}
+
+#[test]
+fn snapshot_with_collectors_disabled_and_a_policy() {
+    let dir = std::env::temp_dir().join(format!("snapshot-schema-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("expected.yml");
+    std::fs::write(
+        &policy,
+        "listeners:\n  - protocol: udp\n    port: \"1-65535\"\n",
+    )
+    .unwrap();
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_port = tcp.local_addr().unwrap().port();
+    let e = Exporter::start(&[
+        "--no-collector.interfaces",
+        "--no-collector.sockets",
+        &format!("--collector.listeners.expected={}", policy.display()),
+    ]);
+    let v = get_snapshot(&e, "/api/v1/snapshot");
+    std::fs::remove_dir_all(&dir).unwrap();
+    let names: Vec<&str> = objects(&v, "collectors")
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["listeners", "protocols"]);
+    assert!(objects(&v, "interfaces").is_empty());
+    assert!(objects(&v, "sockets").is_empty());
+    assert_eq!(v["expected_listeners_policy"], true);
+    let listeners = objects(&v, "listeners");
+    assert!(listeners.iter().all(|l| l["unexpected"].is_boolean()));
+    let ours = listeners
+        .iter()
+        .find(|l| l["port"] == tcp_port)
+        .expect("our listener");
+    assert_eq!(ours["unexpected"], true, "the policy allows only UDP");
+    drop(tcp);
+}
