@@ -19,7 +19,9 @@ pub struct Holder {
 
 impl Drop for Holder {
     fn drop(&mut self) {
-        for (pid, ctl) in self.children.drain(..) {
+        // Newest first: each child inherited the control pipes of the children forked before
+        // it, so an older child only sees EOF once every younger one has exited.
+        for (pid, ctl) in self.children.drain(..).rev() {
             // SAFETY: closing our end of the control pipe tells the child to exit; waitpid
             // reaps it.
             unsafe {
