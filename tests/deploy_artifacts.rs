@@ -132,7 +132,7 @@ fn every_alert_is_documented_and_unit_tested_firing_and_not_firing() {
             }
         }
     }
-    let deploy_md = read("docs/deploy.md");
+    let deploy_md = read("README.md");
     let mut problems = Vec::new();
     for r in &rules {
         let name = s(r, "alert");
@@ -154,7 +154,7 @@ fn every_alert_is_documented_and_unit_tested_firing_and_not_firing() {
             problems.push(format!("{name}: no `for:` window"));
         }
         if !deploy_md.contains(name) {
-            problems.push(format!("{name}: not listed in docs/deploy.md"));
+            problems.push(format!("{name}: not listed in README.md"));
         }
     }
     // The areas the issue asks alerts for, by metric.

@@ -703,3 +703,33 @@ fn own_listener_is_seen_by_served_exporter_after_cache() {
     );
     let _ = std::io::stderr().flush();
 }
+
+/// Which privileges name another user's processes: CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE,
+/// both (the systemd unit and the DaemonSet grant exactly these); either alone is not enough.
+#[test]
+fn capabilities_needed_for_process_names() {
+    if !common::require_root() || !common::require_tool("setpriv") {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let s = setup();
+    for (caps, expect) in [
+        ("+dac_read_search", "unknown"),
+        ("+sys_ptrace", "unknown"),
+        ("+dac_read_search,+sys_ptrace", CHILD_NAME),
+    ] {
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(format!("--inh-caps={caps}"))
+            .arg(format!("--ambient-caps={caps}"))
+            .arg(common::exporter_bin())
+            .args(["--once", "--collector.disable-defaults", "--collector.listeners"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut info = labels_of(s.named, "tcp");
+        info.push(("process", expect.into()));
+        assert_eq!(get(&text, "netstat_listener_info", &info), Some(1.0), "{caps}: {text}");
+    }
+}
