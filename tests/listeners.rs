@@ -723,13 +723,25 @@ fn capabilities_needed_for_process_names() {
             .arg(format!("--inh-caps={caps}"))
             .arg(format!("--ambient-caps={caps}"))
             .arg(common::exporter_bin())
-            .args(["--once", "--collector.disable-defaults", "--collector.listeners"])
+            .args([
+                "--once",
+                "--collector.disable-defaults",
+                "--collector.listeners",
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout).unwrap();
         let mut info = labels_of(s.named, "tcp");
         info.push(("process", expect.into()));
-        assert_eq!(get(&text, "netstat_listener_info", &info), Some(1.0), "{caps}: {text}");
+        assert_eq!(
+            get(&text, "netstat_listener_info", &info),
+            Some(1.0),
+            "{caps}: {text}"
+        );
     }
 }
