@@ -479,20 +479,12 @@ fn listeners_with_owner_service_user_queues_and_ss_agreement() {
     drop((clients, mapped, sender));
 }
 
-#[test]
-fn unprivileged_run_shows_other_users_listeners_as_unknown() {
-    if !common::require_root() || !common::require_tool("setpriv") {
-        return;
-    }
-    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let s = setup();
+/// Run the listeners collector once as `nobody` with the given capabilities (`-all`: none).
+fn scrape_as_nobody(caps: &str) -> String {
     let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(format!("--inh-caps={caps}"))
+        .args((caps != "-all").then(|| format!("--ambient-caps={caps}")))
         .arg(common::exporter_bin())
         .args([
             "--once",
@@ -501,12 +493,20 @@ fn unprivileged_run_shows_other_users_listeners_as_unknown() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn unprivileged_run_shows_other_users_listeners_as_unknown() {
+    if !common::require_root() || !common::require_tool("setpriv") {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let s = setup();
+    let text = scrape_as_nobody("-all");
     assert_eq!(
         sample(
             &text,
@@ -514,8 +514,7 @@ fn unprivileged_run_shows_other_users_listeners_as_unknown() {
             &[("collector", "listeners")]
         ),
         Some(1.0),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{text}"
     );
     let mut info = labels_of(s.named, "tcp");
     info.push(("process", "unknown".into()));
@@ -524,7 +523,6 @@ fn unprivileged_run_shows_other_users_listeners_as_unknown() {
         Some(1.0),
         "{text}"
     );
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
 
 #[test]
@@ -718,24 +716,7 @@ fn capabilities_needed_for_process_names() {
         ("+sys_ptrace", "unknown"),
         ("+dac_read_search,+sys_ptrace", CHILD_NAME),
     ] {
-        let out = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(format!("--inh-caps={caps}"))
-            .arg(format!("--ambient-caps={caps}"))
-            .arg(common::exporter_bin())
-            .args([
-                "--once",
-                "--collector.disable-defaults",
-                "--collector.listeners",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
+        let text = scrape_as_nobody(caps);
         let mut info = labels_of(s.named, "tcp");
         info.push(("process", expect.into()));
         assert_eq!(

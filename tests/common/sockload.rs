@@ -63,7 +63,7 @@ pub fn hold_tcp(connections: usize) -> io::Result<Holder> {
 }
 
 fn spawn_child(n: usize) -> io::Result<(libc::pid_t, libc::c_int)> {
-    // SAFETY: plain libc calls on local values; see the module comment for the child side.
+    // SAFETY: plain libc calls on local values; the child side only makes system calls.
     unsafe {
         let lfd = check(
             libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0),
@@ -88,19 +88,7 @@ fn spawn_child(n: usize) -> io::Result<(libc::pid_t, libc::c_int)> {
             ),
             "getsockname",
         )?;
-        let mut ready = [0 as libc::c_int; 2];
-        let mut ctl = [0 as libc::c_int; 2];
-        check(libc::pipe2(ready.as_mut_ptr(), libc::O_CLOEXEC), "pipe")?;
-        check(libc::pipe2(ctl.as_mut_ptr(), libc::O_CLOEXEC), "pipe")?;
-        let pid = libc::fork();
-        if pid < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if pid == 0 {
-            // Child: only system calls from here on.
-            libc::close(ready[0]);
-            libc::close(ctl[1]);
-            let mut status: u8 = 1;
+        let child = fork_holder(&format!("{n} connections"), || {
             for _ in 0..n {
                 let c = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
                 // Close with RST when the child exits: no TIME_WAIT left behind to skew the
@@ -120,33 +108,17 @@ fn spawn_child(n: usize) -> io::Result<(libc::pid_t, libc::c_int)> {
                     || libc::connect(c, (&bound as *const libc::sockaddr_in).cast(), alen) < 0
                     || libc::accept(lfd, std::ptr::null_mut(), std::ptr::null_mut()) < 0
                 {
-                    status = 2;
-                    break;
+                    return 2;
                 }
             }
             libc::close(lfd);
-            libc::write(ready[1], (&status as *const u8).cast(), 1);
-            let mut b = 0u8;
-            // Block until the parent closes its end (or dies).
-            while libc::read(ctl[0], (&mut b as *mut u8).cast(), 1) > 0 {}
-            libc::_exit(0);
-        }
+            1
+        });
         libc::close(lfd);
-        libc::close(ready[1]);
-        libc::close(ctl[0]);
-        let mut status = 0u8;
-        let r = libc::read(ready[0], (&mut status as *mut u8).cast(), 1);
-        libc::close(ready[0]);
-        if r != 1 || status != 1 {
-            libc::close(ctl[1]);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
-            return Err(io::Error::other(format!(
-                "socket holder child failed to open {n} connections"
-            )));
-        }
+        let child = child?;
         // Let the last ACKs land so the table is settled.
         std::thread::sleep(Duration::from_millis(20));
-        Ok((pid, ctl[1]))
+        Ok(child)
     }
 }
 
@@ -173,45 +145,58 @@ fn spawn_listener_child(n: usize) -> io::Result<(libc::pid_t, libc::c_int)> {
         addr.sin_family = libc::AF_INET as libc::sa_family_t;
         addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
         let alen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        let mut ready = [0 as libc::c_int; 2];
-        let mut ctl = [0 as libc::c_int; 2];
-        check(libc::pipe2(ready.as_mut_ptr(), libc::O_CLOEXEC), "pipe")?;
-        check(libc::pipe2(ctl.as_mut_ptr(), libc::O_CLOEXEC), "pipe")?;
-        let pid = libc::fork();
-        if pid < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if pid == 0 {
-            libc::close(ready[0]);
-            libc::close(ctl[1]);
-            let mut status: u8 = 1;
+        fork_holder(&format!("{n} listeners"), || {
             for _ in 0..n {
                 let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
                 if fd < 0
                     || libc::bind(fd, (&addr as *const libc::sockaddr_in).cast(), alen) < 0
                     || libc::listen(fd, 128) < 0
                 {
-                    status = 2;
-                    break;
+                    return 2;
                 }
             }
-            libc::write(ready[1], (&status as *const u8).cast(), 1);
-            let mut b = 0u8;
-            while libc::read(ctl[0], (&mut b as *mut u8).cast(), 1) > 0 {}
-            libc::_exit(0);
-        }
-        libc::close(ready[1]);
-        libc::close(ctl[0]);
-        let mut status = 0u8;
-        let r = libc::read(ready[0], (&mut status as *mut u8).cast(), 1);
-        libc::close(ready[0]);
-        if r != 1 || status != 1 {
-            libc::close(ctl[1]);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
-            return Err(io::Error::other(format!(
-                "listener holder child failed to open {n} listeners"
-            )));
-        }
-        Ok((pid, ctl[1]))
+            1
+        })
     }
+}
+
+/// Fork a holder child. `work` runs in the child (system calls only: no allocation, no
+/// locks) and returns 1 on success; the child then reports that byte and blocks until the
+/// parent closes the control pipe. Returns (pid, write end of the control pipe) once the child
+/// has reported success.
+unsafe fn fork_holder(
+    what: &str,
+    work: impl FnOnce() -> u8,
+) -> io::Result<(libc::pid_t, libc::c_int)> {
+    let mut ready = [0 as libc::c_int; 2];
+    let mut ctl = [0 as libc::c_int; 2];
+    check(libc::pipe2(ready.as_mut_ptr(), libc::O_CLOEXEC), "pipe")?;
+    check(libc::pipe2(ctl.as_mut_ptr(), libc::O_CLOEXEC), "pipe")?;
+    let pid = libc::fork();
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        libc::close(ready[0]);
+        libc::close(ctl[1]);
+        let status = work();
+        libc::write(ready[1], (&status as *const u8).cast(), 1);
+        let mut b = 0u8;
+        // Block until the parent closes its end (or dies).
+        while libc::read(ctl[0], (&mut b as *mut u8).cast(), 1) > 0 {}
+        libc::_exit(0);
+    }
+    libc::close(ready[1]);
+    libc::close(ctl[0]);
+    let mut status = 0u8;
+    let r = libc::read(ready[0], (&mut status as *mut u8).cast(), 1);
+    libc::close(ready[0]);
+    if r != 1 || status != 1 {
+        libc::close(ctl[1]);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+        return Err(io::Error::other(format!(
+            "socket holder child failed to open {what}"
+        )));
+    }
+    Ok((pid, ctl[1]))
 }
