@@ -61,19 +61,6 @@ fn assert_ok(cmd: &mut Command) -> Output {
     out
 }
 
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "netstat-deploy-{name}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key]
         .as_str()
@@ -194,11 +181,10 @@ fn prometheusrule_carries_alerts_yml_unchanged() {
     if !require_tool("promtool") {
         return;
     }
-    let dir = tmpdir("rule");
+    let dir = common::TempDir::new("rule");
     let f = dir.join("spec.yml");
     std::fs::write(&f, serde_yaml_ng::to_string(&rule["spec"]).unwrap()).unwrap();
     assert_ok(Command::new("promtool").arg("check").arg("rules").arg(&f));
-    std::fs::remove_dir_all(dir).ok();
 }
 
 // ---------------------------------------------------------------- Kubernetes
@@ -428,7 +414,7 @@ fn systemd_unit_verifies_and_is_hardened() {
     }
     // `verify` insists that ExecStart's binary exists: point it at the freshly built one
     // (the only change to the file under test).
-    let dir = tmpdir("systemd");
+    let dir = common::TempDir::new("systemd");
     let f = dir.join("netstat_exporter.service");
     std::fs::write(
         &f,
@@ -447,7 +433,6 @@ fn systemd_unit_verifies_and_is_hardened() {
             .args(["security", "--offline=yes", "--threshold=30", "--no-pager"])
             .arg(&f),
     );
-    std::fs::remove_dir_all(dir).ok();
 }
 
 // ---------------------------------------------------------------- Docker

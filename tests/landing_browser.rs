@@ -424,7 +424,7 @@ fn landing_page_shows_listeners_and_interfaces_live() {
     let own_port = own.local_addr().unwrap().port();
     // Held by a child with a hostile name; the only listener the policy below does not allow.
     let hostile = NamedListener::spawn(HOSTILE_NAME);
-    let policy_dir = tempdir("policy");
+    let policy_dir = common::TempDir::new("policy");
     let policy = policy_dir.0.join("expected.yml");
     let mut allowed = String::from("listeners:\n");
     if hostile.port > 1 {
@@ -646,7 +646,7 @@ fn landing_page_follows_the_telemetry_path() {
 /// No browser needed: the page and its JSON are protected like /metrics.
 #[test]
 fn basic_auth_protects_the_page_and_the_snapshot() {
-    let dir = tempdir("auth");
+    let dir = common::TempDir::new("auth");
     let cfg = dir.0.join("web.yml");
     let hash = bcrypt::hash("s3cret", 4).unwrap();
     std::fs::write(&cfg, format!("basic_auth_users:\n  admin: {hash}\n")).unwrap();
@@ -665,24 +665,4 @@ fn basic_auth_protects_the_page_and_the_snapshot() {
     let r = common::http_get(e.addr, "/api/v1/snapshot", &[("Authorization", &good)]);
     let v: Value = serde_json::from_slice(&r.body).unwrap();
     assert!(v["listeners"].is_array());
-}
-
-struct TempDir(PathBuf);
-
-fn tempdir(tag: &str) -> TempDir {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let p = std::env::temp_dir().join(format!(
-        "netstat-exporter-landing-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).unwrap();
-    TempDir(p)
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

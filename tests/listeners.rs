@@ -175,29 +175,7 @@ struct Setup {
     reuse: SocketAddr,
     named: SocketAddr,
     udp: SocketAddr,
-    rootfs: tempdir::Dir,
-}
-
-mod tempdir {
-    /// A temporary directory removed on drop.
-    pub struct Dir(pub std::path::PathBuf);
-    impl Dir {
-        pub fn new(tag: &str) -> Dir {
-            let p = std::env::temp_dir().join(format!(
-                "netstat_exporter_{tag}_{}_{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            Dir(p)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    rootfs: common::TempDir,
 }
 
 fn setup() -> Setup {
@@ -222,7 +200,7 @@ fn setup() -> Setup {
         );
     }
     let fd7 = udp.into_raw_fd();
-    let rootfs = tempdir::Dir::new("rootfs");
+    let rootfs = common::TempDir::new("rootfs");
     std::fs::create_dir_all(rootfs.0.join("etc")).unwrap();
     std::fs::write(
         rootfs.0.join("etc/services"),

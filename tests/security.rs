@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,47 +18,13 @@ use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-use common::{exporter_bin, http_get, sample, Exporter, HttpResponse};
+use common::{exporter_bin, http_get, sample, Exporter, HttpResponse, TempDir};
 use netstat_exporter::collectors::{Collected, Collector};
 use netstat_exporter::metrics::MetricFamily;
 use netstat_exporter::scrape::Scraper;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "netstat_exporter-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    fn write(&self, name: &str, content: &str) -> PathBuf {
-        // Write-then-rename, as config management tools do.
-        let tmp = self.0.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, content).unwrap();
-        let p = self.path(name);
-        std::fs::rename(&tmp, &p).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A CA that signs server and client certificates.
 struct Ca {
@@ -536,7 +502,7 @@ fn bad_web_configs_are_startup_errors_naming_the_key() {
     let out = Command::new(exporter_bin())
         .arg(format!(
             "--web.config.file={}",
-            dir.path("nope.yml").display()
+            dir.join("nope.yml").display()
         ))
         .output()
         .unwrap();

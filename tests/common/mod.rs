@@ -55,6 +55,46 @@ pub fn require_root() -> bool {
     false
 }
 
+/// A fresh directory under the system temp dir (unique per process and call), removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "netstat_exporter-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// Write `name` by write-then-rename, as config management tools do; returns its path.
+    pub fn write(&self, name: &str, content: &str) -> PathBuf {
+        let tmp = self.0.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, content).unwrap();
+        let p = self.join(name);
+        std::fs::rename(&tmp, &p).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Run the exporter with `--once` and the given flags.
 pub fn run_once(args: &[&str]) -> Output {
     Command::new(exporter_bin())
