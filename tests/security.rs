@@ -138,53 +138,7 @@ fn tls_get(
     if raw.is_empty() {
         return Err("empty response".into());
     }
-    Ok(parse_response(&raw))
-}
-
-/// Status, headers and body of a raw HTTP/1.1 response (Content-Length or chunked).
-fn parse_response(raw: &[u8]) -> HttpResponse {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("header end");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
-    {
-        let mut out = Vec::new();
-        let mut b = &body[..];
-        while let Some(nl) = b.windows(2).position(|w| w == b"\r\n") {
-            let size =
-                usize::from_str_radix(std::str::from_utf8(&b[..nl]).unwrap().trim(), 16).unwrap();
-            b = &b[nl + 2..];
-            if size == 0 {
-                break;
-            }
-            out.extend_from_slice(&b[..size]);
-            b = &b[size + 2..];
-        }
-        body = out;
-    }
-    HttpResponse {
-        status,
-        headers,
-        body,
-    }
+    Ok(common::parse_response(&raw))
 }
 
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {

@@ -191,7 +191,8 @@ pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpR
     parse_response(&raw)
 }
 
-fn parse_response(raw: &[u8]) -> HttpResponse {
+/// Status, headers and body of a raw HTTP/1.1 response (Content-Length or chunked).
+pub fn parse_response(raw: &[u8]) -> HttpResponse {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
