@@ -15,6 +15,7 @@ pub mod snmp;
 pub mod sockets;
 
 use std::fmt;
+use std::io::{BufRead, ErrorKind};
 use std::path::Path;
 
 /// A problem reading or parsing kernel data. It always names where it happened (a file path,
@@ -67,3 +68,38 @@ impl fmt::Display for SourceError {
 }
 
 impl std::error::Error for SourceError {}
+
+/// Read `reader` line by line through one reused buffer (no allocation per line) and call
+/// `line(lineno, bytes, errors)` with the 1-based line number and the line's bytes, newline
+/// included so that a caller can tell a truncated last line. A read error is recorded at the
+/// line where it happened and stops reading. Returns the number of lines read, or `None`
+/// after a read error.
+pub fn read_lines(
+    mut reader: impl BufRead,
+    source: &str,
+    path: &Path,
+    errors: &mut Vec<SourceError>,
+    mut line: impl FnMut(usize, &[u8], &mut Vec<SourceError>),
+) -> Option<usize> {
+    let mut buf = Vec::with_capacity(256);
+    let mut lineno = 0usize;
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) => return Some(lineno),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => {
+                errors.push(SourceError::line(
+                    source,
+                    path,
+                    lineno + 1,
+                    format!("read failed: {e}"),
+                ));
+                return None;
+            }
+        }
+        lineno += 1;
+        line(lineno, &buf, errors);
+    }
+}

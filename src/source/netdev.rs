@@ -48,7 +48,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind};
 use std::path::{Path, PathBuf};
 
-use super::SourceError;
+use super::{read_lines, SourceError};
 
 /// The columns of `/proc/net/dev`, receive then transmit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,38 +301,20 @@ impl NetDevFile {
 
 /// The line loop of [`NetDevFile::for_each`], over any reader (for tests).
 pub fn parse_stream(
-    mut reader: impl BufRead,
+    reader: impl BufRead,
     path: &Path,
     errors: &mut Vec<SourceError>,
     visit: &mut dyn FnMut(&str, Option<Counters>),
 ) {
     let mut parser = NetDevParser::new();
     let mut seen: Vec<String> = Vec::new();
-    let mut buf = Vec::with_capacity(256);
-    let mut lineno = 0usize;
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => {
-                errors.push(SourceError::line(
-                    DEV_SOURCE,
-                    path,
-                    lineno + 1,
-                    format!("read failed: {e}"),
-                ));
-                return;
-            }
-        }
-        lineno += 1;
-        let text = String::from_utf8_lossy(&buf);
+    let lines = read_lines(reader, DEV_SOURCE, path, errors, |lineno, buf, errors| {
+        let text = String::from_utf8_lossy(buf);
         let (name, counters) = match parser.parse_line(&text) {
-            Line::Skip => continue,
+            Line::Skip => return,
             Line::Garbage(msg) => {
                 errors.push(SourceError::line(DEV_SOURCE, path, lineno, msg));
-                continue;
+                return;
             }
             Line::BadCounters(name, msg) => {
                 errors.push(SourceError::line(DEV_SOURCE, path, lineno, msg));
@@ -347,11 +329,14 @@ pub fn parse_stream(
                 lineno,
                 format!("duplicate device {name:?}: line skipped"),
             ));
-            continue;
+            return;
         }
         seen.push(name.to_string());
         visit(name, counters);
-    }
+    });
+    let Some(lineno) = lines else {
+        return;
+    };
     if lineno == 0 {
         errors.push(SourceError::file(DEV_SOURCE, path, "empty file"));
     }

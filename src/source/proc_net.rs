@@ -12,12 +12,12 @@
 //! kernel in host byte order, so they are decoded with the host's endianness.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, ErrorKind};
+use std::io::{BufReader, ErrorKind};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use super::inet::{Family, InetSocket, Protocol, UnixSocket, UnixState, UnixType};
-use super::SourceError;
+use super::{read_lines, SourceError};
 
 /// Outcome of reading one table file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,28 +99,10 @@ impl ProcNet {
                 return FileStatus::Failed;
             }
         };
-        let mut reader = BufReader::with_capacity(READ_BUFFER, f);
-        let mut buf = Vec::with_capacity(256);
-        let mut lineno = 0usize;
-        loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    errors.push(SourceError::line(
-                        source,
-                        &path,
-                        lineno + 1,
-                        format!("read failed: {e}"),
-                    ));
-                    return FileStatus::Failed;
-                }
-            }
-            lineno += 1;
+        let reader = BufReader::with_capacity(READ_BUFFER, f);
+        let lines = read_lines(reader, &source, &path, errors, |lineno, buf, errors| {
             let complete = buf.last() == Some(&b'\n');
-            let line = trim_ascii(&buf);
+            let line = trim_ascii(buf);
             if lineno == 1 {
                 if !is_header(line) {
                     errors.push(SourceError::line(
@@ -130,10 +112,10 @@ impl ProcNet {
                         format!("expected a header line, found {:?}", preview(line)),
                     ));
                 }
-                continue;
+                return;
             }
             if line.is_empty() {
-                continue;
+                return;
             }
             if let Err(msg) = parse(line) {
                 let msg = if complete {
@@ -143,7 +125,10 @@ impl ProcNet {
                 };
                 errors.push(SourceError::line(source.clone(), &path, lineno, msg));
             }
-        }
+        });
+        let Some(lineno) = lines else {
+            return FileStatus::Failed;
+        };
         if lineno == 0 {
             errors.push(SourceError::file(
                 source,
