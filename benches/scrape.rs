@@ -13,13 +13,13 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use netstat_exporter::collectors::sockets::SocketsCollector;
-use netstat_exporter::collectors::Collector;
+use netstat_exporter::collectors::sockets::{self, SocketsCollector};
 use netstat_exporter::metrics::{encode, Format};
 use netstat_exporter::scrape::Scraper;
 use netstat_exporter::source::inet::{Family, Protocol, ALL_STATES};
-use netstat_exporter::source::netlink::DiagSocket;
-use netstat_exporter::source::sockets::{SocketSource, SourceMode};
+use netstat_exporter::source::netlink::{DiagSocket, DumpRequest};
+use netstat_exporter::source::netns::Netns;
+use netstat_exporter::source::sockets::{SocketNeeds, SocketSource, SourceMode};
 
 struct Stats {
     median: f64,
@@ -109,7 +109,12 @@ fn main() {
         let mut d = DiagSocket::open().expect("netlink");
         for f in Family::ALL {
             tcp += d
-                .dump_raw(Protocol::Tcp, f, ALL_STATES, 0, &mut |_| Ok(()))
+                .dump_raw(
+                    DumpRequest::ByFamily(Protocol::Tcp, f),
+                    ALL_STATES,
+                    0,
+                    &mut |_| Ok(()),
+                )
                 .unwrap();
         }
         println!(
@@ -118,16 +123,12 @@ fn main() {
         );
 
         let mut d2 = DiagSocket::open().expect("netlink");
-        let netlink = SocketSource::new(SourceMode::Netlink, "/proc/net");
-        let auto = SocketsCollector::with_source(SocketSource::new(SourceMode::Auto, "/proc/net"));
-        let scraper = Scraper::new(
-            vec![Box::new(SocketsCollector::with_source(SocketSource::new(
-                SourceMode::Auto,
-                "/proc/net",
-            )))],
-            "/proc".into(),
-        );
-        let proc = SocketsCollector::with_source(SocketSource::new(SourceMode::Proc, "/proc/net"));
+        let ns = Netns::own("/proc".as_ref(), "/sys".as_ref(), true);
+        let netlink = SocketSource::new(SourceMode::Netlink);
+        let auto = SocketSource::new(SourceMode::Auto);
+        let scraper = Scraper::new(vec![Box::new(SocketsCollector)], "/proc".into());
+        let proc = SocketSource::new(SourceMode::Proc);
+        let tcp_only = SocketNeeds::all_states(&[Protocol::Tcp]);
         // The real binary over HTTP: latency and memory.
         let e = common::Exporter::start(&["--collector.disable-defaults", "--collector.sockets"]);
         let node = node_exporter.map(|bin| {
@@ -152,12 +153,10 @@ fn main() {
 
         let mut probes: Vec<Probe<'_>> = vec![
             (
-                "kernel: netlink dump of TCP v4+v6, messages not even read",
+                "kernel: netlink dump of TCP v4+v6 (one walk), not even read",
                 Box::new(|| {
-                    for f in Family::ALL {
-                        d2.dump_raw(Protocol::Tcp, f, ALL_STATES, 0, &mut |_| Ok(()))
-                            .unwrap();
-                    }
+                    d2.dump_raw(DumpRequest::TcpBothFamilies, ALL_STATES, 0, &mut |_| Ok(()))
+                        .unwrap();
                 }),
             ),
             (
@@ -166,9 +165,9 @@ fn main() {
                     let mut errors = Vec::new();
                     let mut n = 0u64;
                     netlink.for_each_inet(
+                        &ns,
                         &[Protocol::Tcp],
-                        ALL_STATES,
-                        false,
+                        &tcp_only,
                         &mut errors,
                         &mut |s| n += u64::from(s.state),
                     );
@@ -177,7 +176,11 @@ fn main() {
             ),
             (
                 "exporter: sockets collector, all protocols + unix (auto)",
-                Box::new(|| assert!(auto.collect().errors.is_empty())),
+                Box::new(|| {
+                    let mut errors = Vec::new();
+                    sockets::read_stats(&auto, &ns, &mut errors);
+                    assert!(errors.is_empty());
+                }),
             ),
             (
                 "exporter: full scrape + text encoding (sockets only)",
@@ -185,7 +188,11 @@ fn main() {
             ),
             (
                 "exporter: sockets collector via /proc/net text",
-                Box::new(|| assert!(proc.collect().errors.is_empty())),
+                Box::new(|| {
+                    let mut errors = Vec::new();
+                    sockets::read_stats(&proc, &ns, &mut errors);
+                    assert!(errors.is_empty());
+                }),
             ),
             (
                 "netstat_exporter binary: GET /metrics over HTTP",

@@ -1,14 +1,19 @@
 //! Command-line flags, named and behaving like node_exporter's.
+//!
+//! The global flags (web, paths, logging) are the [`Cli`] struct below. Every collector's
+//! flags come from its declaration in `collectors/` ([`crate::collectors::REGISTRY`]):
+//! [`command`] adds `--collector.<name>` / `--no-collector.<name>` and the collector's own
+//! flags, and the collector reads them back from [`Config::matches`] when it is built.
 
+use std::any::Any;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Arg, ArgAction, ArgMatches, Command, CommandFactory, FromArgMatches, Parser};
 use regex::Regex;
 
-use crate::collectors::AVAILABLE;
-use crate::expected::{ExpectedListeners, PortRange};
+use crate::collectors::{CollectorDecl, REGISTRY};
 use crate::source::sockets::SourceMode;
 
 /// Default port: in the Prometheus exporter range, not node_exporter's 9100.
@@ -19,8 +24,7 @@ pub const DEFAULT_PROCFS: &str = "/proc";
 #[command(
     name = "netstat_exporter",
     version,
-    about = "Prometheus exporter for what netstat and ss show: socket states and queues, listeners, interfaces.",
-    after_help = "Collectors (enable with --collector.<name>, disable with --no-collector.<name>):\n  sockets     socket counts by protocol, family and state; queue depths; unix sockets [default: enabled]\n  listeners   what listens where: service, process, user, accept queue and limit [default: enabled]\n  interfaces  netstat -i: per-interface packets, errors, drops, overruns, flags [default: enabled]\n  protocols   netstat -s: TCP/UDP/IP/ICMP protocol counters, sockstat [default: enabled]"
+    about = "Prometheus exporter for what netstat and ss show: socket states and queues, listeners, interfaces."
 )]
 pub struct Cli {
     /// Address to listen on for web requests; repeat for several. ":PORT" listens on all
@@ -41,105 +45,13 @@ pub struct Cli {
     #[arg(long = "collector.disable-defaults")]
     pub disable_defaults: bool,
 
-    /// Enable the sockets collector (default: enabled).
-    #[arg(long = "collector.sockets", overrides_with = "no_sockets")]
-    pub sockets: bool,
-    /// Disable the sockets collector.
-    #[arg(long = "no-collector.sockets", overrides_with = "sockets")]
-    pub no_sockets: bool,
-
-    /// Where the sockets collector reads inet sockets: netlink sock_diag (what ss uses),
-    /// <procfs>/net/* text, or auto (netlink, falling back per protocol to /proc; proc when
-    /// --path.procfs is not /proc). Unix sockets always come from <procfs>/net/unix.
+    /// Where collectors read inet sockets (one pass per scrape serves them all): netlink
+    /// sock_diag (what ss uses), <procfs>/net/* text, or auto (netlink, falling back per
+    /// protocol to /proc; proc when --path.procfs is not /proc). Unix sockets always come
+    /// from <procfs>/net/unix.
     #[arg(long = "collector.sockets.source", value_name = "SOURCE", default_value = "auto",
           value_parser = ["auto", "netlink", "proc"])]
     pub sockets_source: String,
-
-    /// Enable the interfaces collector (default: enabled).
-    #[arg(long = "collector.interfaces", overrides_with = "no_interfaces")]
-    pub interfaces: bool,
-    /// Disable the interfaces collector.
-    #[arg(long = "no-collector.interfaces", overrides_with = "interfaces")]
-    pub no_interfaces: bool,
-
-    /// Regexp of devices to include (anchored; mutually exclusive with device-exclude).
-    #[arg(long = "collector.interfaces.device-include", value_name = "REGEX")]
-    pub interfaces_device_include: Option<String>,
-
-    /// Regexp of devices to exclude (anchored; mutually exclusive with device-include).
-    #[arg(long = "collector.interfaces.device-exclude", value_name = "REGEX")]
-    pub interfaces_device_exclude: Option<String>,
-
-    /// Enable the protocols collector (default: enabled).
-    #[arg(long = "collector.protocols", overrides_with = "no_protocols")]
-    pub protocols: bool,
-    /// Disable the protocols collector.
-    #[arg(long = "no-collector.protocols", overrides_with = "protocols")]
-    pub no_protocols: bool,
-
-    /// Regexp (anchored) of additional raw kernel fields to export as
-    /// netstat_protocol_field_total{group,field} (counters) or netstat_protocol_field_value
-    /// (settings and current values), matched against "Group_Field" names such as
-    /// TcpExt_TCPSackRecovery or Ip6_InNoRoutes. Default: none.
-    #[arg(long = "collector.protocols.fields", value_name = "REGEX")]
-    pub protocols_fields: Option<String>,
-
-    /// Enable the listeners collector (default: enabled).
-    #[arg(long = "collector.listeners", overrides_with = "no_listeners")]
-    pub listeners: bool,
-    /// Disable the listeners collector.
-    #[arg(long = "no-collector.listeners", overrides_with = "listeners")]
-    pub no_listeners: bool,
-
-    /// Attribute listeners to their processes via <procfs>/<pid>/fd (default: enabled; needs
-    /// root or CAP_DAC_READ_SEARCH + CAP_SYS_PTRACE for other users' processes).
-    #[arg(
-        long = "collector.listeners.process",
-        overrides_with = "no_listeners_process"
-    )]
-    pub listeners_process: bool,
-    /// Do not attribute listeners to processes (process="").
-    #[arg(
-        long = "no-collector.listeners.process",
-        overrides_with = "listeners_process"
-    )]
-    pub no_listeners_process: bool,
-
-    /// Minimum time between two full walks of <procfs>/*/fd to find the owner of a new
-    /// listener (cached owners are verified on every scrape without a walk).
-    #[arg(
-        long = "collector.listeners.walk-interval",
-        value_name = "DURATION",
-        default_value = "30s"
-    )]
-    pub listeners_walk_interval: String,
-
-    /// Export at most this many listeners (lowest ports first); the rest are counted in
-    /// netstat_listeners_dropped.
-    #[arg(
-        long = "collector.listeners.max",
-        value_name = "N",
-        default_value_t = 1000
-    )]
-    pub listeners_max: usize,
-
-    /// Ports not to report as listeners: comma-separated ports and ranges, e.g.
-    /// "32768-60999,8080".
-    #[arg(long = "collector.listeners.port-exclude", value_name = "RANGES")]
-    pub listeners_port_exclude: Option<String>,
-
-    /// Regexp (anchored) of listener addresses to report (as in the address label).
-    #[arg(long = "collector.listeners.address-include", value_name = "REGEX")]
-    pub listeners_address_include: Option<String>,
-
-    /// Regexp (anchored) of listener addresses not to report.
-    #[arg(long = "collector.listeners.address-exclude", value_name = "REGEX")]
-    pub listeners_address_exclude: Option<String>,
-
-    /// YAML file listing what may listen on this host; listeners it does not allow get
-    /// netstat_listener_unexpected 1. A malformed file stops the exporter at start-up.
-    #[arg(long = "collector.listeners.expected", value_name = "FILE")]
-    pub listeners_expected: Option<PathBuf>,
 
     /// procfs mountpoint.
     #[arg(long = "path.procfs", value_name = "PATH", default_value = DEFAULT_PROCFS)]
@@ -201,18 +113,9 @@ pub struct Cli {
 pub struct Config {
     pub listen_addresses: Vec<ListenAddress>,
     pub telemetry_path: String,
+    /// Enabled collectors, in registry order.
     pub enabled: Vec<&'static str>,
     pub sockets_source: SourceMode,
-    pub interfaces_device_include: Option<Regex>,
-    pub interfaces_device_exclude: Option<Regex>,
-    pub protocols_fields: Option<Regex>,
-    pub listeners_process: bool,
-    pub listeners_walk_interval: Duration,
-    pub listeners_max: usize,
-    pub listeners_port_exclude: Vec<PortRange>,
-    pub listeners_address_include: Option<Regex>,
-    pub listeners_address_exclude: Option<Regex>,
-    pub listeners_expected: Option<ExpectedListeners>,
     pub procfs: PathBuf,
     pub sysfs: PathBuf,
     pub rootfs: PathBuf,
@@ -223,6 +126,10 @@ pub struct Config {
     pub web_scrape_timeout: Duration,
     pub web_scrape_timeout_offset: Duration,
     pub once: bool,
+    /// Everything parsed, for the collectors' own flags (see [`Config::arg`]).
+    pub matches: ArgMatches,
+    /// The collectors these flags were parsed for.
+    pub registry: &'static [&'static CollectorDecl],
 }
 
 /// A listen address: `:PORT` (all addresses) or a concrete socket address.
@@ -279,13 +186,93 @@ pub fn parse_duration(flag: &str, s: &str) -> Result<Duration, String> {
 }
 
 /// Compile a user regex anchored at both ends, as Prometheus and node_exporter do.
-fn anchored_regex(flag: &str, re: Option<&str>) -> Result<Option<Regex>, String> {
+pub fn anchored_regex(flag: &str, re: Option<&str>) -> Result<Option<Regex>, String> {
     re.map(|r| Regex::new(&format!("^(?:{r})$")).map_err(|e| format!("invalid {flag} {r:?}: {e}")))
         .transpose()
 }
 
+/// The whole command line: [`Cli`] plus, for every collector of the registry, its
+/// enable/disable pair and its own flags; `--help` lists the collectors.
+pub fn command() -> Command {
+    command_with(REGISTRY)
+}
+
+/// [`command`] for another set of collectors (tests register a dummy one this way).
+pub fn command_with(registry: &[&CollectorDecl]) -> Command {
+    let mut cmd = Cli::command();
+    let mut list = String::from(
+        "Collectors (enable with --collector.<name>, disable with --no-collector.<name>):\n",
+    );
+    for d in registry {
+        cmd = cmd.args(collector_toggle(d)).args((d.args)());
+        list.push_str(&format!(
+            "  {:<11} {} [default: {}]\n",
+            d.name,
+            d.help,
+            if d.default_enabled {
+                "enabled"
+            } else {
+                "disabled"
+            }
+        ));
+    }
+    cmd.after_help(list)
+}
+
+fn collector_toggle(d: &CollectorDecl) -> [Arg; 2] {
+    let default = if d.default_enabled {
+        "enabled"
+    } else {
+        "disabled"
+    };
+    toggle_args(
+        &format!("collector.{}", d.name),
+        &format!("Enable the {} collector (default: {default}).", d.name),
+        &format!("Disable the {} collector.", d.name),
+    )
+}
+
+/// A `--NAME` / `--no-NAME` pair of flags where the last one given wins.
+pub fn toggle_args(name: &str, enable_help: &str, disable_help: &str) -> [Arg; 2] {
+    let no = format!("no-{name}");
+    [
+        Arg::new(name.to_string())
+            .long(name.to_string())
+            .action(ArgAction::SetTrue)
+            .overrides_with(no.clone())
+            .help(enable_help.to_string()),
+        Arg::new(no.clone())
+            .long(no)
+            .action(ArgAction::SetTrue)
+            .overrides_with(name.to_string())
+            .help(disable_help.to_string()),
+    ]
+}
+
+/// Value of a `--NAME` / `--no-NAME` pair: the one given last, else `default`.
+fn toggle_value(m: &ArgMatches, name: &str, default: bool) -> bool {
+    let given = |id: &str| m.try_get_one::<bool>(id).ok().flatten() == Some(&true);
+    if given(name) {
+        true
+    } else if given(&format!("no-{name}")) {
+        false
+    } else {
+        default
+    }
+}
+
 impl Config {
-    pub fn from_cli(cli: Cli) -> Result<Config, String> {
+    pub fn from_matches(matches: ArgMatches) -> Result<Config, String> {
+        Self::from_matches_with(REGISTRY, matches)
+    }
+
+    /// [`Config::from_matches`] for the collectors of `registry` (matches from
+    /// [`command_with`] of the same registry).
+    pub fn from_matches_with(
+        registry: &'static [&'static CollectorDecl],
+        matches: ArgMatches,
+    ) -> Result<Config, String> {
+        let cli = Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?;
         let listen_addresses = cli
             .listen_addresses
             .iter()
@@ -297,23 +284,16 @@ impl Config {
                 "invalid --web.telemetry-path {p:?}: must start with / and not be / or /healthz"
             ));
         }
-        let explicit = |name: &str| -> Option<bool> {
-            match name {
-                "sockets" if cli.sockets => Some(true),
-                "sockets" if cli.no_sockets => Some(false),
-                "interfaces" if cli.interfaces => Some(true),
-                "interfaces" if cli.no_interfaces => Some(false),
-                "protocols" if cli.protocols => Some(true),
-                "protocols" if cli.no_protocols => Some(false),
-                "listeners" if cli.listeners => Some(true),
-                "listeners" if cli.no_listeners => Some(false),
-                _ => None,
-            }
-        };
-        let enabled = AVAILABLE
+        let enabled = registry
             .iter()
-            .filter(|c| explicit(c.name).unwrap_or(c.default_enabled && !cli.disable_defaults))
-            .map(|c| c.name)
+            .filter(|d| {
+                toggle_value(
+                    &matches,
+                    &format!("collector.{}", d.name),
+                    d.default_enabled && !cli.disable_defaults,
+                )
+            })
+            .map(|d| d.name)
             .collect();
         let requested: SourceMode = cli.sockets_source.parse()?;
         // netlink sees the exporter's own network namespace; a --path.procfs elsewhere means
@@ -324,69 +304,11 @@ impl Config {
             } else {
                 requested
             };
-        if cli.interfaces_device_include.is_some() && cli.interfaces_device_exclude.is_some() {
-            return Err(
-                "--collector.interfaces.device-include and --collector.interfaces.device-exclude are mutually exclusive"
-                    .into(),
-            );
-        }
-        let interfaces_device_include = anchored_regex(
-            "--collector.interfaces.device-include",
-            cli.interfaces_device_include.as_deref(),
-        )?;
-        let interfaces_device_exclude = anchored_regex(
-            "--collector.interfaces.device-exclude",
-            cli.interfaces_device_exclude.as_deref(),
-        )?;
-        if cli.listeners_address_include.is_some() && cli.listeners_address_exclude.is_some() {
-            return Err(
-                "--collector.listeners.address-include and --collector.listeners.address-exclude are mutually exclusive"
-                    .into(),
-            );
-        }
-        let listeners_port_exclude = match &cli.listeners_port_exclude {
-            None => Vec::new(),
-            Some(s) => s
-                .split(',')
-                .filter(|p| !p.trim().is_empty())
-                .map(|p| {
-                    p.parse::<PortRange>()
-                        .map_err(|e| format!("invalid --collector.listeners.port-exclude: {e}"))
-                })
-                .collect::<Result<_, _>>()?,
-        };
-        let listeners_expected = match &cli.listeners_expected {
-            Some(path) => Some(ExpectedListeners::load(path)?),
-            None => None,
-        };
-        let protocols_fields = anchored_regex(
-            "--collector.protocols.fields",
-            cli.protocols_fields.as_deref(),
-        )?;
         Ok(Config {
             listen_addresses,
             telemetry_path: cli.telemetry_path,
             enabled,
             sockets_source,
-            interfaces_device_include,
-            interfaces_device_exclude,
-            protocols_fields,
-            listeners_process: !cli.no_listeners_process,
-            listeners_walk_interval: parse_duration(
-                "--collector.listeners.walk-interval",
-                &cli.listeners_walk_interval,
-            )?,
-            listeners_max: cli.listeners_max,
-            listeners_port_exclude,
-            listeners_address_include: anchored_regex(
-                "--collector.listeners.address-include",
-                cli.listeners_address_include.as_deref(),
-            )?,
-            listeners_address_exclude: anchored_regex(
-                "--collector.listeners.address-exclude",
-                cli.listeners_address_exclude.as_deref(),
-            )?,
-            listeners_expected,
             procfs: cli.procfs,
             sysfs: cli.sysfs,
             rootfs: cli.rootfs,
@@ -400,17 +322,34 @@ impl Config {
                 &cli.web_scrape_timeout_offset,
             )?,
             once: cli.once,
+            matches,
+            registry,
         })
     }
 
-    /// Parse from an argument list (first item: program name).
+    /// Parse from an argument list (first item: program name). Collector flags are only
+    /// parsed here; [`crate::collectors::build`] validates them.
     pub fn from_args<I, T>(args: I) -> Result<Config, String>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
-        Config::from_cli(cli)
+        Self::from_args_with(REGISTRY, args)
+    }
+
+    /// [`Config::from_args`] for the collectors of `registry`.
+    pub fn from_args_with<I, T>(
+        registry: &'static [&'static CollectorDecl],
+        args: I,
+    ) -> Result<Config, String>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = command_with(registry)
+            .try_get_matches_from(args)
+            .map_err(|e| e.to_string())?;
+        Config::from_matches_with(registry, matches)
     }
 
     pub fn collector_enabled(&self, name: &str) -> bool {
@@ -420,6 +359,33 @@ impl Config {
     pub fn sockets_source(&self) -> SourceMode {
         self.sockets_source
     }
+
+    /// The value of a collector's flag `id` (its default when not given; None when it has
+    /// no default and was not given).
+    pub fn arg<T: Any + Clone + Send + Sync + 'static>(&self, id: &str) -> Option<&T> {
+        self.matches.try_get_one::<T>(id).ok().flatten()
+    }
+
+    /// A string flag, `""` when absent.
+    pub fn arg_str(&self, id: &str) -> Option<&str> {
+        self.arg::<String>(id).map(String::as_str)
+    }
+
+    /// A `--NAME` / `--no-NAME` pair declared with [`toggle_args`].
+    pub fn toggle(&self, name: &str, default: bool) -> bool {
+        toggle_value(&self.matches, name, default)
+    }
+
+    /// A duration flag (see [`parse_duration`]).
+    pub fn duration(&self, id: &str) -> Result<Duration, String> {
+        let v = self.arg_str(id).unwrap_or("");
+        parse_duration(&format!("--{id}"), v)
+    }
+
+    /// A regex flag, anchored at both ends.
+    pub fn regex(&self, id: &str) -> Result<Option<Regex>, String> {
+        anchored_regex(&format!("--{id}"), self.arg_str(id))
+    }
 }
 
 #[cfg(test)]
@@ -428,6 +394,11 @@ mod tests {
 
     fn cfg(args: &[&str]) -> Result<Config, String> {
         Config::from_args(std::iter::once("netstat_exporter").chain(args.iter().copied()))
+    }
+
+    /// Parse, then build the enabled collectors (which validates their flags).
+    fn built(args: &[&str]) -> Result<(), String> {
+        crate::collectors::build(&cfg(args)?).map(|_| ())
     }
 
     #[test]
@@ -464,6 +435,33 @@ mod tests {
     }
 
     #[test]
+    fn help_lists_every_collector_and_its_flags() {
+        let help = command().render_long_help().to_string();
+        for d in crate::collectors::REGISTRY {
+            assert!(
+                help.contains(&format!("--collector.{}", d.name)),
+                "{}",
+                d.name
+            );
+            assert!(
+                help.contains(&format!("--no-collector.{}", d.name)),
+                "{}",
+                d.name
+            );
+            assert!(help.contains(d.help), "{}", d.name);
+            for a in (d.args)() {
+                let long = a.get_long().unwrap_or_default().to_string();
+                let prefix = format!("collector.{}.", d.name);
+                assert!(
+                    long.starts_with(&prefix) || long.starts_with(&format!("no-{prefix}")),
+                    "{long}: a collector's flags are named --collector.<name>.*"
+                );
+                assert!(help.contains(&format!("--{long}")), "{long}");
+            }
+        }
+    }
+
+    #[test]
     fn listen_addresses() {
         let c = cfg(&[
             "--web.listen-address=127.0.0.1:9000",
@@ -494,11 +492,13 @@ mod tests {
         assert!(cfg(&["--collector.sockets.source=magic"]).is_err());
         assert!(cfg(&["--log.level=chatty"]).is_err());
         assert!(cfg(&["--no-such-flag"]).is_err());
-        assert!(cfg(&["--collector.interfaces.device-include=(("]).is_err());
-        assert!(cfg(&[
+        assert!(built(&["--collector.interfaces.device-include=(("]).is_err());
+        assert!(built(&[
             "--collector.interfaces.device-include=eth.*",
             "--collector.interfaces.device-exclude=lo"
         ])
         .is_err());
+        assert!(built(&["--collector.listeners.walk-interval=soon"]).is_err());
+        assert!(built(&[]).is_ok());
     }
 }

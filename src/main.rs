@@ -4,16 +4,14 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
-
-use netstat_exporter::config::{Cli, Config};
+use netstat_exporter::config::{self, Config};
 use netstat_exporter::scrape::Scraper;
 use netstat_exporter::web_config::WebRuntime;
 use netstat_exporter::{logging, metrics, server};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let matches = match config::command().try_get_matches() {
+        Ok(m) => m,
         Err(e) => {
             use clap::error::ErrorKind;
             if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
@@ -28,7 +26,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match Config::from_cli(cli) {
+    let config = match Config::from_matches(matches) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("netstat_exporter: {e}");
@@ -36,7 +34,13 @@ fn main() -> ExitCode {
         }
     };
     logging::init(&config.log_level, &config.log_format);
-    let scraper = Arc::new(Scraper::from_config(&config));
+    let scraper = match Scraper::from_config(&config) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("netstat_exporter: {e}");
+            return ExitCode::from(2);
+        }
+    };
 
     if config.once {
         let families = scraper.scrape(None);
@@ -66,6 +70,10 @@ fn main() -> ExitCode {
         collectors = %scraper.collector_names().join(","),
         "starting netstat_exporter"
     );
+    // The cold costs (the first walk of every process's fds to attribute listeners) are
+    // paid here, before the first request, not by the first scrape.
+    let warm = scraper.warm_up();
+    tracing::info!(seconds = warm.as_secs_f64(), "first collection done");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

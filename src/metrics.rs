@@ -68,6 +68,76 @@ impl From<bool> for Value {
 
 pub type Labels = Vec<(&'static str, String)>;
 
+/// The one declaration of a metric family: name, type, help, label names and unit.
+/// Collectors render families from these (`DESC.family()`), the docs table
+/// (`docs/metrics.md`), the JSON snapshot and the tests read them; no name is typed twice.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Desc {
+    /// Base name; counters without `_total` (the encoders add it).
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    /// Label names in the order the collector writes them. Per-namespace families also get
+    /// `netns` from the scrape layer when namespaces other than the exporter's own are read.
+    pub labels: &'static [&'static str],
+    /// Unit suffix of the name (`bytes`, `seconds`) or "" for counts and info metrics.
+    pub unit: &'static str,
+}
+
+impl Desc {
+    pub const fn gauge(
+        name: &'static str,
+        labels: &'static [&'static str],
+        help: &'static str,
+    ) -> Desc {
+        Desc {
+            name,
+            help,
+            kind: Kind::Gauge,
+            labels,
+            unit: "",
+        }
+    }
+
+    pub const fn counter(
+        name: &'static str,
+        labels: &'static [&'static str],
+        help: &'static str,
+    ) -> Desc {
+        Desc {
+            name,
+            help,
+            kind: Kind::Counter,
+            labels,
+            unit: "",
+        }
+    }
+
+    /// Builder: the unit of the values (must be the name's suffix, checked by a test).
+    pub const fn unit(mut self, unit: &'static str) -> Desc {
+        self.unit = unit;
+        self
+    }
+
+    /// An empty family of this declaration, to push samples into.
+    pub fn family(&'static self) -> MetricFamily {
+        MetricFamily {
+            name: self.name,
+            help: self.help,
+            kind: self.kind,
+            samples: Vec::new(),
+        }
+    }
+
+    /// Exposed sample name: counters carry the `_total` suffix.
+    pub fn sample_name(&self) -> Cow<'static, str> {
+        match self.kind {
+            Kind::Counter => Cow::Owned(format!("{}_total", self.name)),
+            Kind::Gauge => Cow::Borrowed(self.name),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub labels: Labels,

@@ -1,15 +1,19 @@
-//! Runs the enabled collectors for one request and adds the exporter's own metrics:
-//! per-collector duration and success, parse/read error counters, build info and `process_*`.
+//! One request: the selected collectors, per network namespace, with ONE pass over each
+//! socket table shared by every collector that needs sockets; then the exporter's own
+//! metrics (per-collector duration and success, error counters, build info, `process_*`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::collectors::{self, Collected, Collector};
+use crate::collectors::{self, Collected, Collection, Collector};
 use crate::config::Config;
-use crate::metrics::MetricFamily;
+use crate::metrics::{Desc, MetricFamily};
+use crate::source::inet::{InetSocket, UnixSocket};
+use crate::source::netns::Netns;
+use crate::source::sockets::{SocketNeeds, SocketSource, SocketVisitor, SourceMode};
 use crate::source::{process, SourceError};
 
 /// How many errors of one collector are logged one by one per scrape; the rest are summed up
@@ -19,55 +23,139 @@ const LOGGED_ERRORS_PER_SCRAPE: usize = 5;
 /// Scrape timeout when neither the request nor the configuration gives one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+pub static COLLECTOR_DURATION: Desc = Desc::gauge(
+    "netstat_scrape_collector_duration_seconds",
+    &["collector"],
+    "Time the collector took in this scrape. Collectors that share the socket pass each count the pass plus their own work.",
+)
+.unit("seconds");
+pub static COLLECTOR_SUCCESS: Desc = Desc::gauge(
+    "netstat_scrape_collector_success",
+    &["collector"],
+    "1 if the collector read everything without error in this scrape, 0 if it met a problem (the log says which file and line).",
+);
+pub static SCRAPE_ERRORS: Desc = Desc::counter(
+    "netstat_scrape_errors",
+    &["collector", "source"],
+    "Problems met by a collector since the exporter started, by source (a file below the procfs root such as net/tcp6, or a netlink dump): malformed lines skipped, unreadable files, failed dumps.",
+);
+pub static BUILD_INFO: Desc = Desc::gauge(
+    "netstat_exporter_build_info",
+    &["version", "revision", "rustc"],
+    "A metric with a constant '1' value labeled by version, revision and rustc version from which netstat_exporter was built.",
+);
+pub static PROCESS_CPU: Desc = Desc::counter(
+    "process_cpu_seconds",
+    &[],
+    "Total user and system CPU time spent in seconds.",
+)
+.unit("seconds");
+pub static PROCESS_RSS: Desc = Desc::gauge(
+    "process_resident_memory_bytes",
+    &[],
+    "Resident memory size in bytes.",
+)
+.unit("bytes");
+pub static PROCESS_VSZ: Desc = Desc::gauge(
+    "process_virtual_memory_bytes",
+    &[],
+    "Virtual memory size in bytes.",
+)
+.unit("bytes");
+pub static PROCESS_OPEN_FDS: Desc =
+    Desc::gauge("process_open_fds", &[], "Number of open file descriptors.");
+pub static PROCESS_START: Desc = Desc::gauge(
+    "process_start_time_seconds",
+    &[],
+    "Start time of the process since unix epoch in seconds.",
+)
+.unit("seconds");
+pub static PROCESS_MAX_FDS: Desc = Desc::gauge(
+    "process_max_fds",
+    &[],
+    "Maximum number of open file descriptors.",
+);
+
+/// The exporter's own metrics, present in every scrape whatever `collect[]` selects.
+pub fn metrics() -> Vec<&'static Desc> {
+    vec![
+        &COLLECTOR_DURATION,
+        &COLLECTOR_SUCCESS,
+        &SCRAPE_ERRORS,
+        &BUILD_INFO,
+        &PROCESS_CPU,
+        &PROCESS_RSS,
+        &PROCESS_VSZ,
+        &PROCESS_OPEN_FDS,
+        &PROCESS_START,
+        &PROCESS_MAX_FDS,
+    ]
+}
+
 /// (collector, source) -> errors since start, for `netstat_scrape_errors_total`.
 type ErrorTotals = Mutex<BTreeMap<(&'static str, String), u64>>;
 
-/// Runs the collectors. Scrapes are coalesced per collector: at most one collection of a
-/// collector is in flight at any time, and concurrent requests share it.
+/// Runs the collectors. A request's collectors are grouped into jobs: every collector that
+/// needs sockets shares one job (so each socket table is walked once per namespace and
+/// scrape), every other collector is a job of its own, so that they run in parallel.
 ///
-/// A request never gets data read before it arrived: if a collection is already running
-/// when a request comes in, the request waits for the next one, which starts as soon as the
-/// running one ends and serves every request that arrived meanwhile (two Prometheus replicas
-/// scraping at once cost one collection, or two if the second arrives mid-collection).
+/// Jobs are coalesced: at most one run of a job is in flight at any time, and concurrent
+/// requests share it. A request never gets data read before it arrived: if a run is already
+/// going when a request comes in, the request waits for the next one, which starts as soon
+/// as the running one ends and serves every request that arrived meanwhile (two Prometheus
+/// replicas scraping at once cost one run, or two if the second arrives mid-run).
 ///
-/// A collector that has not finished by the request's deadline is reported failed for that
-/// request (`netstat_scrape_collector_success 0`) and the other collectors' data is returned.
-/// Its collection keeps running in its own thread to completion; since there is at most one
-/// in flight per collector, a stuck collector cannot pile up threads.
+/// A job that has not finished by the request's deadline is reported failed for that request
+/// (`netstat_scrape_collector_success 0` for its collectors) and the other collectors' data
+/// is returned. The run keeps going in its own thread to completion; since there is at most
+/// one in flight per job, a stuck collector cannot pile up threads.
 pub struct Scraper {
-    collectors: Vec<Arc<Slot>>,
+    shared: Arc<Shared>,
+    /// Slots by job (indexes into `shared.collectors`, ascending), created on first use.
+    jobs: Mutex<HashMap<Vec<usize>, Arc<Slot>>>,
     procfs: PathBuf,
-    errors_total: Arc<ErrorTotals>,
     timeout: Duration,
 }
 
-/// One collector and its coalescing state.
+/// What every job run reads.
+struct Shared {
+    collectors: Vec<Arc<dyn Collector>>,
+    source: SocketSource,
+    namespaces: Vec<Netns>,
+    errors_total: ErrorTotals,
+}
+
+/// One job and its coalescing state.
 struct Slot {
-    collector: Arc<dyn Collector>,
+    members: Vec<usize>,
     state: Mutex<SlotState>,
     done: Condvar,
 }
 
 #[derive(Default)]
 struct SlotState {
-    /// Number of the last collection started (1-based; 0: none yet).
+    /// Number of the last run started (1-based; 0: none yet).
     started: u64,
-    /// Whether collection `started` is still running.
+    /// Whether run `started` is still going.
     running: bool,
-    /// Number and result of the last collection that finished.
+    /// Number and result of the last run that finished.
     finished: u64,
     last: Option<Arc<Run>>,
 }
 
-/// What one collection produced, shared by all requests it serves.
+/// What one run of a job produced, per member collector, shared by all requests it serves.
 struct Run {
+    results: Vec<CollectorRun>,
+}
+
+struct CollectorRun {
     families: Vec<MetricFamily>,
     ok: bool,
     seconds: f64,
 }
 
-/// A request's claim on a collector: the number of the first collection that started after
-/// the request arrived.
+/// A request's claim on a job: the number of the first run that started after the request
+/// arrived.
 struct Ticket {
     slot: Arc<Slot>,
     wanted: u64,
@@ -83,12 +171,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Slot {
-    /// Claim a collection that starts after now, starting one if none is running.
-    fn request(self: &Arc<Self>, errors_total: &Arc<ErrorTotals>) -> Ticket {
+    /// Claim a run that starts after now, starting one if none is going.
+    fn request(self: &Arc<Self>, shared: &Arc<Shared>) -> Ticket {
         let mut st = lock(&self.state);
         let wanted = st.started + 1;
         if !st.running {
-            self.start(&mut st, errors_total);
+            self.start(&mut st, shared);
         }
         Ticket {
             slot: self.clone(),
@@ -96,67 +184,96 @@ impl Slot {
         }
     }
 
-    /// Start collection `started + 1` in its own thread. Called with the state locked and no
-    /// collection running.
-    fn start(self: &Arc<Self>, st: &mut SlotState, errors_total: &Arc<ErrorTotals>) {
+    fn name(&self, shared: &Shared) -> String {
+        self.members
+            .iter()
+            .map(|&i| shared.collectors[i].name())
+            .collect::<Vec<_>>()
+            .join("+")
+    }
+
+    /// Start run `started + 1` in its own thread. Called with the state locked and no run
+    /// going.
+    fn start(self: &Arc<Self>, st: &mut SlotState, shared: &Arc<Shared>) {
         st.started += 1;
         st.running = true;
         let number = st.started;
         let slot = self.clone();
-        let totals = errors_total.clone();
+        let sh = shared.clone();
         let spawned = std::thread::Builder::new()
-            .name(format!("collect-{}", self.collector.name()))
-            .spawn(move || slot.run(number, &totals));
+            .name(format!("collect-{}", self.name(shared)))
+            .spawn(move || slot.run(number, &sh));
         if let Err(e) = spawned {
-            let name = self.collector.name();
-            tracing::error!(collector = name, error = %e, "cannot start a collection thread");
+            tracing::error!(job = %self.name(shared), error = %e, "cannot start a collection thread");
             st.running = false;
             st.finished = number;
             st.last = Some(Arc::new(Run {
-                families: Vec::new(),
-                ok: false,
-                seconds: 0.0,
+                results: self
+                    .members
+                    .iter()
+                    .map(|_| CollectorRun {
+                        families: Vec::new(),
+                        ok: false,
+                        seconds: 0.0,
+                    })
+                    .collect(),
             }));
             self.done.notify_all();
         }
     }
 
-    fn run(&self, number: u64, errors_total: &ErrorTotals) {
-        let name = self.collector.name();
-        let begin = Instant::now();
-        let collected =
-            catch_unwind(AssertUnwindSafe(|| self.collector.collect())).unwrap_or_else(|_| {
-                Collected {
-                    families: Vec::new(),
-                    errors: vec![SourceError {
-                        source: "panic".into(),
-                        location: format!("collector {name}"),
-                        line: None,
-                        message: "the collector panicked (a bug: please report it)".into(),
-                    }],
-                }
-            });
-        let seconds = begin.elapsed().as_secs_f64();
-        let ok = collected.errors.is_empty();
-        if !ok {
-            record_errors(errors_total, name, &collected.errors);
-        }
-        let run = Arc::new(Run {
-            families: collected.families,
-            ok,
-            seconds,
+    fn run(&self, number: u64, shared: &Shared) {
+        let members: Vec<&dyn Collector> = self
+            .members
+            .iter()
+            .map(|&i| shared.collectors[i].as_ref())
+            .collect();
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            collect(&members, &shared.namespaces, &shared.source)
+        }));
+        let collected = outcome.unwrap_or_else(|_| {
+            members
+                .iter()
+                .map(|c| {
+                    let collected = Collected {
+                        families: Vec::new(),
+                        errors: vec![SourceError {
+                            source: "panic".into(),
+                            location: format!("collector {}", c.name()),
+                            line: None,
+                            message: "the collector panicked (a bug: please report it)".into(),
+                        }],
+                    };
+                    (collected, 0.0)
+                })
+                .collect()
         });
+        let results = members
+            .iter()
+            .zip(collected)
+            .map(|(c, (collected, seconds))| {
+                let ok = collected.errors.is_empty();
+                if !ok {
+                    record_errors(&shared.errors_total, c.name(), &collected.errors);
+                }
+                CollectorRun {
+                    families: collected.families,
+                    ok,
+                    seconds,
+                }
+            })
+            .collect();
         let mut st = lock(&self.state);
         st.running = false;
         st.finished = number;
-        st.last = Some(run);
+        st.last = Some(Arc::new(Run { results }));
         self.done.notify_all();
     }
 }
 
 impl Ticket {
-    /// Wait for the claimed collection (or a later one) until `deadline`. None: timed out.
-    fn wait(&self, deadline: Option<Instant>, errors_total: &Arc<ErrorTotals>) -> Option<Arc<Run>> {
+    /// Wait for the claimed run (or a later one) until `deadline`. None: timed out.
+    fn wait(&self, deadline: Option<Instant>, shared: &Arc<Shared>) -> Option<Arc<Run>> {
         let slot = &self.slot;
         let mut st = lock(&slot.state);
         loop {
@@ -164,9 +281,9 @@ impl Ticket {
                 return st.last.clone();
             }
             if !st.running {
-                // The collection that was running when we arrived is over: start ours (it
-                // serves everyone who arrived while the previous one ran).
-                slot.start(&mut st, errors_total);
+                // The run that was going when we arrived is over: start ours (it serves
+                // everyone who arrived while the previous one ran).
+                slot.start(&mut st, shared);
                 continue;
             }
             st = match deadline {
@@ -186,28 +303,159 @@ impl Ticket {
     }
 }
 
+/// Feeds one socket pass to every collection that asked for the socket's protocol and state.
+struct Dispatch<'a, 'b> {
+    collections: &'b mut [Box<dyn Collection + 'a>],
+    needs: &'b [SocketNeeds],
+}
+
+impl SocketVisitor for Dispatch<'_, '_> {
+    fn inet(&mut self, s: &InetSocket) {
+        for (c, n) in self.collections.iter_mut().zip(self.needs) {
+            if n.wants(s) {
+                c.inet(s);
+            }
+        }
+    }
+
+    fn unix(&mut self, s: &UnixSocket) {
+        for (c, n) in self.collections.iter_mut().zip(self.needs) {
+            if n.unix {
+                c.unix(s);
+            }
+        }
+    }
+}
+
+/// Run `collectors` together in every namespace: per namespace, one pass over the socket
+/// tables that any of them needs, then each one's own reads and rendering. Returns, per
+/// collector, what it collected (families of the same name from several namespaces merged)
+/// and the seconds it took (the shared pass counts for each collector that needed it).
+pub fn collect(
+    collectors: &[&dyn Collector],
+    namespaces: &[Netns],
+    source: &SocketSource,
+) -> Vec<(Collected, f64)> {
+    let needs: Vec<SocketNeeds> = collectors.iter().map(|c| c.socket_needs()).collect();
+    let union = needs.iter().fold(SocketNeeds::NONE, |acc, n| acc.union(n));
+    let mut out: Vec<(Collected, f64)> = collectors
+        .iter()
+        .map(|_| (Collected::default(), 0.0))
+        .collect();
+    for ns in namespaces {
+        let mut collections: Vec<Box<dyn Collection + '_>> =
+            collectors.iter().map(|c| c.begin(ns)).collect();
+        let mut pass_errors = Vec::new();
+        let mut pass_seconds = 0.0;
+        let mut info = Default::default();
+        if !union.is_empty() {
+            let t = Instant::now();
+            let mut dispatch = Dispatch {
+                collections: &mut collections,
+                needs: &needs,
+            };
+            info = source.pass(ns, &union, &mut pass_errors, &mut dispatch);
+            pass_seconds = t.elapsed().as_secs_f64();
+        }
+        for (i, c) in collections.into_iter().enumerate() {
+            let t = Instant::now();
+            let mut got = Collected::default();
+            if !needs[i].is_empty() {
+                got.errors.extend(pass_errors.iter().cloned());
+                out[i].1 += pass_seconds;
+            }
+            c.finish(&info, &mut got);
+            out[i].1 += t.elapsed().as_secs_f64();
+            label_netns(&mut got.families, ns.label());
+            out[i].0.families.extend(got.families);
+            out[i].0.errors.extend(got.errors);
+        }
+    }
+    for (i, c) in collectors.iter().enumerate() {
+        let t = Instant::now();
+        c.end_scrape(&mut out[i].0);
+        out[i].1 += t.elapsed().as_secs_f64();
+        let families = std::mem::take(&mut out[i].0.families);
+        out[i].0.families = merge_families(families);
+    }
+    out
+}
+
+/// Add `netns="<label>"` to every sample (nothing for the exporter's own namespace, whose
+/// label is empty: its series look as they always did).
+fn label_netns(families: &mut [MetricFamily], label: &str) {
+    if label.is_empty() {
+        return;
+    }
+    for f in families {
+        for s in &mut f.samples {
+            s.labels.push(("netns", label.to_string()));
+        }
+    }
+}
+
+/// Merge families of the same name (one per namespace) into one, in order of first
+/// appearance; families without samples are dropped.
+pub fn merge_families(families: Vec<MetricFamily>) -> Vec<MetricFamily> {
+    let mut out: Vec<MetricFamily> = Vec::with_capacity(families.len());
+    let mut index: HashMap<&'static str, usize> = HashMap::new();
+    for f in families {
+        if f.samples.is_empty() {
+            continue;
+        }
+        match index.get(f.name) {
+            Some(&i) => out[i].samples.extend(f.samples),
+            None => {
+                index.insert(f.name, out.len());
+                out.push(f);
+            }
+        }
+    }
+    out
+}
+
 impl Scraper {
     pub fn new(collectors: Vec<Box<dyn Collector>>, procfs: PathBuf) -> Self {
-        Scraper {
-            collectors: collectors
-                .into_iter()
-                .map(|c| {
-                    Arc::new(Slot {
-                        collector: Arc::from(c),
-                        state: Mutex::new(SlotState::default()),
-                        done: Condvar::new(),
-                    })
-                })
-                .collect(),
+        let own = Netns::own(&procfs, std::path::Path::new("/sys"), true);
+        Self::with_namespaces(
+            collectors,
+            SocketSource::new(SourceMode::Auto),
+            vec![own],
             procfs,
-            errors_total: Arc::new(Mutex::new(BTreeMap::new())),
+        )
+    }
+
+    pub fn with_namespaces(
+        collectors: Vec<Box<dyn Collector>>,
+        source: SocketSource,
+        namespaces: Vec<Netns>,
+        procfs: PathBuf,
+    ) -> Self {
+        Scraper {
+            shared: Arc::new(Shared {
+                collectors: collectors.into_iter().map(Arc::from).collect(),
+                source,
+                namespaces,
+                errors_total: Mutex::new(BTreeMap::new()),
+            }),
+            jobs: Mutex::new(HashMap::new()),
+            procfs,
             timeout: DEFAULT_TIMEOUT,
         }
     }
 
-    pub fn from_config(config: &Config) -> Self {
-        Self::new(collectors::build(config), config.procfs.clone())
-            .with_timeout(config.web_scrape_timeout)
+    /// The enabled collectors of `config`, reading the exporter's own namespace. An error is
+    /// a collector's flag that does not validate.
+    pub fn from_config(config: &Config) -> Result<Self, String> {
+        let netlink = config.sockets_source() != SourceMode::Proc;
+        let own = Netns::own(&config.procfs, &config.sysfs, netlink);
+        Ok(Self::with_namespaces(
+            collectors::build(config)?,
+            SocketSource::new(config.sockets_source()),
+            vec![own],
+            config.procfs.clone(),
+        )
+        .with_timeout(config.web_scrape_timeout))
     }
 
     /// Default per-scrape timeout (used by [`Scraper::scrape`]).
@@ -221,7 +469,15 @@ impl Scraper {
     }
 
     pub fn collector_names(&self) -> Vec<&'static str> {
-        self.collectors.iter().map(|c| c.collector.name()).collect()
+        self.shared.collectors.iter().map(|c| c.name()).collect()
+    }
+
+    /// One full collection before serving: pays the cold costs (the first walk of every
+    /// process's fds to attribute listeners) so that no request does. Returns its duration.
+    pub fn warm_up(&self) -> Duration {
+        let t = Instant::now();
+        let _ = self.scrape_with_timeout(None, None);
+        t.elapsed()
     }
 
     /// Check a `collect[]` selection: every name must be an enabled collector.
@@ -231,8 +487,8 @@ impl Scraper {
             if enabled.contains(&n.as_str()) {
                 continue;
             }
-            let known = collectors::AVAILABLE.iter().any(|c| c.name == n);
-            return Err(if known {
+            let all: Vec<&str> = collectors::REGISTRY.iter().map(|d| d.name).collect();
+            return Err(if all.contains(&n.as_str()) {
                 format!(
                     "collector {n:?} is disabled on this exporter (enabled: {})",
                     enabled.join(", ")
@@ -240,11 +496,7 @@ impl Scraper {
             } else {
                 format!(
                     "unknown collector {n:?} in collect[] (available: {})",
-                    collectors::AVAILABLE
-                        .iter()
-                        .map(|c| c.name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    all.join(", ")
                 )
             });
         }
@@ -258,7 +510,43 @@ impl Scraper {
         self.scrape_with_timeout(selection, Some(self.timeout))
     }
 
-    /// One scrape; collectors not done within `timeout` (None: wait as long as it takes) are
+    /// The jobs of a selection: the socket-pass collectors together, the others alone.
+    fn jobs_for(&self, selection: Option<&[String]>) -> Vec<Arc<Slot>> {
+        let selected: Vec<usize> = self
+            .shared
+            .collectors
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| match selection {
+                Some(sel) if !sel.is_empty() => sel.iter().any(|s| s == c.name()),
+                _ => true,
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let (pass, alone): (Vec<usize>, Vec<usize>) = selected
+            .into_iter()
+            .partition(|&i| !self.shared.collectors[i].socket_needs().is_empty());
+        let mut keys: Vec<Vec<usize>> = alone.into_iter().map(|i| vec![i]).collect();
+        if !pass.is_empty() {
+            keys.insert(0, pass);
+        }
+        let mut jobs = lock(&self.jobs);
+        keys.into_iter()
+            .map(|members| {
+                jobs.entry(members.clone())
+                    .or_insert_with(|| {
+                        Arc::new(Slot {
+                            members,
+                            state: Mutex::new(SlotState::default()),
+                            done: Condvar::new(),
+                        })
+                    })
+                    .clone()
+            })
+            .collect()
+    }
+
+    /// One scrape; jobs not done within `timeout` (None: wait as long as it takes) are
     /// reported failed and left out.
     pub fn scrape_with_timeout(
         &self,
@@ -268,46 +556,45 @@ impl Scraper {
         let begin = Instant::now();
         let deadline = timeout.and_then(|t| begin.checked_add(t));
         let mut families = Vec::new();
-        let mut duration = MetricFamily::gauge(
-            "netstat_scrape_collector_duration_seconds",
-            "Time the collector took in this scrape.",
-        );
-        let mut success = MetricFamily::gauge(
-            "netstat_scrape_collector_success",
-            "1 if the collector read everything without error in this scrape, 0 if it met a problem (the log says which file and line).",
-        );
-        // Claim every collection first so that they run in parallel, then wait for each.
+        let mut duration = COLLECTOR_DURATION.family();
+        let mut success = COLLECTOR_SUCCESS.family();
+        // Claim every job first so that they run in parallel, then wait for each.
         let tickets: Vec<Ticket> = self
-            .collectors
+            .jobs_for(selection)
             .iter()
-            .filter(|slot| match selection {
-                Some(sel) if !sel.is_empty() => sel.iter().any(|s| s == slot.collector.name()),
-                _ => true,
-            })
-            .map(|slot| slot.request(&self.errors_total))
+            .map(|slot| slot.request(&self.shared))
             .collect();
+        // Collector index -> (families, ok, seconds), to answer in registry order.
+        let mut by_collector: BTreeMap<usize, (Vec<MetricFamily>, bool, f64)> = BTreeMap::new();
         for ticket in tickets {
-            let name = ticket.slot.collector.name();
-            match ticket.wait(deadline, &self.errors_total) {
+            match ticket.wait(deadline, &self.shared) {
                 Some(run) => {
-                    families.extend(run.families.iter().cloned());
-                    duration.push(vec![("collector", name.into())], run.seconds);
-                    success.push(vec![("collector", name.into())], run.ok);
+                    for (&i, r) in ticket.slot.members.iter().zip(&run.results) {
+                        by_collector.insert(i, (r.families.clone(), r.ok, r.seconds));
+                    }
                 }
                 None => {
                     let waited = begin.elapsed();
-                    tracing::warn!(
-                        collector = name,
-                        timeout_seconds = waited.as_secs_f64(),
-                        "collector did not finish within the scrape timeout; reported failed in this scrape"
-                    );
-                    let mut totals = lock(&self.errors_total);
-                    *totals.entry((name, "scrape_timeout".into())).or_default() += 1;
-                    drop(totals);
-                    duration.push(vec![("collector", name.into())], waited.as_secs_f64());
-                    success.push(vec![("collector", name.into())], false);
+                    for &i in &ticket.slot.members {
+                        let name = self.shared.collectors[i].name();
+                        tracing::warn!(
+                            collector = name,
+                            timeout_seconds = waited.as_secs_f64(),
+                            "collector did not finish within the scrape timeout; reported failed in this scrape"
+                        );
+                        let mut totals = lock(&self.shared.errors_total);
+                        *totals.entry((name, "scrape_timeout".into())).or_default() += 1;
+                        drop(totals);
+                        by_collector.insert(i, (Vec::new(), false, waited.as_secs_f64()));
+                    }
                 }
             }
+        }
+        for (i, (fams, ok, seconds)) in by_collector {
+            let name = self.shared.collectors[i].name();
+            families.extend(fams);
+            duration.push(vec![("collector", name.into())], seconds);
+            success.push(vec![("collector", name.into())], ok);
         }
         families.push(duration);
         families.push(success);
@@ -318,11 +605,8 @@ impl Scraper {
     }
 
     fn errors_family(&self) -> MetricFamily {
-        let mut f = MetricFamily::counter(
-            "netstat_scrape_errors",
-            "Problems met by a collector since the exporter started, by source (a file below the procfs root such as net/tcp6, or a netlink dump): malformed lines skipped, unreadable files, failed dumps.",
-        );
-        let totals = lock(&self.errors_total);
+        let mut f = SCRAPE_ERRORS.family();
+        let totals = lock(&self.shared.errors_total);
         for ((collector, source), n) in totals.iter() {
             f.push(
                 vec![
@@ -339,37 +623,14 @@ impl Scraper {
         match process::read_self(&self.procfs) {
             Ok(p) => {
                 let mut v = vec![
-                    MetricFamily::counter(
-                        "process_cpu_seconds",
-                        "Total user and system CPU time spent in seconds.",
-                    )
-                    .with(vec![], p.cpu_seconds),
-                    MetricFamily::gauge(
-                        "process_resident_memory_bytes",
-                        "Resident memory size in bytes.",
-                    )
-                    .with(vec![], p.resident_memory_bytes),
-                    MetricFamily::gauge(
-                        "process_virtual_memory_bytes",
-                        "Virtual memory size in bytes.",
-                    )
-                    .with(vec![], p.virtual_memory_bytes),
-                    MetricFamily::gauge("process_open_fds", "Number of open file descriptors.")
-                        .with(vec![], p.open_fds),
-                    MetricFamily::gauge(
-                        "process_start_time_seconds",
-                        "Start time of the process since unix epoch in seconds.",
-                    )
-                    .with(vec![], p.start_time_seconds),
+                    PROCESS_CPU.family().with(vec![], p.cpu_seconds),
+                    PROCESS_RSS.family().with(vec![], p.resident_memory_bytes),
+                    PROCESS_VSZ.family().with(vec![], p.virtual_memory_bytes),
+                    PROCESS_OPEN_FDS.family().with(vec![], p.open_fds),
+                    PROCESS_START.family().with(vec![], p.start_time_seconds),
                 ];
                 if let Some(max) = p.max_fds {
-                    v.push(
-                        MetricFamily::gauge(
-                            "process_max_fds",
-                            "Maximum number of open file descriptors.",
-                        )
-                        .with(vec![], max),
-                    );
+                    v.push(PROCESS_MAX_FDS.family().with(vec![], max));
                 }
                 v
             }
@@ -382,11 +643,7 @@ impl Scraper {
 }
 
 fn build_info() -> MetricFamily {
-    MetricFamily::gauge(
-        "netstat_exporter_build_info",
-        "A metric with a constant '1' value labeled by version, revision and rustc version from which netstat_exporter was built.",
-    )
-    .with(
+    BUILD_INFO.family().with(
         vec![
             ("version", VERSION.into()),
             ("revision", REVISION.into()),
@@ -416,6 +673,7 @@ fn record_errors(totals: &ErrorTotals, collector: &'static str, errors: &[Source
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collectors::SimpleCollector;
     use std::sync::atomic::{AtomicU64, Ordering};
 
     /// Sleeps, then reports its run number and when the run started.
@@ -425,11 +683,11 @@ mod tests {
         epoch: Instant,
     }
 
-    impl Collector for Counting {
+    impl SimpleCollector for Counting {
         fn name(&self) -> &'static str {
             "sockets"
         }
-        fn collect(&self) -> Collected {
+        fn collect(&self, _ns: &Netns) -> Collected {
             let started = self.epoch.elapsed().as_secs_f64();
             std::thread::sleep(self.delay);
             let n = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
@@ -550,11 +808,11 @@ mod tests {
     }
 
     struct Panics;
-    impl Collector for Panics {
+    impl SimpleCollector for Panics {
         fn name(&self) -> &'static str {
             "interfaces"
         }
-        fn collect(&self) -> Collected {
+        fn collect(&self, _ns: &Netns) -> Collected {
             panic!("test panic")
         }
     }

@@ -22,7 +22,7 @@ fn router_with(args: &[&str]) -> axum::Router {
     all.extend(args.iter().map(|s| s.to_string()));
     let config = Config::from_args(all).unwrap();
     netstat_exporter::http::router(
-        Arc::new(Scraper::from_config(&config)),
+        Arc::new(Scraper::from_config(&config).unwrap()),
         &config.telemetry_path,
     )
 }

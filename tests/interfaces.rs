@@ -13,9 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use netstat_exporter::collectors::interfaces::InterfacesCollector;
-use netstat_exporter::collectors::Collector;
+use netstat_exporter::collectors::interfaces::{DeviceFilter, InterfacesCollector};
+use netstat_exporter::collectors::SimpleCollector;
 use netstat_exporter::config::Config;
+use netstat_exporter::source::netns::Netns as Namespace;
 
 // ---------------------------------------------------------------- fixtures
 
@@ -166,7 +167,10 @@ fn fixture_garbage_reports_lines_and_keeps_the_rest() {
     let (procfs, sysfs) = fixture_args("garbage");
     let config =
         Config::from_args(["netstat_exporter", procfs.as_str(), sysfs.as_str()]).expect("config");
-    let errors = InterfacesCollector::new(&config).collect().errors;
+    let ns = Namespace::own(&config.procfs, &config.sysfs, false);
+    let errors = InterfacesCollector::new(DeviceFilter::default())
+        .collect(&ns)
+        .errors;
     let where_: Vec<String> = errors
         .iter()
         .map(|e| {

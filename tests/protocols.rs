@@ -340,16 +340,20 @@ fn live_every_named_counter_matches_proc() {
     for spec in all_counter_specs() {
         for series in spec.series {
             let key = (series.group.to_string(), series.field.to_string());
-            let exported = sample(&s.stdout, &format!("{}_total", spec.name), series.labels);
+            let exported = sample(
+                &s.stdout,
+                &format!("{}_total", spec.desc.name),
+                series.labels,
+            );
             match (before.get(&key), after.get(&key)) {
                 (Some(&b), Some(&a)) => {
                     let e = exported.unwrap_or_else(|| {
-                        panic!("{} {:?} missing for {key:?}", spec.name, series.labels)
+                        panic!("{} {:?} missing for {key:?}", spec.desc.name, series.labels)
                     });
                     assert!(
                         b as f64 <= e && e <= a as f64,
                         "{}{:?}: exported {e}, raw {key:?} {b}..{a}",
-                        spec.name,
+                        spec.desc.name,
                         series.labels
                     );
                     checked += 1;
@@ -357,22 +361,24 @@ fn live_every_named_counter_matches_proc() {
                 _ => assert!(
                     exported.is_none(),
                     "{} exported but the kernel has no {key:?}",
-                    spec.name
+                    spec.desc.name
                 ),
             }
         }
     }
     assert!(checked >= 60, "only {checked} series checked");
     // CurrEstab is a gauge: present, as a gauge.
-    assert!(s
-        .stdout
-        .contains(&format!("# TYPE {} gauge\n", TCP_CURRENT_ESTABLISHED.name)));
+    assert!(s.stdout.contains(&format!(
+        "# TYPE {} gauge\n",
+        TCP_CURRENT_ESTABLISHED.desc.name
+    )));
     // sockstat gauges: present; memory in whole pages.
     for spec in GAUGES {
         assert!(
-            s.stdout.contains(&format!("# TYPE {} gauge\n", spec.name)),
+            s.stdout
+                .contains(&format!("# TYPE {} gauge\n", spec.desc.name)),
             "{}",
-            spec.name
+            spec.desc.name
         );
     }
     let mem = sample(&s.stdout, "netstat_tcp_memory_bytes", &[]).unwrap();

@@ -19,9 +19,10 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use common::{exporter_bin, http_get, sample, Exporter, HttpResponse, TempDir};
-use netstat_exporter::collectors::{Collected, Collector};
+use netstat_exporter::collectors::{Collected, Collector, SimpleCollector};
 use netstat_exporter::metrics::MetricFamily;
 use netstat_exporter::scrape::Scraper;
+use netstat_exporter::source::netns::Netns;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -473,11 +474,11 @@ struct Slow {
     runs: Arc<AtomicUsize>,
 }
 
-impl Collector for Slow {
+impl SimpleCollector for Slow {
     fn name(&self) -> &'static str {
         self.name
     }
-    fn collect(&self) -> Collected {
+    fn collect(&self, _ns: &Netns) -> Collected {
         std::thread::sleep(self.delay);
         let n = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
         Collected {

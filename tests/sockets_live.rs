@@ -11,8 +11,9 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use netstat_exporter::collectors::sockets::{SocketStats, SocketsCollector};
+use netstat_exporter::collectors::sockets::{self, SocketStats};
 use netstat_exporter::source::inet::{Family, Protocol, UnixState, UnixType, TCP_STATE_NAMES};
+use netstat_exporter::source::netns::Netns;
 use netstat_exporter::source::sockets::{SocketSource, SourceMode};
 
 /// Tests here change the host's socket table: run them one at a time.
@@ -21,9 +22,9 @@ static SERIAL: Mutex<()> = Mutex::new(());
 type Snapshot = BTreeMap<String, u64>;
 
 fn read_stats(mode: SourceMode) -> SocketStats {
-    let c = SocketsCollector::with_source(SocketSource::new(mode, "/proc/net"));
+    let ns = Netns::own("/proc".as_ref(), "/sys".as_ref(), true);
     let mut errors = Vec::new();
-    let stats = c.read_stats(&mut errors);
+    let stats = sockets::read_stats(&SocketSource::new(mode), &ns, &mut errors);
     assert!(errors.is_empty(), "{mode:?} source errors: {errors:?}");
     stats
 }

@@ -21,14 +21,137 @@
 //!   port (docker0's veths, for instance) `promisc` is therefore 1 although `netstat -i`
 //!   shows no `P`.
 
+use clap::Arg;
 use regex::Regex;
 
 use crate::config::Config;
-use crate::metrics::{Labels, MetricFamily};
+use crate::metrics::{Desc, Labels, MetricFamily};
 use crate::source::netdev::{Column, Counters, NetDevFile, SysAttrs, SysClassNet};
+use crate::source::netns::Netns;
 use crate::source::SourceError;
 
-use super::{Collected, Collector};
+use super::{Collected, Collector, CollectorDecl, SimpleCollector};
+
+pub const DECL: CollectorDecl = CollectorDecl {
+    name: "interfaces",
+    default_enabled: true,
+    help: "netstat -i: per-interface packets, errors, drops, overruns, MTU and flags",
+    metrics,
+    args,
+    build,
+};
+
+pub static PACKETS: Desc = Desc::counter(
+    "netstat_interface_packets",
+    &["device", "direction", "outcome"],
+    "Packets per interface as netstat -i counts them: outcome ok = RX-OK/TX-OK, error = RX-ERR/TX-ERR, drop = RX-DRP/TX-DRP, overrun = RX-OVR/TX-OVR (/proc/net/dev packets, errs, drop, fifo).",
+);
+pub static BYTES: Desc = Desc::counter(
+    "netstat_interface_bytes",
+    &["device", "direction"],
+    "Bytes received or transmitted per interface (/proc/net/dev bytes; not in netstat -i, shown by netstat -ie / ip -s link).",
+)
+.unit("bytes");
+pub static FRAME: Desc = Desc::counter(
+    "netstat_interface_receive_frame_errors",
+    &["device"],
+    "Receive framing errors: length, overrun, CRC and frame errors (/proc/net/dev receive frame; ifconfig frame:).",
+);
+pub static MULTICAST: Desc = Desc::counter(
+    "netstat_interface_receive_multicast_packets",
+    &["device"],
+    "Multicast packets received (/proc/net/dev receive multicast; ip -s link mcast).",
+);
+pub static COLLS: Desc = Desc::counter(
+    "netstat_interface_transmit_collisions",
+    &["device"],
+    "Transmit collisions (/proc/net/dev transmit colls; ifconfig collisions:).",
+);
+pub static CARRIER_ERRORS: Desc = Desc::counter(
+    "netstat_interface_transmit_carrier_errors",
+    &["device"],
+    "Transmit carrier, aborted, window and heartbeat errors (/proc/net/dev transmit carrier; ifconfig carrier:).",
+);
+pub static COMPRESSED: Desc = Desc::counter(
+    "netstat_interface_compressed_packets",
+    &["device", "direction"],
+    "Compressed packets received or transmitted, e.g. by PPP/SLIP (/proc/net/dev compressed).",
+);
+pub static MTU: Desc = Desc::gauge(
+    "netstat_interface_mtu_bytes",
+    &["device"],
+    "Interface MTU in bytes (netstat -i MTU; /sys/class/net/<dev>/mtu).",
+)
+.unit("bytes");
+pub static FLAG: Desc = Desc::gauge(
+    "netstat_interface_flag",
+    &["device", "flag"],
+    "1 if the interface flag is set, else 0; every flag is always present (netstat -i Flg). promisc is the effective state (also set by sniffers and bridge ports), running/lower_up/dormant follow operstate and carrier like SIOCGIFFLAGS.",
+);
+pub static INFO: Desc = Desc::gauge(
+    "netstat_interface_info",
+    &["device", "flags", "operstate", "address", "type"],
+    "Interface information, value 1: flags = the netstat -i Flg letters, operstate, address = hardware (MAC) address, type = link type as ip link names it.",
+);
+pub static CARRIER: Desc = Desc::gauge(
+    "netstat_interface_carrier",
+    &["device"],
+    "1 if the interface has a carrier (link detected), 0 if not; absent while the interface is down.",
+);
+pub static SPEED: Desc = Desc::gauge(
+    "netstat_interface_speed_bytes",
+    &["device"],
+    "Link speed in bytes per second as the driver reports it; absent where there is none (down or virtual interfaces).",
+)
+.unit("bytes");
+
+fn metrics() -> Vec<&'static Desc> {
+    vec![
+        &PACKETS,
+        &BYTES,
+        &FRAME,
+        &MULTICAST,
+        &COLLS,
+        &CARRIER_ERRORS,
+        &COMPRESSED,
+        &MTU,
+        &FLAG,
+        &INFO,
+        &CARRIER,
+        &SPEED,
+    ]
+}
+
+fn args() -> Vec<Arg> {
+    vec![
+        Arg::new("collector.interfaces.device-include")
+            .long("collector.interfaces.device-include")
+            .value_name("REGEX")
+            .help(
+                "Regexp of devices to include (anchored; mutually exclusive with device-exclude).",
+            ),
+        Arg::new("collector.interfaces.device-exclude")
+            .long("collector.interfaces.device-exclude")
+            .value_name("REGEX")
+            .help(
+                "Regexp of devices to exclude (anchored; mutually exclusive with device-include).",
+            ),
+    ]
+}
+
+fn build(config: &Config) -> Result<Box<dyn Collector>, String> {
+    let include = config.regex("collector.interfaces.device-include")?;
+    let exclude = config.regex("collector.interfaces.device-exclude")?;
+    if include.is_some() && exclude.is_some() {
+        return Err(
+            "--collector.interfaces.device-include and --collector.interfaces.device-exclude are mutually exclusive"
+                .into(),
+        );
+    }
+    Ok(Box::new(InterfacesCollector {
+        filter: DeviceFilter { include, exclude },
+    }))
+}
 
 pub const IFF_UP: u32 = 0x1;
 pub const IFF_BROADCAST: u32 = 0x2;
@@ -180,7 +303,7 @@ pub struct Interface {
 
 /// `(direction, outcome, column)` of `netstat_interface_packets_total`: the eight netstat -i
 /// columns RX-OK RX-ERR RX-DRP RX-OVR TX-OK TX-ERR TX-DRP TX-OVR.
-const PACKETS: [(&str, &str, Column); 8] = [
+const PACKET_COLUMNS: [(&str, &str, Column); 8] = [
     ("receive", "ok", Column::RxPackets),
     ("receive", "error", Column::RxErrs),
     ("receive", "drop", Column::RxDrop),
@@ -204,59 +327,23 @@ fn dev_dir(name: &str, direction: &'static str) -> Labels {
 
 /// Render the interfaces. Pure: unit-testable without a kernel.
 pub fn render(ifaces: &[Interface]) -> Vec<MetricFamily> {
-    let mut packets = MetricFamily::counter(
-        "netstat_interface_packets",
-        "Packets per interface as netstat -i counts them: outcome ok = RX-OK/TX-OK, error = RX-ERR/TX-ERR, drop = RX-DRP/TX-DRP, overrun = RX-OVR/TX-OVR (/proc/net/dev packets, errs, drop, fifo).",
-    );
-    let mut bytes = MetricFamily::counter(
-        "netstat_interface_bytes",
-        "Bytes received or transmitted per interface (/proc/net/dev bytes; not in netstat -i, shown by netstat -ie / ip -s link).",
-    );
-    let mut frame = MetricFamily::counter(
-        "netstat_interface_receive_frame_errors",
-        "Receive framing errors: length, overrun, CRC and frame errors (/proc/net/dev receive frame; ifconfig frame:).",
-    );
-    let mut multicast = MetricFamily::counter(
-        "netstat_interface_receive_multicast_packets",
-        "Multicast packets received (/proc/net/dev receive multicast; ip -s link mcast).",
-    );
-    let mut colls = MetricFamily::counter(
-        "netstat_interface_transmit_collisions",
-        "Transmit collisions (/proc/net/dev transmit colls; ifconfig collisions:).",
-    );
-    let mut carrier_errors = MetricFamily::counter(
-        "netstat_interface_transmit_carrier_errors",
-        "Transmit carrier, aborted, window and heartbeat errors (/proc/net/dev transmit carrier; ifconfig carrier:).",
-    );
-    let mut compressed = MetricFamily::counter(
-        "netstat_interface_compressed_packets",
-        "Compressed packets received or transmitted, e.g. by PPP/SLIP (/proc/net/dev compressed).",
-    );
-    let mut mtu = MetricFamily::gauge(
-        "netstat_interface_mtu_bytes",
-        "Interface MTU in bytes (netstat -i MTU; /sys/class/net/<dev>/mtu).",
-    );
-    let mut flag = MetricFamily::gauge(
-        "netstat_interface_flag",
-        "1 if the interface flag is set, else 0; every flag is always present (netstat -i Flg). promisc is the effective state (also set by sniffers and bridge ports), running/lower_up/dormant follow operstate and carrier like SIOCGIFFLAGS.",
-    );
-    let mut info = MetricFamily::gauge(
-        "netstat_interface_info",
-        "Interface information, value 1: flags = the netstat -i Flg letters, operstate, address = hardware (MAC) address, type = link type as ip link names it.",
-    );
-    let mut carrier = MetricFamily::gauge(
-        "netstat_interface_carrier",
-        "1 if the interface has a carrier (link detected), 0 if not; absent while the interface is down.",
-    );
-    let mut speed = MetricFamily::gauge(
-        "netstat_interface_speed_bytes",
-        "Link speed in bytes per second as the driver reports it; absent where there is none (down or virtual interfaces).",
-    );
+    let mut packets = PACKETS.family();
+    let mut bytes = BYTES.family();
+    let mut frame = FRAME.family();
+    let mut multicast = MULTICAST.family();
+    let mut colls = COLLS.family();
+    let mut carrier_errors = CARRIER_ERRORS.family();
+    let mut compressed = COMPRESSED.family();
+    let mut mtu = MTU.family();
+    let mut flag = FLAG.family();
+    let mut info = INFO.family();
+    let mut carrier = CARRIER.family();
+    let mut speed = SPEED.family();
 
     for i in ifaces {
         let name = i.name.as_str();
         if let Some(c) = &i.counters {
-            for (direction, outcome, col) in PACKETS {
+            for (direction, outcome, col) in PACKET_COLUMNS {
                 if let Some(v) = c.get(col) {
                     packets.push(
                         vec![
@@ -361,27 +448,19 @@ impl DeviceFilter {
 }
 
 pub struct InterfacesCollector {
-    netdev: NetDevFile,
-    sysfs: SysClassNet,
     filter: DeviceFilter,
 }
 
 impl InterfacesCollector {
-    pub fn new(config: &Config) -> Self {
-        InterfacesCollector {
-            netdev: NetDevFile::new(config.procfs.join("net")),
-            sysfs: SysClassNet::new(&config.sysfs),
-            filter: DeviceFilter {
-                include: config.interfaces_device_include.clone(),
-                exclude: config.interfaces_device_exclude.clone(),
-            },
-        }
+    pub fn new(filter: DeviceFilter) -> Self {
+        InterfacesCollector { filter }
     }
 
-    /// Read `dev` and then each kept device's sysfs attributes.
-    pub fn read(&self, errors: &mut Vec<SourceError>) -> Vec<Interface> {
+    /// Read `<net>/dev` of `ns` and then each kept device's attributes.
+    pub fn read(&self, ns: &Netns, errors: &mut Vec<SourceError>) -> Vec<Interface> {
+        let netdev = NetDevFile::new(ns.net_dir());
         let mut ifaces = Vec::new();
-        self.netdev.for_each(errors, &mut |name, counters| {
+        netdev.for_each(errors, &mut |name, counters| {
             if self.filter.keep(name) {
                 ifaces.push(Interface {
                     name: name.to_string(),
@@ -390,21 +469,24 @@ impl InterfacesCollector {
                 });
             }
         });
-        for i in &mut ifaces {
-            i.sys = self.sysfs.read(&i.name, errors);
+        if let Some(dir) = ns.sys_class_net() {
+            let sysfs = SysClassNet::at(dir);
+            for i in &mut ifaces {
+                i.sys = sysfs.read(&i.name, errors);
+            }
         }
         ifaces
     }
 }
 
-impl Collector for InterfacesCollector {
+impl SimpleCollector for InterfacesCollector {
     fn name(&self) -> &'static str {
-        "interfaces"
+        DECL.name
     }
 
-    fn collect(&self) -> Collected {
+    fn collect(&self, ns: &Netns) -> Collected {
         let mut errors = Vec::new();
-        let ifaces = self.read(&mut errors);
+        let ifaces = self.read(ns, &mut errors);
         Collected {
             families: render(&ifaces),
             errors,

@@ -11,20 +11,188 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use clap::{value_parser, Arg};
 use regex::Regex;
 
-use crate::config::Config;
+use crate::config::{toggle_args, Config};
 use crate::expected::{ExpectedListeners, PortRange};
-use crate::metrics::{Labels, MetricFamily};
+use crate::metrics::{Desc, Labels, MetricFamily};
 use crate::source::etc::{self, Services, Users};
 use crate::source::inet::{
     state_bit, Family, InetSocket, Protocol, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
 };
+use crate::source::netns::Netns;
 use crate::source::procfd::{Owner, OwnerResolver, ResolverStats};
-use crate::source::sockets::{Backend, SocketSource};
-use crate::source::SourceError;
+use crate::source::sockets::{Backend, PassInfo, SocketNeeds};
 
-use super::{Collected, Collector};
+use super::{Collected, Collection, Collector, CollectorDecl};
+
+pub const DECL: CollectorDecl = CollectorDecl {
+    name: "listeners",
+    default_enabled: true,
+    help: "listening sockets with service, process, user, accept queue and limit, drops",
+    metrics,
+    args,
+    build,
+};
+
+const KEY: &[&str] = &["protocol", "family", "address", "port"];
+
+pub static INFO: Desc = Desc::gauge(
+    "netstat_listener_info",
+    &["protocol", "family", "address", "port", "service", "process", "user"],
+    "A listening socket (TCP LISTEN, or bound unconnected UDP/UDP-Lite) as netstat -lntup shows it, with its /etc/services name, owning process (unknown when it cannot be resolved) and user. Always 1.",
+);
+pub static SOCKETS: Desc = Desc::gauge(
+    "netstat_listener_sockets",
+    KEY,
+    "Sockets bound to this listener's protocol, address and port (more than 1 with SO_REUSEPORT).",
+);
+pub static ACCEPT_QUEUE: Desc = Desc::gauge(
+    "netstat_listener_accept_queue",
+    KEY,
+    "TCP: connections completed but not yet accepted by the application (Recv-Q of the listening sockets, ss -lnt).",
+);
+pub static ACCEPT_QUEUE_LIMIT: Desc = Desc::gauge(
+    "netstat_listener_accept_queue_limit",
+    KEY,
+    "TCP: accept queue limit, the listen() backlog capped by net.core.somaxconn (Send-Q of the listening sockets, ss -lnt). Summed over an SO_REUSEPORT group.",
+);
+pub static CONNECTIONS: Desc = Desc::gauge(
+    "netstat_listener_connections",
+    KEY,
+    "TCP: established connections whose local address and port belong to this listener.",
+);
+pub static RECEIVE_QUEUE_BYTES: Desc = Desc::gauge(
+    "netstat_listener_receive_queue_bytes",
+    KEY,
+    "UDP: bytes waiting to be read by the application (Recv-Q, including kernel overhead).",
+)
+.unit("bytes");
+pub static DROPS: Desc = Desc::counter(
+    "netstat_listener_drops",
+    KEY,
+    "UDP: datagrams this listener's sockets dropped (receive buffer full, or filtered), from the drops column of /proc/net/udp or SK_MEMINFO_DROPS. Resets when the socket is re-created.",
+);
+pub static UNEXPECTED: Desc = Desc::gauge(
+    "netstat_listener_unexpected",
+    &[
+        "protocol", "family", "address", "port", "service", "process",
+    ],
+    "1 for every listener that no entry of the expected-listeners file allows.",
+);
+pub static DROPPED: Desc = Desc::gauge(
+    "netstat_listeners_dropped",
+    &[],
+    "Listeners left out of this scrape because there were more than --collector.listeners.max.",
+);
+pub static UNEXPECTED_COUNT: Desc = Desc::gauge(
+    "netstat_listeners_unexpected",
+    &[],
+    "Number of listeners that no entry of the expected-listeners file allows.",
+);
+pub static OWNER_LOOKUPS: Desc = Desc::counter(
+    "netstat_listener_owner_lookups",
+    &["result"],
+    "Listener socket owner lookups: cached (verified with one readlink), walked (found by walking /proc/*/fd), failed (not found: no permission, another PID namespace, a kernel socket, or a walk not due yet).",
+);
+pub static OWNER_WALKS: Desc = Desc::counter(
+    "netstat_listener_owner_walks",
+    &[],
+    "Full walks of /proc/*/fd to find the owners of new listener sockets (one at start-up, then only when a listener socket never seen before appears, at most once per --collector.listeners.walk-interval).",
+);
+pub static OWNER_WALK_DURATION: Desc = Desc::gauge(
+    "netstat_listener_owner_walk_duration_seconds",
+    &[],
+    "Duration of the last full walk of /proc/*/fd.",
+)
+.unit("seconds");
+pub static OWNER_WALK_FDS: Desc = Desc::gauge(
+    "netstat_listener_owner_walk_fds",
+    &[],
+    "File descriptors examined by the last full walk of /proc/*/fd.",
+);
+pub static OWNER_UNRESOLVED: Desc = Desc::gauge(
+    "netstat_listener_owner_unresolved",
+    &[],
+    "Listener sockets that a walk could not attribute to any process (another PID namespace, fds not readable, sockets held only by the kernel or in flight); remembered, so they never cause another walk.",
+);
+
+fn metrics() -> Vec<&'static Desc> {
+    vec![
+        &INFO,
+        &SOCKETS,
+        &ACCEPT_QUEUE,
+        &ACCEPT_QUEUE_LIMIT,
+        &CONNECTIONS,
+        &RECEIVE_QUEUE_BYTES,
+        &DROPS,
+        &UNEXPECTED,
+        &DROPPED,
+        &UNEXPECTED_COUNT,
+        &OWNER_LOOKUPS,
+        &OWNER_WALKS,
+        &OWNER_WALK_DURATION,
+        &OWNER_WALK_FDS,
+        &OWNER_UNRESOLVED,
+    ]
+}
+
+fn args() -> Vec<Arg> {
+    let mut v: Vec<Arg> = toggle_args(
+        "collector.listeners.process",
+        "Attribute listeners to their processes via <procfs>/<pid>/fd (default: enabled; needs root or CAP_DAC_READ_SEARCH + CAP_SYS_PTRACE for other users' processes).",
+        "Do not attribute listeners to processes (process=\"\").",
+    )
+    .into();
+    v.extend([
+        Arg::new("collector.listeners.walk-interval")
+            .long("collector.listeners.walk-interval")
+            .value_name("DURATION")
+            .default_value("30s")
+            .help("Minimum time between two full walks of <procfs>/*/fd to find the owner of a new listener (the first walk happens at start-up; cached owners are verified on every scrape without a walk; owners no walk could find are remembered and never cause another walk)."),
+        Arg::new("collector.listeners.max")
+            .long("collector.listeners.max")
+            .value_name("N")
+            .value_parser(value_parser!(usize))
+            .default_value("1000")
+            .help("Export at most this many listeners per network namespace (lowest ports first); the rest are counted in netstat_listeners_dropped."),
+        Arg::new("collector.listeners.port-exclude")
+            .long("collector.listeners.port-exclude")
+            .value_name("RANGES")
+            .help("Ports not to report as listeners: comma-separated ports and ranges, e.g. \"32768-60999,8080\"."),
+        Arg::new("collector.listeners.address-include")
+            .long("collector.listeners.address-include")
+            .value_name("REGEX")
+            .help("Regexp (anchored) of listener addresses to report (as in the address label)."),
+        Arg::new("collector.listeners.address-exclude")
+            .long("collector.listeners.address-exclude")
+            .value_name("REGEX")
+            .help("Regexp (anchored) of listener addresses not to report."),
+        Arg::new("collector.listeners.expected")
+            .long("collector.listeners.expected")
+            .value_name("FILE")
+            .value_parser(value_parser!(PathBuf))
+            .help("YAML file listing what may listen on this host; listeners it does not allow get netstat_listener_unexpected 1. A malformed file stops the exporter at start-up."),
+    ]);
+    v
+}
+
+fn build(config: &Config) -> Result<Box<dyn Collector>, String> {
+    Ok(Box::new(ListenersCollector::new(config)?))
+}
+
+/// What the listeners collector reads of the pass: TCP listeners and established
+/// connections (to count them per listener), unconnected UDP sockets with their drops.
+pub const NEEDS: SocketNeeds = {
+    let mut n = SocketNeeds::NONE;
+    n.states[Protocol::Tcp as usize] = state_bit(TCP_LISTEN) | state_bit(TCP_ESTABLISHED);
+    n.states[Protocol::Udp as usize] = state_bit(TCP_CLOSE);
+    n.states[Protocol::UdpLite as usize] = state_bit(TCP_CLOSE);
+    n.meminfo[Protocol::Udp as usize] = true;
+    n.meminfo[Protocol::UdpLite as usize] = true;
+    n
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ListenerKey {
@@ -103,39 +271,58 @@ impl ListenerTable {
     }
 }
 
-/// Index of TCP listeners by (family, port) for counting established connections.
-pub struct ConnectionIndex {
-    by_port: HashMap<(Family, u16), Vec<(IpAddr, usize)>>,
+/// The TCP listening ports of one namespace, built while the pass streams its listening
+/// sockets (the kernel sends them before all other TCP sockets), to tell which listener a
+/// connection belongs to. A bitmap per family answers "nobody listens on this port" (the
+/// common case for outbound sockets) without hashing.
+pub struct ListeningPorts {
+    bits: Vec<u64>,
+    by_port: HashMap<(Family, u16), Vec<IpAddr>>,
 }
 
-impl ConnectionIndex {
-    pub fn new<'a>(keys: impl Iterator<Item = (usize, &'a ListenerKey)>) -> Self {
-        let mut by_port: HashMap<(Family, u16), Vec<(IpAddr, usize)>> = HashMap::new();
-        for (i, k) in keys {
-            if k.protocol == Protocol::Tcp {
-                by_port
-                    .entry((k.family, k.port))
-                    .or_default()
-                    .push((k.address, i));
-            }
+impl Default for ListeningPorts {
+    fn default() -> Self {
+        ListeningPorts {
+            bits: vec![0; 2 * 65536 / 64],
+            by_port: HashMap::new(),
         }
-        ConnectionIndex { by_port }
+    }
+}
+
+impl ListeningPorts {
+    fn bit(family: Family, port: u16) -> (usize, u64) {
+        let i = family.index() * 65536 + usize::from(port);
+        (i / 64, 1 << (i % 64))
+    }
+
+    pub fn add(&mut self, family: Family, address: IpAddr, port: u16) {
+        let (w, b) = Self::bit(family, port);
+        self.bits[w] |= b;
+        let v = self.by_port.entry((family, port)).or_default();
+        if !v.contains(&address) {
+            v.push(address);
+        }
     }
 
     pub fn is_empty(&self) -> bool {
         self.by_port.is_empty()
     }
 
-    /// The listener owning an established socket: one bound to its exact local address, else
-    /// the wildcard listener of its family on that port (an IPv6 `::` listener owns the
-    /// `::ffff:` IPv4-mapped connections it accepted: they are IPv6 sockets).
-    pub fn owner(&self, s: &InetSocket) -> Option<usize> {
+    /// The address of the listener owning a non-listening TCP socket: one bound to its exact
+    /// local address, else the wildcard listener of its family on that port (an IPv6 `::`
+    /// listener owns the `::ffff:` IPv4-mapped connections it accepted: they are IPv6
+    /// sockets). None: nobody listens on its local port, so the socket is outbound.
+    pub fn owner(&self, s: &InetSocket) -> Option<IpAddr> {
+        let (w, b) = Self::bit(s.family, s.local_port);
+        if self.bits[w] & b == 0 {
+            return None;
+        }
         let candidates = self.by_port.get(&(s.family, s.local_port))?;
         candidates
             .iter()
-            .find(|(a, _)| *a == s.local)
-            .or_else(|| candidates.iter().find(|(a, _)| a.is_unspecified()))
-            .map(|(_, i)| *i)
+            .find(|a| **a == s.local)
+            .or_else(|| candidates.iter().find(|a| a.is_unspecified()))
+            .copied()
     }
 }
 
@@ -181,38 +368,14 @@ fn process_label(l: &Listener, opts: RenderOptions) -> String {
 
 /// Render listeners (already filtered and capped) plus the count of those left out.
 pub fn render(listeners: &[Listener], dropped: usize, opts: RenderOptions) -> Vec<MetricFamily> {
-    let mut info = MetricFamily::gauge(
-        "netstat_listener_info",
-        "A listening socket (TCP LISTEN, or bound unconnected UDP/UDP-Lite) as netstat -lntup shows it, with its /etc/services name, owning process (unknown when it cannot be resolved) and user. Always 1.",
-    );
-    let mut sockets = MetricFamily::gauge(
-        "netstat_listener_sockets",
-        "Sockets bound to this listener's protocol, address and port (more than 1 with SO_REUSEPORT).",
-    );
-    let mut accept_queue = MetricFamily::gauge(
-        "netstat_listener_accept_queue",
-        "TCP: connections completed but not yet accepted by the application (Recv-Q of the listening sockets, ss -lnt).",
-    );
-    let mut accept_limit = MetricFamily::gauge(
-        "netstat_listener_accept_queue_limit",
-        "TCP: accept queue limit, the listen() backlog capped by net.core.somaxconn (Send-Q of the listening sockets, ss -lnt). Summed over an SO_REUSEPORT group.",
-    );
-    let mut connections = MetricFamily::gauge(
-        "netstat_listener_connections",
-        "TCP: established connections whose local address and port belong to this listener.",
-    );
-    let mut rqueue = MetricFamily::gauge(
-        "netstat_listener_receive_queue_bytes",
-        "UDP: bytes waiting to be read by the application (Recv-Q, including kernel overhead).",
-    );
-    let mut drops = MetricFamily::counter(
-        "netstat_listener_drops",
-        "UDP: datagrams this listener's sockets dropped (receive buffer full, or filtered), from the drops column of /proc/net/udp or SK_MEMINFO_DROPS. Resets when the socket is re-created.",
-    );
-    let mut unexpected = MetricFamily::gauge(
-        "netstat_listener_unexpected",
-        "1 for every listener that no entry of the expected-listeners file allows.",
-    );
+    let mut info = INFO.family();
+    let mut sockets = SOCKETS.family();
+    let mut accept_queue = ACCEPT_QUEUE.family();
+    let mut accept_limit = ACCEPT_QUEUE_LIMIT.family();
+    let mut connections = CONNECTIONS.family();
+    let mut rqueue = RECEIVE_QUEUE_BYTES.family();
+    let mut drops = DROPS.family();
+    let mut unexpected = UNEXPECTED.family();
     for l in listeners {
         let mut labels = key_labels(&l.key);
         let proc_name = process_label(l, opts);
@@ -245,20 +408,12 @@ pub fn render(listeners: &[Listener], dropped: usize, opts: RenderOptions) -> Ve
         out.push(accept_limit);
     }
     out.extend([connections, rqueue, drops]);
-    out.push(
-        MetricFamily::gauge(
-            "netstat_listeners_dropped",
-            "Listeners left out of this scrape because there were more than --collector.listeners.max.",
-        )
-        .with(vec![], dropped),
-    );
+    out.push(DROPPED.family().with(vec![], dropped));
     if opts.expected {
         out.push(
-            MetricFamily::gauge(
-                "netstat_listeners_unexpected",
-                "Number of listeners that no entry of the expected-listeners file allows.",
-            )
-            .with(vec![], listeners.iter().filter(|l| l.unexpected).count()),
+            UNEXPECTED_COUNT
+                .family()
+                .with(vec![], listeners.iter().filter(|l| l.unexpected).count()),
         );
         out.push(unexpected);
     }
@@ -268,28 +423,17 @@ pub fn render(listeners: &[Listener], dropped: usize, opts: RenderOptions) -> Ve
 /// Self-metrics of process attribution.
 pub fn render_resolver(s: &ResolverStats) -> Vec<MetricFamily> {
     vec![
-        MetricFamily::counter(
-            "netstat_listener_owner_lookups",
-            "Listener socket owner lookups: cached (verified with one readlink), walked (found by walking /proc/*/fd), failed (not found: no permission, kernel socket, or a walk not due yet).",
-        )
-        .with(vec![("result", "cached".into())], s.cached)
-        .with(vec![("result", "walked".into())], s.walked)
-        .with(vec![("result", "failed".into())], s.failed),
-        MetricFamily::counter(
-            "netstat_listener_owner_walks",
-            "Full walks of /proc/*/fd to find the owners of new listener sockets.",
-        )
-        .with(vec![], s.walks),
-        MetricFamily::gauge(
-            "netstat_listener_owner_walk_duration_seconds",
-            "Duration of the last full walk of /proc/*/fd.",
-        )
-        .with(vec![], s.last_walk_seconds),
-        MetricFamily::gauge(
-            "netstat_listener_owner_walk_fds",
-            "File descriptors examined by the last full walk of /proc/*/fd.",
-        )
-        .with(vec![], s.last_walk_fds),
+        OWNER_LOOKUPS
+            .family()
+            .with(vec![("result", "cached".into())], s.cached)
+            .with(vec![("result", "walked".into())], s.walked)
+            .with(vec![("result", "failed".into())], s.failed),
+        OWNER_WALKS.family().with(vec![], s.walks),
+        OWNER_WALK_DURATION
+            .family()
+            .with(vec![], s.last_walk_seconds),
+        OWNER_WALK_FDS.family().with(vec![], s.last_walk_fds),
+        OWNER_UNRESOLVED.family().with(vec![], s.unresolved),
     ]
 }
 
@@ -330,7 +474,6 @@ impl Selection {
 }
 
 pub struct ListenersCollector {
-    source: SocketSource,
     rootfs: PathBuf,
     resolver: Option<OwnerResolver>,
     selection: Selection,
@@ -339,69 +482,142 @@ pub struct ListenersCollector {
 }
 
 impl ListenersCollector {
-    pub fn new(config: &Config) -> Self {
-        ListenersCollector {
-            source: SocketSource::new(config.sockets_source(), config.procfs.join("net")),
+    pub fn new(config: &Config) -> Result<Self, String> {
+        let port_exclude = match config.arg_str("collector.listeners.port-exclude") {
+            None => Vec::new(),
+            Some(s) => s
+                .split(',')
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| {
+                    p.parse::<PortRange>()
+                        .map_err(|e| format!("invalid --collector.listeners.port-exclude: {e}"))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let address_include = config.regex("collector.listeners.address-include")?;
+        let address_exclude = config.regex("collector.listeners.address-exclude")?;
+        if address_include.is_some() && address_exclude.is_some() {
+            return Err(
+                "--collector.listeners.address-include and --collector.listeners.address-exclude are mutually exclusive"
+                    .into(),
+            );
+        }
+        let expected = match config.arg::<PathBuf>("collector.listeners.expected") {
+            Some(path) => Some(ExpectedListeners::load(path)?),
+            None => None,
+        };
+        let walk_interval = config.duration("collector.listeners.walk-interval")?;
+        Ok(ListenersCollector {
             rootfs: config.rootfs.clone(),
             resolver: config
-                .listeners_process
-                .then(|| OwnerResolver::new(config.procfs.clone(), config.listeners_walk_interval)),
+                .toggle("collector.listeners.process", true)
+                .then(|| OwnerResolver::new(config.procfs.clone(), walk_interval)),
             selection: Selection {
-                port_exclude: config.listeners_port_exclude.clone(),
-                address_include: config.listeners_address_include.clone(),
-                address_exclude: config.listeners_address_exclude.clone(),
-                max: config.listeners_max,
+                port_exclude,
+                address_include,
+                address_exclude,
+                max: config
+                    .arg::<usize>("collector.listeners.max")
+                    .copied()
+                    .unwrap_or(1000),
             },
-            expected: config.listeners_expected.clone(),
+            expected,
             warned_cap: AtomicBool::new(false),
-        }
+        })
     }
 
-    /// Read the socket tables: listeners, then established connections to them.
-    fn read(
-        &self,
-        errors: &mut Vec<SourceError>,
-    ) -> (Vec<(ListenerKey, ListenerAgg)>, usize, bool) {
-        let mut table = ListenerTable::default();
-        let backends = self.source.for_each_inet(
-            &[Protocol::Tcp],
-            state_bit(TCP_LISTEN),
-            false,
-            errors,
-            &mut |s| table.add(s),
-        );
-        let limits = backends.first() == Some(&Backend::Netlink);
-        self.source.for_each_inet(
-            &[Protocol::Udp, Protocol::UdpLite],
-            state_bit(TCP_CLOSE),
-            true,
-            errors,
-            &mut |s| table.add(s),
-        );
-        let (kept, dropped) = self.selection.apply(table.listeners.keys().copied());
-        let mut out: Vec<(ListenerKey, ListenerAgg)> = kept
-            .into_iter()
-            .filter_map(|k| table.listeners.remove(&k).map(|a| (k, a)))
-            .collect();
-        let index = ConnectionIndex::new(out.iter().enumerate().map(|(i, (k, _))| (i, k)));
-        if !index.is_empty() {
-            let mut counts = vec![0u64; out.len()];
-            self.source.for_each_inet(
-                &[Protocol::Tcp],
-                state_bit(TCP_ESTABLISHED),
-                false,
-                errors,
-                &mut |s| {
-                    if let Some(i) = index.owner(s) {
-                        counts[i] += 1;
-                    }
-                },
-            );
-            for (i, c) in counts.into_iter().enumerate() {
-                out[i].1.connections = c;
-            }
+    /// Attribution statistics (None when attribution is off).
+    pub fn resolver_stats(&self) -> Option<ResolverStats> {
+        self.resolver.as_ref().map(|r| r.stats())
+    }
+}
+
+/// One collection: listeners and per-listener connection counts, from the shared pass.
+pub struct ListenersPass<'a> {
+    collector: &'a ListenersCollector,
+    table: ListenerTable,
+    ports: ListeningPorts,
+    /// TCP listener key -> established connections seen so far.
+    connections: HashMap<ListenerKey, u64>,
+}
+
+impl<'a> ListenersPass<'a> {
+    pub fn new(collector: &'a ListenersCollector) -> Self {
+        ListenersPass {
+            collector,
+            table: ListenerTable::default(),
+            ports: ListeningPorts::default(),
+            connections: HashMap::new(),
         }
-        (out, dropped, limits)
+    }
+}
+
+impl Collection for ListenersPass<'_> {
+    fn inet(&mut self, s: &InetSocket) {
+        if s.is_listen() {
+            self.ports.add(s.family, s.local, s.local_port);
+        } else if s.protocol == Protocol::Tcp {
+            if s.state == TCP_ESTABLISHED {
+                if let Some(address) = self.ports.owner(s) {
+                    let key = ListenerKey {
+                        protocol: Protocol::Tcp,
+                        family: s.family,
+                        address,
+                        port: s.local_port,
+                    };
+                    *self.connections.entry(key).or_default() += 1;
+                }
+            }
+            return;
+        }
+        self.table.add(s);
+    }
+
+    fn finish(self: Box<Self>, pass: &PassInfo, out: &mut Collected) {
+        let ListenersPass {
+            collector: c,
+            mut table,
+            connections,
+            ..
+        } = *self;
+        let errors = &mut out.errors;
+        let limits = pass.backend(Protocol::Tcp) == Some(Backend::Netlink);
+        let (kept, dropped) = c.selection.apply(table.listeners.keys().copied());
+        let raw: Vec<(ListenerKey, ListenerAgg)> = kept
+            .into_iter()
+            .filter_map(|k| {
+                table.listeners.remove(&k).map(|mut a| {
+                    a.connections = connections.get(&k).copied().unwrap_or(0);
+                    (k, a)
+                })
+            })
+            .collect();
+        if dropped > 0 && !c.warned_cap.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                dropped,
+                max = c.selection.max,
+                "more listeners than --collector.listeners.max; the highest ports are left out (see netstat_listeners_dropped)"
+            );
+        }
+        let services = etc::read_services(&c.rootfs, errors);
+        let users = etc::read_users(&c.rootfs, errors);
+        let owners = match &c.resolver {
+            Some(r) => {
+                let inodes: Vec<u64> = raw
+                    .iter()
+                    .flat_map(|(_, a)| a.inodes.iter().copied())
+                    .collect();
+                r.resolve(&inodes, errors)
+            }
+            None => HashMap::new(),
+        };
+        let listeners = resolve_names(raw, &services, &users, &owners, c.expected.as_ref());
+        let opts = RenderOptions {
+            limits,
+            attribution: c.resolver.is_some(),
+            expected: c.expected.is_some(),
+        };
+        out.families.extend(render(&listeners, dropped, opts));
     }
 }
 
@@ -452,46 +668,22 @@ pub fn resolve_names(
 
 impl Collector for ListenersCollector {
     fn name(&self) -> &'static str {
-        "listeners"
+        DECL.name
     }
 
-    fn collect(&self) -> Collected {
-        let mut errors = Vec::new();
-        let (raw, dropped, limits) = self.read(&mut errors);
-        if dropped > 0 && !self.warned_cap.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                dropped,
-                max = self.selection.max,
-                "more listeners than --collector.listeners.max; the highest ports are left out (see netstat_listeners_dropped)"
-            );
-        }
-        let services = etc::read_services(&self.rootfs, &mut errors);
-        let users = etc::read_users(&self.rootfs, &mut errors);
-        let owners = match &self.resolver {
-            Some(r) => {
-                let inodes: Vec<u64> = raw
-                    .iter()
-                    .flat_map(|(_, a)| a.inodes.iter().copied())
-                    .collect();
-                r.resolve(&inodes, &mut errors)
-            }
-            None => HashMap::new(),
-        };
-        let listeners = resolve_names(raw, &services, &users, &owners, self.expected.as_ref());
-        // The TCP table is read twice (listeners, then their connections): report a broken
-        // file once, not once per pass.
-        let mut seen = std::collections::HashSet::new();
-        errors.retain(|e| seen.insert(e.clone()));
-        let opts = RenderOptions {
-            limits,
-            attribution: self.resolver.is_some(),
-            expected: self.expected.is_some(),
-        };
-        let mut families = render(&listeners, dropped, opts);
+    fn socket_needs(&self) -> SocketNeeds {
+        NEEDS
+    }
+
+    fn begin<'a>(&'a self, _ns: &'a Netns) -> Box<dyn Collection + 'a> {
+        Box::new(ListenersPass::new(self))
+    }
+
+    /// Attribution is host-wide (one resolver for every namespace): its metrics once.
+    fn end_scrape(&self, out: &mut Collected) {
         if let Some(r) = &self.resolver {
-            families.extend(render_resolver(&r.stats()));
+            out.families.extend(render_resolver(&r.stats()));
         }
-        Collected { families, errors }
     }
 }
 
@@ -571,13 +763,20 @@ mod tests {
                 port: 443,
             },
         ];
-        let idx = ConnectionIndex::new(keys.iter().enumerate());
+        let mut idx = ListeningPorts::default();
+        for k in &keys {
+            idx.add(k.family, k.address, k.port);
+        }
         let est = |fam, addr, port| sock(Protocol::Tcp, fam, TCP_ESTABLISHED, addr, port);
-        assert_eq!(idx.owner(&est(Family::Ipv4, "127.0.0.1", 80)), Some(1));
-        assert_eq!(idx.owner(&est(Family::Ipv4, "10.0.0.1", 80)), Some(0));
+        let ip = |a: &str| Some(a.parse::<IpAddr>().unwrap());
+        assert_eq!(
+            idx.owner(&est(Family::Ipv4, "127.0.0.1", 80)),
+            ip("127.0.0.1")
+        );
+        assert_eq!(idx.owner(&est(Family::Ipv4, "10.0.0.1", 80)), ip("0.0.0.0"));
         assert_eq!(
             idx.owner(&est(Family::Ipv6, "::ffff:10.0.0.1", 443)),
-            Some(2)
+            ip("::")
         );
         assert_eq!(idx.owner(&est(Family::Ipv4, "10.0.0.1", 443)), None);
         assert_eq!(idx.owner(&est(Family::Ipv4, "10.0.0.1", 8080)), None);

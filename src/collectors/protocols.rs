@@ -8,13 +8,50 @@
 //! exported as `netstat_protocol_field_total{group,field}` (or, for the few fields that are
 //! not counters, `netstat_protocol_field_value{group,field}`).
 
+use clap::Arg;
 use regex::Regex;
 
 use crate::config::Config;
-use crate::metrics::{Kind, Labels, MetricFamily, Value};
+use crate::metrics::{Desc, Labels, MetricFamily, Value};
+use crate::source::netns::Netns;
 use crate::source::snmp::{Fields, ProtocolSource, ProtocolTables};
 
-use super::{Collected, Collector};
+use super::{Collected, Collector, CollectorDecl, SimpleCollector};
+
+pub const DECL: CollectorDecl = CollectorDecl {
+    name: "protocols",
+    default_enabled: true,
+    help: "netstat -s: TCP, UDP, IP and ICMP protocol counters and sockstat gauges",
+    metrics,
+    args,
+    build,
+};
+
+/// Every named metric, then the raw-field families.
+fn metrics() -> Vec<&'static Desc> {
+    let mut v: Vec<&'static Desc> = COUNTERS
+        .iter()
+        .flat_map(|g| g.iter())
+        .chain(std::iter::once(&TCP_CURRENT_ESTABLISHED))
+        .chain(GAUGES.iter())
+        .map(|s| &s.desc)
+        .collect();
+    v.extend([&RAW_COUNTER, &RAW_GAUGE]);
+    v
+}
+
+fn args() -> Vec<Arg> {
+    vec![Arg::new("collector.protocols.fields")
+        .long("collector.protocols.fields")
+        .value_name("REGEX")
+        .help("Regexp (anchored) of additional raw kernel fields to export as netstat_protocol_field_total{group,field} (counters) or netstat_protocol_field_value (settings and current values), matched against \"Group_Field\" names such as TcpExt_TCPSackRecovery or Ip6_InNoRoutes. Default: none.")]
+}
+
+fn build(config: &Config) -> Result<Box<dyn Collector>, String> {
+    Ok(Box::new(ProtocolsCollector::new(
+        config.regex("collector.protocols.fields")?,
+    )))
+}
 
 /// One series of a named metric: fixed labels and the kernel field it reads.
 #[derive(Debug, Clone, Copy)]
@@ -32,14 +69,32 @@ pub enum Scale {
     Pages,
 }
 
-/// A named metric.
-#[derive(Debug, Clone, Copy)]
+/// A named metric: its declaration, and which kernel field each of its series reads.
+#[derive(Debug)]
 pub struct Spec {
-    /// Base name (counters without `_total`).
-    pub name: &'static str,
-    pub help: &'static str,
+    pub desc: Desc,
     pub scale: Scale,
     pub series: &'static [Series],
+}
+
+/// Label names of a spec, from its series' label pattern (all series of a spec have the
+/// same label names: a unit test checks it against every series).
+const fn label_names(series: &'static [Series]) -> &'static [&'static str] {
+    if series.is_empty() {
+        return &[];
+    }
+    let first = series[0].labels;
+    match first.len() {
+        0 => &[],
+        1 => match first[0].0.as_bytes()[0] {
+            b'f' => &["family"],
+            _ => &["reason"],
+        },
+        _ => match first[0].0.as_bytes()[0] {
+            b'f' => &["family", "direction"],
+            _ => &["protocol", "family"],
+        },
+    }
 }
 
 const fn s(group: &'static str, field: &'static str) -> Series {
@@ -69,11 +124,29 @@ const fn v6(group: &'static str, field: &'static str) -> Series {
     }
 }
 
+/// A counter.
 const fn one(name: &'static str, help: &'static str, series: &'static [Series]) -> Spec {
     Spec {
-        name,
-        help,
+        desc: Desc::counter(name, label_names(series), help),
         scale: Scale::One,
+        series,
+    }
+}
+
+/// A gauge.
+const fn gauge(name: &'static str, help: &'static str, series: &'static [Series]) -> Spec {
+    Spec {
+        desc: Desc::gauge(name, label_names(series), help),
+        scale: Scale::One,
+        series,
+    }
+}
+
+/// A gauge of memory pages, exported in bytes.
+const fn pages(name: &'static str, help: &'static str, series: &'static [Series]) -> Spec {
+    Spec {
+        desc: Desc::gauge(name, label_names(series), help).unit("bytes"),
+        scale: Scale::Pages,
         series,
     }
 }
@@ -125,11 +198,11 @@ macro_rules! udp_like {
     };
 }
 
-const UDP_COUNTERS: [Spec; 8] = udp_like!("udp", "Udp", "Udp6");
-const UDPLITE_COUNTERS: [Spec; 8] = udp_like!("udplite", "UdpLite", "UdpLite6");
+static UDP_COUNTERS: [Spec; 8] = udp_like!("udp", "Udp", "Udp6");
+static UDPLITE_COUNTERS: [Spec; 8] = udp_like!("udplite", "UdpLite", "UdpLite6");
 
 /// TCP counters. The kernel's TCP MIB counts IPv4 and IPv6 together, so there is no family.
-const TCP_COUNTERS: &[Spec] = &[
+static TCP_COUNTERS: &[Spec] = &[
     one("netstat_tcp_active_opens", "Tcp ActiveOpens: connections this host opened (connect(), SYN sent) (netstat -s: \"active connection openings\").", &[s("Tcp", "ActiveOpens")]),
     one("netstat_tcp_passive_opens", "Tcp PassiveOpens: connections accepted by listeners (SYN received, SYN-ACK sent) (netstat -s: \"passive connection openings\").", &[s("Tcp", "PassiveOpens")]),
     one("netstat_tcp_attempt_fails", "Tcp AttemptFails: connection attempts that failed before being established (refused, reset or timed out in SYN-SENT/SYN-RECV) (netstat -s: \"failed connection attempts\").", &[s("Tcp", "AttemptFails")]),
@@ -185,7 +258,7 @@ const fn dir(
     }
 }
 
-const IP_ICMP_COUNTERS: &[Spec] = &[
+static IP_ICMP_COUNTERS: &[Spec] = &[
     one("netstat_ip_packets_received", "Ip InReceives / Ip6InReceives: packets received from interfaces, including those in error (netstat -s: \"total packets received\").", &[v4("Ip", "InReceives"), v6("Ip6", "InReceives")]),
     one("netstat_ip_packets_delivered", "Ip InDelivers / Ip6InDelivers: packets delivered to upper-layer protocols (netstat -s: \"incoming packets delivered\").", &[v4("Ip", "InDelivers"), v6("Ip6", "InDelivers")]),
     one("netstat_ip_packets_sent", "Ip OutRequests / Ip6OutRequests: packets local protocols handed to IP for sending, not counting forwarded ones (netstat -s: \"requests sent out\").", &[v4("Ip", "OutRequests"), v6("Ip6", "OutRequests")]),
@@ -202,7 +275,7 @@ const IP_ICMP_COUNTERS: &[Spec] = &[
 ];
 
 /// All named counters, in exposition order.
-pub const COUNTERS: [&[Spec]; 4] = [
+pub static COUNTERS: [&[Spec]; 4] = [
     TCP_COUNTERS,
     &UDP_COUNTERS,
     &UDPLITE_COUNTERS,
@@ -210,7 +283,7 @@ pub const COUNTERS: [&[Spec]; 4] = [
 ];
 
 /// Gauge from the counter files (`snmp`).
-pub const TCP_CURRENT_ESTABLISHED: Spec = one(
+pub static TCP_CURRENT_ESTABLISHED: Spec = gauge(
     "netstat_tcp_current_established",
     "Tcp CurrEstab: TCP connections currently in ESTABLISHED or CLOSE-WAIT, IPv4 and IPv6 (netstat -s: \"connections established\").",
     &[s("Tcp", "CurrEstab")],
@@ -229,9 +302,9 @@ const fn sk(
 }
 
 /// Gauges from `sockstat` / `sockstat6`.
-pub const GAUGES: &[Spec] = &[
-    one("netstat_sockets_used", "sockstat \"sockets: used\": sockets of all kinds in use, not only network ones (per network namespace on recent kernels, host-wide on old ones).", &[s("sockets", "used")]),
-    one("netstat_sockets_in_use", "sockstat TCP/UDP/UDPLITE/RAW inuse, sockstat6 TCP6/UDP6/UDPLITE6/RAW6 inuse: sockets the kernel counts as in use, by protocol and family (TCP: all states except TIME-WAIT; the kernel's own count, see netstat_sockets for the socket table view).", &[
+pub static GAUGES: &[Spec] = &[
+    gauge("netstat_sockets_used", "sockstat \"sockets: used\": sockets of all kinds in use, not only network ones (per network namespace on recent kernels, host-wide on old ones).", &[s("sockets", "used")]),
+    gauge("netstat_sockets_in_use", "sockstat TCP/UDP/UDPLITE/RAW inuse, sockstat6 TCP6/UDP6/UDPLITE6/RAW6 inuse: sockets the kernel counts as in use, by protocol and family (TCP: all states except TIME-WAIT; the kernel's own count, see netstat_sockets for the socket table view).", &[
         sk(&[("protocol", "tcp"), ("family", "ipv4")], "TCP", "inuse"),
         sk(&[("protocol", "tcp"), ("family", "ipv6")], "TCP6", "inuse"),
         sk(&[("protocol", "udp"), ("family", "ipv4")], "UDP", "inuse"),
@@ -241,23 +314,17 @@ pub const GAUGES: &[Spec] = &[
         sk(&[("protocol", "raw"), ("family", "ipv4")], "RAW", "inuse"),
         sk(&[("protocol", "raw"), ("family", "ipv6")], "RAW6", "inuse"),
     ]),
-    one("netstat_tcp_orphan_sockets", "sockstat TCP orphan: TCP sockets no longer attached to a file descriptor (closed by the application, still shutting down), IPv4 and IPv6; limited by net.ipv4.tcp_max_orphans.", &[s("TCP", "orphan")]),
-    one("netstat_tcp_time_wait_buckets", "sockstat TCP tw: TCP connections in TIME-WAIT, IPv4 and IPv6; limited by net.ipv4.tcp_max_tw_buckets.", &[s("TCP", "tw")]),
-    one("netstat_tcp_allocated_sockets", "sockstat TCP alloc: TCP sockets allocated (all states, orphans included), IPv4 and IPv6.", &[s("TCP", "alloc")]),
+    gauge("netstat_tcp_orphan_sockets", "sockstat TCP orphan: TCP sockets no longer attached to a file descriptor (closed by the application, still shutting down), IPv4 and IPv6; limited by net.ipv4.tcp_max_orphans.", &[s("TCP", "orphan")]),
+    gauge("netstat_tcp_time_wait_buckets", "sockstat TCP tw: TCP connections in TIME-WAIT, IPv4 and IPv6; limited by net.ipv4.tcp_max_tw_buckets.", &[s("TCP", "tw")]),
+    gauge("netstat_tcp_allocated_sockets", "sockstat TCP alloc: TCP sockets allocated (all states, orphans included), IPv4 and IPv6.", &[s("TCP", "alloc")]),
+    pages("netstat_tcp_memory_bytes", "sockstat TCP mem: memory charged to TCP socket buffers, IPv4 and IPv6, in bytes (pages times the page size); compare with net.ipv4.tcp_mem.", &[s("TCP", "mem")]),
+    pages("netstat_udp_memory_bytes", "sockstat UDP mem: memory charged to UDP socket buffers, IPv4 and IPv6 (UDP-Lite included), in bytes (pages times the page size); compare with net.ipv4.udp_mem.", &[s("UDP", "mem")]),
     Spec {
-        name: "netstat_tcp_memory_bytes",
-        help: "sockstat TCP mem: memory charged to TCP socket buffers, IPv4 and IPv6, in bytes (pages times the page size); compare with net.ipv4.tcp_mem.",
-        scale: Scale::Pages,
-        series: &[s("TCP", "mem")],
+        desc: Desc::gauge("netstat_fragment_memory_bytes", &["family"], "sockstat FRAG memory / sockstat6 FRAG6 memory: memory used by IP fragments waiting for reassembly, in bytes.").unit("bytes"),
+        scale: Scale::One,
+        series: &[v4("FRAG", "memory"), v6("FRAG6", "memory")],
     },
-    Spec {
-        name: "netstat_udp_memory_bytes",
-        help: "sockstat UDP mem: memory charged to UDP socket buffers, IPv4 and IPv6 (UDP-Lite included), in bytes (pages times the page size); compare with net.ipv4.udp_mem.",
-        scale: Scale::Pages,
-        series: &[s("UDP", "mem")],
-    },
-    one("netstat_fragment_memory_bytes", "sockstat FRAG memory / sockstat6 FRAG6 memory: memory used by IP fragments waiting for reassembly, in bytes.", &[v4("FRAG", "memory"), v6("FRAG6", "memory")]),
-    one("netstat_fragment_queues", "sockstat FRAG inuse / sockstat6 FRAG6 inuse: IP fragment reassembly queues in use.", &[v4("FRAG", "inuse"), v6("FRAG6", "inuse")]),
+    gauge("netstat_fragment_queues", "sockstat FRAG inuse / sockstat6 FRAG6 inuse: IP fragment reassembly queues in use.", &[v4("FRAG", "inuse"), v6("FRAG6", "inuse")]),
 ];
 
 /// Kernel fields that are not counters: settings and current values. The raw-field escape
@@ -273,8 +340,18 @@ pub const NON_COUNTER_FIELDS: &[(&str, &str)] = &[
     ("MPTcpExt", "MPCurrEstab"),
 ];
 
-pub const RAW_COUNTER_NAME: &str = "netstat_protocol_field";
-pub const RAW_GAUGE_NAME: &str = "netstat_protocol_field_value";
+pub static RAW_COUNTER: Desc = Desc::counter(
+    "netstat_protocol_field",
+    &["group", "field"],
+    "Kernel protocol counters selected by --collector.protocols.fields, by their names in /proc/net/snmp, netstat and snmp6 (nstat prints them as GroupField, netstat -s under the group's heading).",
+);
+pub static RAW_GAUGE: Desc = Desc::gauge(
+    "netstat_protocol_field_value",
+    &["group", "field"],
+    "Kernel protocol fields selected by --collector.protocols.fields that are settings or current values rather than counters (Tcp RtoMin, Tcp MaxConn, Tcp CurrEstab, Ip Forwarding ...).",
+);
+pub const RAW_COUNTER_NAME: &str = RAW_COUNTER.name;
+pub const RAW_GAUGE_NAME: &str = RAW_GAUGE.name;
 
 fn labels_of(series: &Series) -> Labels {
     series
@@ -285,8 +362,8 @@ fn labels_of(series: &Series) -> Labels {
 }
 
 /// Render one spec: a series per kernel field present, none for the fields absent.
-fn render_spec(spec: &Spec, kind: Kind, table: &Fields, page_size: u64) -> MetricFamily {
-    let mut f = MetricFamily::new(spec.name, spec.help, kind);
+fn render_spec(spec: &'static Spec, table: &Fields, page_size: u64) -> MetricFamily {
+    let mut f = spec.desc.family();
     for series in spec.series {
         let Some(v) = table.get_u64(series.group, series.field) else {
             continue;
@@ -302,14 +379,8 @@ fn render_spec(spec: &Spec, kind: Kind, table: &Fields, page_size: u64) -> Metri
 
 /// The raw-field escape hatch: every `Group_Field` of the counter files matching `re`.
 pub fn render_raw(counters: &Fields, re: &Regex) -> Vec<MetricFamily> {
-    let mut counter = MetricFamily::counter(
-        RAW_COUNTER_NAME,
-        "Kernel protocol counters selected by --collector.protocols.fields, by their names in /proc/net/snmp, netstat and snmp6 (nstat prints them as GroupField, netstat -s under the group's heading).",
-    );
-    let mut gauge = MetricFamily::gauge(
-        RAW_GAUGE_NAME,
-        "Kernel protocol fields selected by --collector.protocols.fields that are settings or current values rather than counters (Tcp RtoMin, Tcp MaxConn, Tcp CurrEstab, Ip Forwarding ...).",
-    );
+    let mut counter = RAW_COUNTER.family();
+    let mut gauge = RAW_GAUGE.family();
     let mut name = String::with_capacity(64);
     for (group, field, value) in counters.iter() {
         name.clear();
@@ -340,22 +411,16 @@ pub fn render(
     let mut out = Vec::with_capacity(64);
     for group in COUNTERS {
         for spec in group {
-            out.push(render_spec(
-                spec,
-                Kind::Counter,
-                &tables.counters,
-                page_size,
-            ));
+            out.push(render_spec(spec, &tables.counters, page_size));
         }
     }
     out.push(render_spec(
         &TCP_CURRENT_ESTABLISHED,
-        Kind::Gauge,
         &tables.counters,
         page_size,
     ));
     for spec in GAUGES {
-        out.push(render_spec(spec, Kind::Gauge, &tables.sockstat, page_size));
+        out.push(render_spec(spec, &tables.sockstat, page_size));
     }
     if let Some(re) = fields {
         out.extend(render_raw(&tables.counters, re));
@@ -367,37 +432,27 @@ pub fn render(
 }
 
 pub struct ProtocolsCollector {
-    source: ProtocolSource,
     fields: Option<Regex>,
     page_size: u64,
 }
 
 impl ProtocolsCollector {
-    pub fn new(config: &Config) -> Self {
-        Self::with_source(
-            ProtocolSource::new(config.procfs.join("net")),
-            config.protocols_fields.clone(),
-        )
-    }
-
-    /// Read another directory, e.g. `<procfs>/<pid>/net` for another network namespace.
-    pub fn with_source(source: ProtocolSource, fields: Option<Regex>) -> Self {
+    pub fn new(fields: Option<Regex>) -> Self {
         ProtocolsCollector {
-            source,
             fields,
             page_size: procfs::page_size(),
         }
     }
 }
 
-impl Collector for ProtocolsCollector {
+impl SimpleCollector for ProtocolsCollector {
     fn name(&self) -> &'static str {
-        "protocols"
+        DECL.name
     }
 
-    fn collect(&self) -> Collected {
+    fn collect(&self, ns: &Netns) -> Collected {
         let mut errors = Vec::new();
-        let tables = self.source.read(&mut errors);
+        let tables = ProtocolSource::new(ns.net_dir()).read(&mut errors);
         Collected {
             families: render(&tables, self.page_size, self.fields.as_ref()),
             errors,
@@ -408,7 +463,7 @@ impl Collector for ProtocolsCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::encode_text;
+    use crate::metrics::{encode_text, Kind};
     use crate::source::snmp::{parse_value, RawValue};
     use std::collections::HashSet;
 
@@ -583,18 +638,21 @@ mod tests {
             .chain(std::iter::once((&TCP_CURRENT_ESTABLISHED, Kind::Gauge)))
             .chain(GAUGES.iter().map(|s| (s, Kind::Gauge)));
         for (spec, kind) in all {
-            assert!(seen.insert(spec.name), "duplicate {}", spec.name);
-            assert!(spec.name.starts_with("netstat_"));
-            assert!(!spec.name.ends_with("_total"), "{}", spec.name);
-            assert!(!spec.name.contains("_counter") && !spec.name.contains("_gauge"));
-            assert!(!spec.help.is_empty());
+            assert!(seen.insert(spec.desc.name), "duplicate {}", spec.desc.name);
+            assert!(spec.desc.name.starts_with("netstat_"));
+            assert!(!spec.desc.name.ends_with("_total"), "{}", spec.desc.name);
+            assert!(!spec.desc.name.contains("_counter") && !spec.desc.name.contains("_gauge"));
+            assert!(!spec.desc.help.is_empty());
+            assert_eq!(spec.desc.kind, kind, "{}", spec.desc.name);
             if kind == Kind::Gauge {
                 assert!(spec.series.iter().all(|s| !s.field.is_empty()));
             }
             // Series of one family have distinct label sets.
             let mut label_sets = HashSet::new();
             for s in spec.series {
-                assert!(label_sets.insert(s.labels), "{}", spec.name);
+                assert!(label_sets.insert(s.labels), "{}", spec.desc.name);
+                let names: Vec<&str> = s.labels.iter().map(|(k, _)| *k).collect();
+                assert_eq!(names, spec.desc.labels, "{}", spec.desc.name);
             }
         }
         // Names of the sockets collector must not be reused.

@@ -2,15 +2,74 @@
 //! state, plus the Recv-Q/Send-Q of non-listening sockets.
 
 use crate::config::Config;
-use crate::metrics::MetricFamily;
+use crate::metrics::{Desc, MetricFamily};
 use crate::source::inet::{
-    Family, InetSocket, Protocol, UnixSocket, UnixState, UnixType, ALL_STATES, TCP_ESTABLISHED,
-    TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_STATE_NAMES, TCP_SYN_RECV,
+    Family, InetSocket, Protocol, UnixSocket, UnixState, UnixType, TCP_ESTABLISHED, TCP_LISTEN,
+    TCP_NEW_SYN_RECV, TCP_STATE_NAMES, TCP_SYN_RECV,
 };
-use crate::source::sockets::{SocketSource, SourceMode};
+use crate::source::netns::Netns;
+use crate::source::sockets::{PassInfo, SocketNeeds, SocketSource, SocketVisitor};
 use crate::source::SourceError;
 
-use super::{Collected, Collector};
+use super::{no_args, Collected, Collection, Collector, CollectorDecl};
+
+pub const DECL: CollectorDecl = CollectorDecl {
+    name: "sockets",
+    default_enabled: true,
+    help: "socket counts by protocol, family and state; socket queue depths; unix sockets",
+    metrics,
+    args: no_args,
+    build,
+};
+
+pub static SOCKETS: Desc = Desc::gauge(
+    "netstat_sockets",
+    &["protocol", "family", "state"],
+    "Sockets by protocol, address family and state (netstat -an / ss -s). TCP states use the kernel's names; request sockets count as syn_recv. Datagram sockets are connected or unconnected.",
+);
+pub static UNIX_SOCKETS: Desc = Desc::gauge(
+    "netstat_unix_sockets",
+    &["type", "state"],
+    "Unix domain sockets by type and state (/proc/net/unix).",
+);
+pub static QUEUED_BYTES: Desc = Desc::gauge(
+    "netstat_socket_queued_bytes",
+    &["protocol", "family", "queue"],
+    "Sum of Recv-Q (receive) or Send-Q (send) over non-listening sockets, in bytes. Should stay near zero.",
+)
+.unit("bytes");
+pub static QUEUE_MAX_BYTES: Desc = Desc::gauge(
+    "netstat_socket_queue_max_bytes",
+    &["protocol", "family", "queue"],
+    "Largest single Recv-Q (receive) or Send-Q (send) among non-listening sockets, in bytes.",
+)
+.unit("bytes");
+pub static SOCKETS_QUEUED: Desc = Desc::gauge(
+    "netstat_sockets_queued",
+    &["protocol", "family", "queue"],
+    "Non-listening sockets whose receive or send queue is not empty.",
+);
+
+fn metrics() -> Vec<&'static Desc> {
+    vec![
+        &SOCKETS,
+        &UNIX_SOCKETS,
+        &QUEUED_BYTES,
+        &QUEUE_MAX_BYTES,
+        &SOCKETS_QUEUED,
+    ]
+}
+
+fn build(_config: &Config) -> Result<Box<dyn Collector>, String> {
+    Ok(Box::new(SocketsCollector))
+}
+
+/// Every state of every inet table, and the unix table.
+pub const NEEDS: SocketNeeds = {
+    let mut n = SocketNeeds::all_states(&Protocol::ALL);
+    n.unix = true;
+    n
+};
 
 /// Sum, maximum and count of non-empty queues of one direction.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -96,10 +155,7 @@ const QUEUES: [&str; 2] = ["receive", "send"];
 /// Render the aggregates. Every series is always present (zeros included) so dashboards and
 /// alerts never see gaps.
 pub fn render(stats: &SocketStats) -> Vec<MetricFamily> {
-    let mut sockets = MetricFamily::gauge(
-        "netstat_sockets",
-        "Sockets by protocol, address family and state (netstat -an / ss -s). TCP states use the kernel's names; request sockets count as syn_recv. Datagram sockets are connected or unconnected.",
-    );
+    let mut sockets = SOCKETS.family();
     for family in Family::ALL {
         for (state, name) in TCP_STATE_NAMES.iter().enumerate().skip(1) {
             sockets.push(
@@ -127,10 +183,7 @@ pub fn render(stats: &SocketStats) -> Vec<MetricFamily> {
         }
     }
 
-    let mut unix = MetricFamily::gauge(
-        "netstat_unix_sockets",
-        "Unix domain sockets by type and state (/proc/net/unix).",
-    );
+    let mut unix = UNIX_SOCKETS.family();
     for (t, kind) in UnixType::ALL.iter().enumerate() {
         for (s, state) in UnixState::ALL.iter().enumerate() {
             unix.push(
@@ -140,18 +193,9 @@ pub fn render(stats: &SocketStats) -> Vec<MetricFamily> {
         }
     }
 
-    let mut queued_bytes = MetricFamily::gauge(
-        "netstat_socket_queued_bytes",
-        "Sum of Recv-Q (receive) or Send-Q (send) over non-listening sockets, in bytes. Should stay near zero.",
-    );
-    let mut queue_max = MetricFamily::gauge(
-        "netstat_socket_queue_max_bytes",
-        "Largest single Recv-Q (receive) or Send-Q (send) among non-listening sockets, in bytes.",
-    );
-    let mut queued = MetricFamily::gauge(
-        "netstat_sockets_queued",
-        "Non-listening sockets whose receive or send queue is not empty.",
-    );
+    let mut queued_bytes = QUEUED_BYTES.family();
+    let mut queue_max = QUEUE_MAX_BYTES.family();
+    let mut queued = SOCKETS_QUEUED.family();
     for protocol in Protocol::ALL {
         for family in Family::ALL {
             for (q, queue) in QUEUES.iter().enumerate() {
@@ -170,61 +214,75 @@ pub fn render(stats: &SocketStats) -> Vec<MetricFamily> {
     vec![sockets, unix, queued_bytes, queue_max, queued]
 }
 
-pub struct SocketsCollector {
-    source: SocketSource,
+/// Counts every socket of the shared pass; keeps no state between scrapes.
+pub struct SocketsCollector;
+
+/// Aggregate one namespace's sockets with `source` in one pass (what a scrape does, for
+/// tests and benchmarks that drive the source directly).
+pub fn read_stats(source: &SocketSource, ns: &Netns, errors: &mut Vec<SourceError>) -> SocketStats {
+    let mut stats = SocketStats::default();
+    source.pass(ns, &NEEDS, errors, &mut stats);
+    check_states(&stats, errors);
+    stats
 }
 
-impl SocketsCollector {
-    pub fn new(config: &Config) -> Self {
-        SocketsCollector {
-            source: SocketSource::new(config.sockets_source(), config.procfs.join("net")),
-        }
+impl SocketVisitor for SocketStats {
+    fn inet(&mut self, s: &InetSocket) {
+        self.add_inet(s);
     }
 
-    pub fn with_source(source: SocketSource) -> Self {
-        SocketsCollector { source }
+    fn unix(&mut self, s: &UnixSocket) {
+        self.add_unix(s);
+    }
+}
+
+/// Sockets in a TCP state the exporter does not know are an error of the collection.
+fn check_states(stats: &SocketStats, errors: &mut Vec<SourceError>) {
+    if stats.unknown_tcp_states > 0 {
+        errors.push(SourceError {
+            source: "tcp_state".into(),
+            location: "TCP socket table".into(),
+            line: None,
+            message: format!(
+                "{} sockets in a TCP state unknown to this exporter (not counted)",
+                stats.unknown_tcp_states
+            ),
+        });
+    }
+}
+
+struct SocketsPass {
+    stats: SocketStats,
+}
+
+impl Collection for SocketsPass {
+    fn inet(&mut self, s: &InetSocket) {
+        self.stats.add_inet(s);
     }
 
-    pub fn source_mode(&self) -> SourceMode {
-        self.source.mode()
+    fn unix(&mut self, s: &UnixSocket) {
+        self.stats.add_unix(s);
     }
 
-    /// Read every socket table once and aggregate it.
-    pub fn read_stats(&self, errors: &mut Vec<SourceError>) -> SocketStats {
-        let mut stats = SocketStats::default();
-        self.source
-            .for_each_inet(&Protocol::ALL, ALL_STATES, false, errors, &mut |s| {
-                stats.add_inet(s)
-            });
-        self.source
-            .for_each_unix(errors, &mut |s| stats.add_unix(s));
-        if stats.unknown_tcp_states > 0 {
-            errors.push(SourceError {
-                source: "tcp_state".into(),
-                location: "TCP socket table".into(),
-                line: None,
-                message: format!(
-                    "{} sockets in a TCP state unknown to this exporter (not counted)",
-                    stats.unknown_tcp_states
-                ),
-            });
-        }
-        stats
+    fn finish(self: Box<Self>, _pass: &PassInfo, out: &mut Collected) {
+        check_states(&self.stats, &mut out.errors);
+        out.families.extend(render(&self.stats));
     }
 }
 
 impl Collector for SocketsCollector {
     fn name(&self) -> &'static str {
-        "sockets"
+        DECL.name
     }
 
-    fn collect(&self) -> Collected {
-        let mut errors = Vec::new();
-        let stats = self.read_stats(&mut errors);
-        Collected {
-            families: render(&stats),
-            errors,
-        }
+    fn socket_needs(&self) -> SocketNeeds {
+        NEEDS
+    }
+
+    fn begin<'a>(&'a self, _ns: &'a Netns) -> Box<dyn Collection + 'a> {
+        Box::new(SocketsPass {
+            stats: SocketStats::default(),
+        })
     }
 }
 

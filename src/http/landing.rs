@@ -173,21 +173,22 @@ mod tests {
         use axum::http::{Request, StatusCode};
         use tower::ServiceExt;
 
-        use crate::collectors::{Collected, Collector};
+        use crate::collectors::{Collected, SimpleCollector};
         use crate::http::{router_with, HttpOptions};
-        use crate::metrics::MetricFamily;
         use crate::scrape::Scraper;
+        use crate::source::netns::Netns;
         use crate::web_config::WebRuntime;
 
         struct Slow;
-        impl Collector for Slow {
+        impl SimpleCollector for Slow {
             fn name(&self) -> &'static str {
                 "interfaces"
             }
-            fn collect(&self) -> Collected {
+            fn collect(&self, _ns: &Netns) -> Collected {
                 std::thread::sleep(Duration::from_millis(600));
                 Collected {
-                    families: vec![MetricFamily::gauge("netstat_interface_mtu_bytes", "")
+                    families: vec![crate::collectors::interfaces::MTU
+                        .family()
                         .with(vec![("device", "lo".into())], 65536u64)],
                     errors: vec![],
                 }

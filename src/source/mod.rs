@@ -8,6 +8,7 @@ pub mod etc;
 pub mod inet;
 pub mod netdev;
 pub mod netlink;
+pub mod netns;
 pub mod proc_net;
 pub mod process;
 pub mod procfd;

@@ -366,9 +366,12 @@ pub struct SysClassNet {
 
 impl SysClassNet {
     pub fn new(sysfs: impl AsRef<Path>) -> Self {
-        SysClassNet {
-            dir: sysfs.as_ref().join("class/net"),
-        }
+        Self::at(sysfs.as_ref().join("class/net"))
+    }
+
+    /// A `class/net` directory itself.
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        SysClassNet { dir: dir.into() }
     }
 
     /// Attributes of `device`, or `None` when its directory does not exist (device gone, or

@@ -3,9 +3,16 @@
 //!
 //! Walking every fd of every process costs a few microseconds per fd (about half a second
 //! at 100k fds), so owners are cached as inode -> (pid, fd). Each scrape verifies a cached
-//! entry with one readlink; a full walk happens only when an unknown inode shows up, and at
-//! most once per `walk_interval`, so churning short-lived listeners cannot make every scrape
-//! pay for it.
+//! entry with one readlink; a full walk happens only when an inode never seen before shows
+//! up, and at most once per `walk_interval`, so churning short-lived listeners cannot make
+//! every scrape pay for it. Inodes a walk could not attribute (a process in another PID
+//! namespace, fds that cannot be read, a socket held by no process) are remembered as
+//! unresolvable and never cause another walk; the first walk can be done at start-up
+//! ([`OwnerResolver::warm_up`] through a first collection) so that no scrape pays it.
+//!
+//! One resolver serves every network namespace (socket inodes are unique host-wide), so
+//! entries are kept while any namespace wants them and forgotten after [`FORGET_AFTER`]
+//! without a lookup.
 //!
 //! Without privileges (root, or CAP_DAC_READ_SEARCH + CAP_SYS_PTRACE) other users' fd
 //! directories cannot be read: their sockets stay unresolved, which is not an error.
@@ -37,13 +44,21 @@ pub struct ResolverStats {
     pub walks: u64,
     pub last_walk_seconds: f64,
     pub last_walk_fds: u64,
+    /// Inodes remembered as unresolvable (no walk found an owner).
+    pub unresolved: u64,
 }
+
+/// How long an entry (cached owner or unresolvable inode) is kept without being looked up.
+pub const FORGET_AFTER: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Default)]
 struct State {
-    /// inode -> (pid, fd)
-    cache: HashMap<u64, (u32, u32)>,
+    /// inode -> (pid, fd, last lookup)
+    cache: HashMap<u64, (u32, u32, Instant)>,
+    /// inode -> last lookup, for inodes a walk found no owner for.
+    unresolvable: HashMap<u64, Instant>,
     last_walk: Option<Instant>,
+    last_prune: Option<Instant>,
     stats: ResolverStats,
 }
 
@@ -85,17 +100,35 @@ impl OwnerResolver {
         Some(s.trim_end_matches('\n').to_string())
     }
 
-    /// Owners of `inodes` (those that can be found). The cache keeps only these inodes.
+    /// Owners of `inodes` (those that can be found). A walk happens only for inodes neither
+    /// cached nor known to be unresolvable, and only when `walk_interval` has passed since
+    /// the last one.
     pub fn resolve(&self, inodes: &[u64], errors: &mut Vec<SourceError>) -> HashMap<u64, Owner> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if st
+            .last_prune
+            .is_none_or(|t| now.duration_since(t) >= FORGET_AFTER / 10)
+        {
+            st.cache
+                .retain(|_, e| now.duration_since(e.2) < FORGET_AFTER);
+            st.unresolvable
+                .retain(|_, t| now.duration_since(*t) < FORGET_AFTER);
+            st.last_prune = Some(now);
+        }
         let wanted: HashSet<u64> = inodes.iter().copied().collect();
-        st.cache.retain(|inode, _| wanted.contains(inode));
 
         let mut found: HashMap<u64, u32> = HashMap::with_capacity(inodes.len());
         let mut missing: HashSet<u64> = HashSet::new();
+        let mut unresolvable = 0u64;
         for &inode in &wanted {
-            match st.cache.get(&inode) {
-                Some(&(pid, fd)) => {
+            if let Some(t) = st.unresolvable.get_mut(&inode) {
+                *t = now;
+                unresolvable += 1;
+                continue;
+            }
+            match st.cache.get(&inode).copied() {
+                Some((pid, fd, _)) => {
                     let link = self
                         .procfs
                         .join(pid.to_string())
@@ -103,6 +136,7 @@ impl OwnerResolver {
                         .join(fd.to_string());
                     if readlink_inode(&link) == Some(inode) {
                         found.insert(inode, pid);
+                        st.cache.insert(inode, (pid, fd, now));
                         st.stats.cached += 1;
                     } else {
                         st.cache.remove(&inode);
@@ -114,6 +148,7 @@ impl OwnerResolver {
                 }
             }
         }
+        st.stats.failed += unresolvable;
 
         if !missing.is_empty() {
             let due = st
@@ -121,20 +156,31 @@ impl OwnerResolver {
                 .is_none_or(|t| t.elapsed() >= self.walk_interval);
             if due {
                 let start = Instant::now();
+                let errors_before = errors.len();
                 let (walked, fds) = self.walk(&missing, errors);
+                let complete = errors.len() == errors_before;
                 st.last_walk = Some(Instant::now());
                 st.stats.walks += 1;
                 st.stats.last_walk_seconds = start.elapsed().as_secs_f64();
                 st.stats.last_walk_fds = fds;
                 for (inode, (pid, fd)) in walked {
-                    st.cache.insert(inode, (pid, fd));
+                    st.cache.insert(inode, (pid, fd, now));
                     found.insert(inode, pid);
                     missing.remove(&inode);
                     st.stats.walked += 1;
                 }
+                // What a whole walk did not find, no later walk will find either (until the
+                // socket is gone): remember it instead of walking again.
+                // (A walk that could not list the processes proves nothing.)
+                if complete {
+                    for &inode in &missing {
+                        st.unresolvable.insert(inode, now);
+                    }
+                }
             }
             st.stats.failed += missing.len() as u64;
         }
+        st.stats.unresolved = st.unresolvable.len() as u64;
 
         // One comm read per distinct pid.
         let mut names: HashMap<u32, Option<String>> = HashMap::new();
@@ -249,6 +295,27 @@ mod tests {
         r.resolve(&[inode, u64::MAX], &mut errors);
         let s = r.stats();
         assert_eq!((s.walks, s.failed), (1, 1));
+        assert!(errors.is_empty());
+    }
+
+    #[test]
+    fn an_unresolvable_inode_never_causes_another_walk() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let inode = own_inode(l.as_raw_fd());
+        let r = OwnerResolver::new("/proc", Duration::ZERO);
+        let mut errors = Vec::new();
+        // u64::MAX is no socket of any process: the walk cannot find it.
+        assert!(r.resolve(&[u64::MAX], &mut errors).is_empty());
+        assert_eq!((r.stats().walks, r.stats().unresolved), (1, 1));
+        for _ in 0..5 {
+            assert!(r.resolve(&[u64::MAX], &mut errors).is_empty());
+        }
+        assert_eq!(r.stats().walks, 1, "no walk for a known-unresolvable inode");
+        // A new inode still gets its walk, and the unresolvable one stays remembered.
+        let owners = r.resolve(&[u64::MAX, inode], &mut errors);
+        assert_eq!(owners[&inode].pid, std::process::id());
+        let s = r.stats();
+        assert_eq!((s.walks, s.unresolved), (2, 1));
         assert!(errors.is_empty());
     }
 

@@ -1,15 +1,18 @@
-//! One interface over the two socket sources: netlink sock_diag and `<procfs>/net/*` text.
+//! One interface over the two socket sources: netlink sock_diag and `<net>/*` text, for any
+//! network namespace ([`Netns`]), one walk of each table per pass.
 //!
 //! `auto` uses netlink and falls back, per protocol, to /proc when netlink is unavailable
 //! (seccomp, old kernel) or the kernel has no diag module for that protocol (raw_diag is often
 //! missing). Unix sockets are always read from `<net>/unix`: its text carries the
 //! connecting/disconnecting distinction that unix_diag does not.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::inet::{state_bit, Family, InetSocket, Protocol, UnixSocket};
-use super::netlink::{DiagSocket, DumpError};
+use super::inet::{
+    state_bit, Family, InetSocket, Protocol, UnixSocket, ALL_STATES, TCP_NEW_SYN_RECV, TCP_SYN_RECV,
+};
+use super::netlink::{DiagSocket, DumpError, DumpRequest};
+use super::netns::{NetlinkAccess, Netns};
 use super::proc_net::{FileStatus, ProcNet};
 use super::SourceError;
 
@@ -42,24 +45,99 @@ pub enum Backend {
     Proc,
 }
 
-/// Reader of one network namespace's sockets.
+/// What the collectors of one pass want to see of a namespace's socket tables: the union
+/// of these decides what the kernel is asked for, once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketNeeds {
+    /// Per protocol ([`Protocol::index`]): mask of the states wanted ([`state_bit`]); 0 when
+    /// the protocol is not needed.
+    pub states: [u32; 4],
+    /// Per protocol: ask netlink for SK_MEMINFO, which carries the per-socket drop counter.
+    pub meminfo: [bool; 4],
+    /// Unix domain sockets (`<net>/unix`).
+    pub unix: bool,
+}
+
+impl SocketNeeds {
+    pub const NONE: SocketNeeds = SocketNeeds {
+        states: [0; 4],
+        meminfo: [false; 4],
+        unix: false,
+    };
+
+    /// Every state of the given protocols.
+    pub const fn all_states(protocols: &[Protocol]) -> SocketNeeds {
+        let mut n = SocketNeeds::NONE;
+        let mut i = 0;
+        while i < protocols.len() {
+            n.states[protocols[i] as usize] = ALL_STATES;
+            i += 1;
+        }
+        n
+    }
+
+    pub fn union(mut self, other: &SocketNeeds) -> SocketNeeds {
+        for i in 0..4 {
+            self.states[i] |= other.states[i];
+            self.meminfo[i] |= other.meminfo[i];
+        }
+        self.unix |= other.unix;
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.states == [0; 4] && !self.unix
+    }
+
+    /// Whether a socket is in the states wanted for its protocol. Request sockets (state
+    /// NEW_SYN_RECV) count as SYN_RECV, as the kernel's own state filter treats them.
+    pub fn wants(&self, s: &InetSocket) -> bool {
+        let state = if s.state == TCP_NEW_SYN_RECV {
+            TCP_SYN_RECV
+        } else {
+            s.state
+        };
+        self.states[s.protocol.index()] & state_bit(state) != 0
+    }
+}
+
+/// Receives the sockets of one pass.
+pub trait SocketVisitor {
+    fn inet(&mut self, s: &InetSocket);
+    fn unix(&mut self, s: &UnixSocket);
+}
+
+/// Which backend served each protocol in one pass (None: not read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassInfo {
+    pub backends: [Option<Backend>; 4],
+}
+
+impl PassInfo {
+    pub fn backend(&self, protocol: Protocol) -> Option<Backend> {
+        self.backends[protocol.index()]
+    }
+}
+
+/// Reads the socket tables of any namespace: one walk per table and pass. Remembers, for
+/// `auto`, what the kernel refused, so that a refusal costs one request per exporter run.
 #[derive(Debug)]
 pub struct SocketSource {
     mode: SourceMode,
-    proc: ProcNet,
     /// auto mode: protocols the kernel refused over netlink; /proc serves them from then on.
     netlink_refused: [AtomicBool; 4],
+    /// The kernel refused the one-walk TCP request: TCP is dumped per family from then on.
+    tcp_compat_refused: AtomicBool,
     /// auto mode: netlink socket could not be opened at all (logged once).
     netlink_unavailable: AtomicBool,
 }
 
 impl SocketSource {
-    /// `net_dir` is a network namespace's `net` directory, e.g. `<procfs>/net`.
-    pub fn new(mode: SourceMode, net_dir: impl Into<PathBuf>) -> Self {
+    pub fn new(mode: SourceMode) -> Self {
         SocketSource {
             mode,
-            proc: ProcNet::new(net_dir),
             netlink_refused: Default::default(),
+            tcp_compat_refused: AtomicBool::new(false),
             netlink_unavailable: AtomicBool::new(false),
         }
     }
@@ -68,21 +146,59 @@ impl SocketSource {
         self.mode
     }
 
-    /// Visit every socket of the given protocols, both families, whose state is in the
-    /// `states` mask ([`super::inet::ALL_STATES`] for all; netlink filters in the kernel, /proc here).
-    /// With `meminfo`, netlink is asked for SK_MEMINFO so that `drops` is filled (/proc always
-    /// has it for UDP/raw). Returns the backend that served each protocol, in the order given.
+    /// One pass over the namespace's socket tables: each table needed is read once, every
+    /// socket in the wanted states goes to `visitor.inet` (netlink filters states in the
+    /// kernel, /proc here), every unix socket to `visitor.unix` when `needs.unix`. Protocols in the order of
+    /// [`Protocol::ALL`]; within TCP, listening sockets come before the others (the kernel
+    /// walks the listening hash first, in both sources).
+    pub fn pass(
+        &self,
+        ns: &Netns,
+        needs: &SocketNeeds,
+        errors: &mut Vec<SourceError>,
+        visitor: &mut dyn SocketVisitor,
+    ) -> PassInfo {
+        let mut info = PassInfo::default();
+        let protocols: Vec<Protocol> = Protocol::ALL
+            .into_iter()
+            .filter(|p| needs.states[p.index()] != 0)
+            .collect();
+        if !protocols.is_empty() {
+            let backends =
+                self.for_each_inet(ns, &protocols, needs, errors, &mut |s| visitor.inet(s));
+            for (p, b) in protocols.iter().zip(backends) {
+                info.backends[p.index()] = Some(b);
+            }
+        }
+        if needs.unix {
+            let proc = ProcNet::new(ns.net_dir());
+            if proc.for_each_unix(errors, &mut |s| visitor.unix(s)) == FileStatus::Missing {
+                errors.push(SourceError::file(
+                    ProcNet::source_name("unix"),
+                    &proc.dir().join("unix"),
+                    "file does not exist",
+                ));
+            }
+        }
+        info
+    }
+
+    /// Visit every socket of `protocols` (both families) in the states `needs` asks for.
+    /// Returns the backend that served each protocol, in the order given.
     pub fn for_each_inet(
         &self,
+        ns: &Netns,
         protocols: &[Protocol],
-        states: u32,
-        meminfo: bool,
+        needs: &SocketNeeds,
         errors: &mut Vec<SourceError>,
         visit: &mut dyn FnMut(&InetSocket),
     ) -> Vec<Backend> {
         let mut diag = None;
-        if self.mode != SourceMode::Proc && !self.netlink_unavailable.load(Ordering::Relaxed) {
-            match DiagSocket::open() {
+        let try_netlink = self.mode != SourceMode::Proc
+            && *ns.netlink() != NetlinkAccess::Unavailable
+            && !self.netlink_unavailable.load(Ordering::Relaxed);
+        if try_netlink {
+            match ns.open_diag() {
                 Ok(s) => diag = Some(s),
                 Err(e) => {
                     if self.mode == SourceMode::Netlink {
@@ -98,9 +214,19 @@ impl SocketSource {
                     self.netlink_unavailable.store(true, Ordering::Relaxed);
                 }
             }
+        } else if self.mode == SourceMode::Netlink {
+            errors.push(SourceError {
+                source: "netlink".into(),
+                location: format!("network namespace of {}", ns.net_dir().display()),
+                line: None,
+                message: "netlink forced but this namespace can only be read from /proc".into(),
+            });
+            return Vec::new();
         }
         let mut backends = Vec::with_capacity(protocols.len());
         for &protocol in protocols {
+            let states = needs.states[protocol.index()];
+            let meminfo = needs.meminfo[protocol.index()];
             let refused = &self.netlink_refused[protocol.index()];
             let use_netlink = match &diag {
                 Some(_) => self.mode == SourceMode::Netlink || !refused.load(Ordering::Relaxed),
@@ -122,8 +248,7 @@ impl SocketSource {
                     }
                     Err(errno) => {
                         errors.push(netlink_error(
-                            protocol,
-                            Family::Ipv4,
+                            DumpRequest::ByFamily(protocol, Family::Ipv4),
                             &DumpError::Refused(errno),
                         ));
                         backends.push(Backend::Netlink);
@@ -131,14 +256,15 @@ impl SocketSource {
                     }
                 }
             }
-            self.proc_protocol(protocol, states, errors, visit);
+            self.proc_protocol(ns, protocol, states, errors, visit);
             backends.push(Backend::Proc);
         }
         backends
     }
 
-    /// Both families of one protocol over netlink. `Err(errno)` only when the kernel refused
-    /// the very first request, before any socket was visited, so /proc can take over cleanly.
+    /// Both families of one protocol over netlink: TCP in one walk (TCPDIAG_GETSOCK), the
+    /// others with one request per family. `Err(errno)` only when the kernel refused the
+    /// very first request, before any socket was visited, so /proc can take over cleanly.
     fn netlink_protocol(
         &self,
         sock: &mut DiagSocket,
@@ -148,11 +274,29 @@ impl SocketSource {
         errors: &mut Vec<SourceError>,
         visit: &mut dyn FnMut(&InetSocket),
     ) -> Result<(), i32> {
+        if protocol == Protocol::Tcp && !self.tcp_compat_refused.load(Ordering::Relaxed) {
+            let request = DumpRequest::TcpBothFamilies;
+            match sock.dump_inet(request, states, meminfo, visit) {
+                Ok(_) => return Ok(()),
+                Err(DumpError::Refused(errno)) => {
+                    tracing::info!(
+                        reason = %std::io::Error::from_raw_os_error(errno),
+                        "kernel refused the one-walk TCPDIAG_GETSOCK dump; dumping TCP per family from now on"
+                    );
+                    self.tcp_compat_refused.store(true, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    errors.push(netlink_error(request, &e));
+                    return Ok(());
+                }
+            }
+        }
         for (i, family) in Family::ALL.into_iter().enumerate() {
-            match sock.dump_inet(protocol, family, states, meminfo, visit) {
+            let request = DumpRequest::ByFamily(protocol, family);
+            match sock.dump_inet(request, states, meminfo, visit) {
                 Ok(_) => {}
                 Err(DumpError::Refused(errno)) if i == 0 => return Err(errno),
-                Err(e) => errors.push(netlink_error(protocol, family, &e)),
+                Err(e) => errors.push(netlink_error(request, &e)),
             }
         }
         Ok(())
@@ -160,20 +304,24 @@ impl SocketSource {
 
     fn proc_protocol(
         &self,
+        ns: &Netns,
         protocol: Protocol,
         states: u32,
         errors: &mut Vec<SourceError>,
         visit: &mut dyn FnMut(&InetSocket),
     ) {
+        let want = SocketNeeds {
+            states: [states; 4],
+            ..SocketNeeds::NONE
+        };
         let mut filtered = |s: &InetSocket| {
-            if states & state_bit(s.state) != 0 {
+            if want.wants(s) {
                 visit(s)
             }
         };
+        let proc = ProcNet::new(ns.net_dir());
         for family in Family::ALL {
-            let status = self
-                .proc
-                .for_each_inet(protocol, family, errors, &mut filtered);
+            let status = proc.for_each_inet(protocol, family, errors, &mut filtered);
             if status == FileStatus::Missing {
                 let file = protocol.proc_file(family);
                 let optional = family == Family::Ipv6 || protocol == Protocol::UdpLite;
@@ -184,34 +332,19 @@ impl SocketSource {
                 } else {
                     errors.push(SourceError::file(
                         ProcNet::source_name(file),
-                        &self.proc.dir().join(file),
+                        &proc.dir().join(file),
                         "file does not exist",
                     ));
                 }
             }
         }
     }
-
-    /// Visit every unix domain socket.
-    pub fn for_each_unix(&self, errors: &mut Vec<SourceError>, visit: &mut dyn FnMut(&UnixSocket)) {
-        if self.proc.for_each_unix(errors, visit) == FileStatus::Missing {
-            errors.push(SourceError::file(
-                ProcNet::source_name("unix"),
-                &self.proc.dir().join("unix"),
-                "file does not exist",
-            ));
-        }
-    }
 }
 
-fn netlink_error(protocol: Protocol, family: Family, e: &DumpError) -> SourceError {
+fn netlink_error(request: DumpRequest, e: &DumpError) -> SourceError {
     SourceError {
-        source: format!("netlink/{}", protocol.name()),
-        location: format!(
-            "netlink sock_diag dump of {} {}",
-            protocol.name(),
-            family.name()
-        ),
+        source: format!("netlink/{}", request.protocol().name()),
+        location: format!("netlink sock_diag dump of {}", request.describe()),
         line: None,
         message: e.to_string(),
     }

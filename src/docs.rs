@@ -1,0 +1,132 @@
+//! The reference pages generated from the declarations: `docs/metrics.md` (every metric
+//! family of every collector, and the exporter's own) and `docs/flags.md` (every flag).
+//! `tests/docs.rs` checks the committed files against these functions and against a full
+//! scrape; `UPDATE_DOCS=1 cargo test --test docs` rewrites them.
+
+use std::fmt::Write as _;
+
+use clap::{Arg, ArgAction, Command, CommandFactory};
+
+use crate::collectors::CollectorDecl;
+use crate::config::{command_with, Cli};
+use crate::metrics::{Desc, Kind};
+
+const GENERATED: &str = "<!-- Generated from the declarations in src/ by `UPDATE_DOCS=1 cargo test --test docs`; do not edit by hand. -->";
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+fn table(out: &mut String, metrics: &[&Desc]) {
+    out.push_str("| Metric | Type | Unit | Labels | Meaning |\n|---|---|---|---|---|\n");
+    for d in metrics {
+        let kind = match d.kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        };
+        let labels = d
+            .labels
+            .iter()
+            .map(|l| format!("`{l}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            out,
+            "| `{}` | {kind} | {} | {labels} | {} |",
+            d.sample_name(),
+            d.unit,
+            cell(d.help)
+        );
+    }
+}
+
+/// `docs/metrics.md` for the collectors of `registry` plus the exporter's own metrics.
+pub fn metrics_markdown(registry: &[&CollectorDecl], own: &[&Desc]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{GENERATED}\n\n# Metrics\n");
+    out.push_str(
+        "Every metric family the exporter can expose, by collector. Counters carry `_total` in \
+         the exposition (both the Prometheus text format and OpenMetrics). Label values are \
+         bounded: see [collectors.md](collectors.md) for the caps and filters, and what each \
+         series means in `netstat`/`ss` terms.\n\n",
+    );
+    for d in registry {
+        let _ = writeln!(
+            out,
+            "## Collector `{}` ({} by default)\n\n{}.\n",
+            d.name,
+            if d.default_enabled {
+                "enabled"
+            } else {
+                "disabled"
+            },
+            d.help
+        );
+        table(&mut out, &(d.metrics)());
+        out.push('\n');
+    }
+    out.push_str("## The exporter itself (every scrape)\n\n");
+    table(&mut out, own);
+    out
+}
+
+fn flag_row(out: &mut String, a: &Arg) {
+    let Some(long) = a.get_long() else {
+        return;
+    };
+    let takes_value = matches!(a.get_action(), ArgAction::Set | ArgAction::Append);
+    let name = if takes_value {
+        let value = a
+            .get_value_names()
+            .and_then(|v| v.first())
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "VALUE".into());
+        format!("`--{long}={value}`")
+    } else {
+        format!("`--{long}`")
+    };
+    let default = a
+        .get_default_values()
+        .iter()
+        .map(|v| format!("`{}`", v.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let help = a
+        .get_long_help()
+        .or_else(|| a.get_help())
+        .map(|h| h.to_string())
+        .unwrap_or_default();
+    let _ = writeln!(out, "| {name} | {default} | {} |", cell(&help));
+}
+
+/// `docs/flags.md` for the collectors of `registry`.
+pub fn flags_markdown(registry: &[&CollectorDecl]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{GENERATED}\n\n# Flags\n");
+    out.push_str(
+        "Named like node_exporter's; `netstat_exporter --help` prints the same. A pair \
+         `--X` / `--no-X` is decided by the one given last.\n\n## General\n\n",
+    );
+    let head = "| Flag | Default | Meaning |\n|---|---|---|\n";
+    out.push_str(head);
+    let global: Command = Cli::command();
+    for a in global.get_arguments() {
+        flag_row(&mut out, a);
+    }
+    let full = command_with(registry);
+    for d in registry {
+        let _ = writeln!(out, "\n## Collector `{}`\n\n{head}", d.name);
+        let own = |long: &str| {
+            long == format!("collector.{}", d.name)
+                || long == format!("no-collector.{}", d.name)
+                || long.starts_with(&format!("collector.{}.", d.name))
+                || long.starts_with(&format!("no-collector.{}.", d.name))
+        };
+        for a in full.get_arguments() {
+            if a.get_long().is_some_and(own) {
+                flag_row(&mut out, a);
+            }
+        }
+    }
+    out
+}
