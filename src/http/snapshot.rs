@@ -7,7 +7,9 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use crate::collectors::{interfaces, listeners, sockets};
 use crate::metrics::{MetricFamily, Sample, Value};
+use crate::scrape::{BUILD_INFO, COLLECTOR_DURATION, COLLECTOR_SUCCESS, PROCESS_START};
 
 /// Version of the snapshot schema (bumped on incompatible changes).
 pub const SCHEMA_VERSION: u32 = 1;
@@ -151,17 +153,17 @@ fn listener_values(families: &[MetricFamily], name: &str) -> HashMap<ListenerKey
 impl Snapshot {
     /// Convert one scrape's families; `now` is the current time in unix seconds.
     pub fn from_families(families: &[MetricFamily], now: f64) -> Snapshot {
-        let build = samples(families, "netstat_exporter_build_info").next();
+        let build = samples(families, BUILD_INFO.name).next();
         let build_label = |k: &str, default: &str| {
             build
                 .map(|s| label(s, k).to_string())
                 .unwrap_or_else(|| default.to_string())
         };
-        let start_time_seconds = samples(families, "process_start_time_seconds")
+        let start_time_seconds = samples(families, PROCESS_START.name)
             .next()
             .map(|s| s.value.as_f64());
         let uptime_seconds = start_time_seconds.map(|t| (now - t).max(0.0));
-        let expected = has_family(families, "netstat_listeners_unexpected");
+        let expected = has_family(families, listeners::UNEXPECTED_COUNT.name);
         Snapshot {
             schema: SCHEMA_VERSION,
             version: build_label("version", crate::scrape::VERSION),
@@ -171,7 +173,7 @@ impl Snapshot {
             start_time_seconds,
             uptime_seconds,
             collectors: collectors(families),
-            sockets: samples(families, "netstat_sockets")
+            sockets: samples(families, sockets::SOCKETS.name)
                 .map(|s| SocketCount {
                     protocol: label(s, "protocol").into(),
                     family: label(s, "family").into(),
@@ -179,7 +181,7 @@ impl Snapshot {
                     count: int(s.value),
                 })
                 .collect(),
-            unix_sockets: samples(families, "netstat_unix_sockets")
+            unix_sockets: samples(families, sockets::UNIX_SOCKETS.name)
                 .map(|s| UnixSocketCount {
                     kind: label(s, "type").into(),
                     state: label(s, "state").into(),
@@ -188,7 +190,7 @@ impl Snapshot {
                 .collect(),
             expected_listeners_policy: expected,
             listeners: listeners(families, expected),
-            listeners_dropped: samples(families, "netstat_listeners_dropped")
+            listeners_dropped: samples(families, listeners::DROPPED.name)
                 .next()
                 .map(|s| int(s.value)),
             interfaces: interfaces(families),
@@ -197,11 +199,10 @@ impl Snapshot {
 }
 
 fn collectors(families: &[MetricFamily]) -> Vec<CollectorStatus> {
-    let durations: HashMap<&str, f64> =
-        samples(families, "netstat_scrape_collector_duration_seconds")
-            .map(|s| (label(s, "collector"), s.value.as_f64()))
-            .collect();
-    samples(families, "netstat_scrape_collector_success")
+    let durations: HashMap<&str, f64> = samples(families, COLLECTOR_DURATION.name)
+        .map(|s| (label(s, "collector"), s.value.as_f64()))
+        .collect();
+    samples(families, COLLECTOR_SUCCESS.name)
         .map(|s| {
             let name = label(s, "collector");
             CollectorStatus {
@@ -214,14 +215,14 @@ fn collectors(families: &[MetricFamily]) -> Vec<CollectorStatus> {
 }
 
 fn listeners(families: &[MetricFamily], expected: bool) -> Vec<ListenerRow> {
-    let sockets = listener_values(families, "netstat_listener_sockets");
-    let accept_queue = listener_values(families, "netstat_listener_accept_queue");
-    let limit = listener_values(families, "netstat_listener_accept_queue_limit");
-    let connections = listener_values(families, "netstat_listener_connections");
-    let rqueue = listener_values(families, "netstat_listener_receive_queue_bytes");
-    let drops = listener_values(families, "netstat_listener_drops");
-    let unexpected = listener_values(families, "netstat_listener_unexpected");
-    samples(families, "netstat_listener_info")
+    let sockets = listener_values(families, listeners::SOCKETS.name);
+    let accept_queue = listener_values(families, listeners::ACCEPT_QUEUE.name);
+    let limit = listener_values(families, listeners::ACCEPT_QUEUE_LIMIT.name);
+    let connections = listener_values(families, listeners::CONNECTIONS.name);
+    let rqueue = listener_values(families, listeners::RECEIVE_QUEUE_BYTES.name);
+    let drops = listener_values(families, listeners::DROPS.name);
+    let unexpected = listener_values(families, listeners::UNEXPECTED.name);
+    samples(families, listeners::INFO.name)
         .map(|s| {
             let key = listener_key(s);
             let get = |m: &HashMap<ListenerKey, u64>| m.get(&key).copied();
@@ -269,7 +270,7 @@ fn interfaces(families: &[MetricFamily]) -> Vec<InterfaceRow> {
             rows.len() - 1
         })
     };
-    for s in samples(families, "netstat_interface_packets") {
+    for s in samples(families, interfaces::PACKETS.name) {
         let i = row(&mut rows, label(s, "device"));
         let r = &mut rows[i];
         let v = int(s.value);
@@ -286,7 +287,7 @@ fn interfaces(families: &[MetricFamily]) -> Vec<InterfaceRow> {
         };
         *slot = v;
     }
-    for s in samples(families, "netstat_interface_bytes") {
+    for s in samples(families, interfaces::BYTES.name) {
         let i = row(&mut rows, label(s, "device"));
         match label(s, "direction") {
             "receive" => rows[i].rx_bytes = int(s.value),
@@ -294,11 +295,11 @@ fn interfaces(families: &[MetricFamily]) -> Vec<InterfaceRow> {
             _ => {}
         }
     }
-    for s in samples(families, "netstat_interface_mtu_bytes") {
+    for s in samples(families, interfaces::MTU.name) {
         let i = row(&mut rows, label(s, "device"));
         rows[i].mtu = Some(int(s.value));
     }
-    for s in samples(families, "netstat_interface_info") {
+    for s in samples(families, interfaces::INFO.name) {
         let i = row(&mut rows, label(s, "device"));
         rows[i].flags = label(s, "flags").into();
         let op = label(s, "operstate");
