@@ -8,12 +8,14 @@
 use std::any::Any;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use clap::{Arg, ArgAction, ArgMatches, Command, CommandFactory, FromArgMatches, Parser};
 use regex::Regex;
 
 use crate::collectors::{CollectorDecl, REGISTRY};
+use crate::source::procfd::OwnerResolver;
 use crate::source::sockets::SourceMode;
 
 /// Default port: in the Prometheus exporter range, not node_exporter's 9100.
@@ -130,6 +132,8 @@ pub struct Config {
     pub matches: ArgMatches,
     /// The collectors these flags were parsed for.
     pub registry: &'static [&'static CollectorDecl],
+    /// The one owner resolver (socket inode -> process) that every collector shares.
+    owners: Arc<OnceLock<Arc<OwnerResolver>>>,
 }
 
 /// A listen address: `:PORT` (all addresses) or a concrete socket address.
@@ -163,8 +167,13 @@ pub fn parse_listen_address(s: &str) -> Result<ListenAddress, String> {
 }
 
 /// A duration as Prometheus writes them: `10s`, `500ms`, `1m`, `1.5s` (a bare number is
-/// seconds).
+/// seconds), at most a day.
 pub fn parse_duration(flag: &str, s: &str) -> Result<Duration, String> {
+    parse_duration_max(flag, s, 86400.0)
+}
+
+/// [`parse_duration`] with `h` and `d` units too, up to `max_seconds`.
+pub fn parse_duration_max(flag: &str, s: &str, max_seconds: f64) -> Result<Duration, String> {
     let t = s.trim();
     let (num, unit) = match t.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
         Some(i) => t.split_at(i),
@@ -175,10 +184,11 @@ pub fn parse_duration(flag: &str, s: &str) -> Result<Duration, String> {
         "s" => 1.0,
         "m" => 60.0,
         "h" => 3600.0,
+        "d" => 86400.0,
         _ => return Err(format!("invalid {flag} {s:?}: use e.g. 10s, 500ms or 1m")),
     };
     match num.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v * scale <= 86400.0 => {
+        Ok(v) if v.is_finite() && v > 0.0 && v * scale <= max_seconds => {
             Ok(Duration::from_secs_f64(v * scale))
         }
         _ => Err(format!("invalid {flag} {s:?}: not a positive duration")),
@@ -324,6 +334,7 @@ impl Config {
             once: cli.once,
             matches,
             registry,
+            owners: Arc::default(),
         })
     }
 
@@ -369,6 +380,23 @@ impl Config {
     /// A string flag, `""` when absent.
     pub fn arg_str(&self, id: &str) -> Option<&str> {
         self.arg::<String>(id).map(String::as_str)
+    }
+
+    /// The owner resolver shared by every collector that attributes sockets to processes
+    /// (one cache, one walk for all), created on first use with
+    /// `--collector.listeners.walk-interval` (30s when that flag is not registered).
+    pub fn owner_resolver(&self) -> Result<Arc<OwnerResolver>, String> {
+        if let Some(r) = self.owners.get() {
+            return Ok(r.clone());
+        }
+        let interval = match self.arg_str("collector.listeners.walk-interval") {
+            Some(_) => self.duration("collector.listeners.walk-interval")?,
+            None => Duration::from_secs(30),
+        };
+        let r = self
+            .owners
+            .get_or_init(|| Arc::new(OwnerResolver::new(self.procfs.clone(), interval)));
+        Ok(r.clone())
     }
 
     /// A `--NAME` / `--no-NAME` pair declared with [`toggle_args`].

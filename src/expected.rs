@@ -1,6 +1,6 @@
-//! The expected-listeners file (`--collector.listeners.expected=FILE`): what may listen on
-//! this host. Read once at start-up; any problem is a start-up error naming the file and line,
-//! so the exporter never runs half-configured.
+//! The expected file (`--collector.listeners.expected=FILE`): what may listen on this host,
+//! and (optionally) where it may connect to. Read once at start-up; any problem is a start-up
+//! error naming the file and line, so the exporter never runs half-configured.
 //!
 //! ```yaml
 //! listeners:
@@ -10,7 +10,16 @@
 //!     port: 53
 //!     address: 127.0.0.53    # optional: exactly this address
 //!     process: systemd-resolve  # optional: exactly this process name (comm)
+//! connections:               # optional: outbound connections allowed; each entry allows a
+//!   - remote_port: 443       # series when all the fields it gives match (port or range)
+//!   - process: chronyd
+//!     service: ntp           # the /etc/services name of the remote port
+//!   - remote_network: corp   # a name from --collector.connections.networks, or loopback,
+//!     protocol: tcp          # link_local, private, multicast, public
 //! ```
+//!
+//! Each section is a policy of its own: without `listeners:` no listener is flagged, without
+//! `connections:` no outbound connection is.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -103,10 +112,58 @@ struct RawEntry {
     process: Option<String>,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnection {
+    protocol: Option<ProtocolName>,
+    process: Option<String>,
+    remote_port: Option<PortRange>,
+    service: Option<String>,
+    remote_network: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
-    listeners: Vec<RawEntry>,
+    listeners: Option<Vec<RawEntry>>,
+    connections: Option<Vec<RawConnection>>,
+}
+
+/// One allowed outbound pattern: every field given must match the series.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConnectionEntry {
+    pub protocol: Option<Protocol>,
+    pub process: Option<String>,
+    pub remote_port: Option<PortRange>,
+    pub service: Option<String>,
+    pub remote_network: Option<String>,
+}
+
+/// An outbound series as the policy sees it (its labels).
+#[derive(Debug, Clone, Copy)]
+pub struct OutboundKey<'a> {
+    pub protocol: Protocol,
+    /// None for the `ephemeral` port class.
+    pub remote_port: Option<u16>,
+    pub service: &'a str,
+    pub remote_network: &'a str,
+    /// None when the owner is unknown: an entry naming a process does not match it.
+    pub process: Option<&'a str>,
+}
+
+impl ConnectionEntry {
+    pub fn allows(&self, k: &OutboundKey) -> bool {
+        self.protocol.is_none_or(|p| p == k.protocol)
+            && self.process.as_deref().is_none_or(|p| Some(p) == k.process)
+            && self
+                .remote_port
+                .is_none_or(|r| k.remote_port.is_some_and(|p| r.contains(p)))
+            && self.service.as_deref().is_none_or(|s| s == k.service)
+            && self
+                .remote_network
+                .as_deref()
+                .is_none_or(|n| n == k.remote_network)
+    }
 }
 
 /// One allowed listener pattern.
@@ -120,7 +177,11 @@ pub struct Entry {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExpectedListeners {
+    /// Allowed listeners; the listener policy is on when `listeners:` is present.
     pub entries: Vec<Entry>,
+    pub listeners_policy: bool,
+    /// Allowed outbound series; None without a `connections:` section.
+    pub connections: Option<Vec<ConnectionEntry>>,
 }
 
 impl ExpectedListeners {
@@ -130,9 +191,16 @@ impl ExpectedListeners {
             Some(l) => format!("{name}:{}:{}: {e}", l.line(), l.column()),
             None => format!("{name}: {e}"),
         })?;
+        if raw.listeners.is_none() && raw.connections.is_none() {
+            return Err(format!(
+                "{name}: neither a listeners: nor a connections: section"
+            ));
+        }
         Ok(ExpectedListeners {
+            listeners_policy: raw.listeners.is_some(),
             entries: raw
                 .listeners
+                .unwrap_or_default()
                 .into_iter()
                 .map(|e| Entry {
                     protocol: e.protocol.map(ProtocolName::protocol),
@@ -141,6 +209,17 @@ impl ExpectedListeners {
                     process: e.process,
                 })
                 .collect(),
+            connections: raw.connections.map(|list| {
+                list.into_iter()
+                    .map(|c| ConnectionEntry {
+                        protocol: c.protocol.map(ProtocolName::protocol),
+                        process: c.process,
+                        remote_port: c.remote_port,
+                        service: c.service,
+                        remote_network: c.remote_network,
+                    })
+                    .collect()
+            }),
         })
     }
 
@@ -209,11 +288,59 @@ mod tests {
             ),
             ("listeners:\n  - protocol: tcp\n", "x.yml:2:"),
             ("listener: []\n", "x.yml:1:"),
+            ("connections:\n  - remote_port: 0-x\n", "x.yml:2:"),
+            ("connections:\n  - host: evil\n", "x.yml:2:"),
+            ("{}\n", "x.yml: neither"),
             ("listeners: [\n", "x.yml:"),
         ] {
             let e = ExpectedListeners::parse(text, "x.yml").unwrap_err();
             assert!(e.starts_with(needle), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn connection_policy() {
+        let x = ExpectedListeners::parse(
+            "connections:\n  - remote_port: 443\n  - process: chronyd\n    service: ntp\n  - remote_network: corp\n    protocol: tcp\n",
+            "x.yml",
+        )
+        .unwrap();
+        assert!(!x.listeners_policy);
+        let c = x.connections.unwrap();
+        let k = |protocol, port, service, net, process| OutboundKey {
+            protocol,
+            remote_port: port,
+            service,
+            remote_network: net,
+            process,
+        };
+        let ok = |key: OutboundKey| c.iter().any(|e| e.allows(&key));
+        assert!(ok(k(
+            Protocol::Tcp,
+            Some(443),
+            "https",
+            "public",
+            Some("curl")
+        )));
+        assert!(ok(k(Protocol::Udp, Some(443), "", "public", None)));
+        assert!(!ok(k(
+            Protocol::Tcp,
+            Some(6667),
+            "ircd",
+            "public",
+            Some("ircbot")
+        )));
+        assert!(!ok(k(Protocol::Tcp, None, "", "public", Some("ircbot"))));
+        assert!(ok(k(
+            Protocol::Udp,
+            Some(123),
+            "ntp",
+            "public",
+            Some("chronyd")
+        )));
+        assert!(!ok(k(Protocol::Udp, Some(123), "ntp", "public", None)));
+        assert!(ok(k(Protocol::Tcp, Some(23), "telnet", "corp", None)));
+        assert!(!ok(k(Protocol::Udp, Some(23), "telnet", "corp", None)));
     }
 
     #[test]

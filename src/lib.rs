@@ -10,6 +10,7 @@ pub mod expected;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod networks;
 pub mod scrape;
 pub mod server;
 pub mod source;

@@ -119,8 +119,13 @@ fn a_full_scrape_exposes_exactly_the_declared_families_with_their_labels() {
     // /etc/services (an error, so netstat_scrape_errors_total has a sample).
     let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // An outbound connection (the client side), unexpected: the policy allows only port 1.
+    let client = std::net::TcpStream::connect(tcp.local_addr().unwrap()).unwrap();
     let dir = TempDir::new("docs-scrape");
-    let expected = dir.write("expected.yml", "listeners:\n  - port: 1\n");
+    let expected = dir.write(
+        "expected.yml",
+        "listeners:\n  - port: 1\nconnections:\n  - remote_port: 1\n",
+    );
     std::fs::create_dir_all(dir.join("rootfs/etc")).unwrap();
     let services = std::fs::read_to_string("/etc/services").unwrap_or_default();
     std::fs::write(
@@ -142,7 +147,7 @@ fn a_full_scrape_exposes_exactly_the_declared_families_with_their_labels() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let mut got = families(&text);
-    drop((tcp, udp));
+    drop((tcp, udp, client));
     // Link speed exists only on NICs that report one, which this machine may not have: add
     // the interfaces of a fixture tree (a physical eth0 with a speed).
     let fixture = common::fixtures().join("interfaces/basic");

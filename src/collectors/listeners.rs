@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use clap::{value_parser, Arg};
 use regex::Regex;
@@ -475,7 +476,7 @@ impl Selection {
 
 pub struct ListenersCollector {
     rootfs: PathBuf,
-    resolver: Option<OwnerResolver>,
+    resolver: Option<Arc<OwnerResolver>>,
     selection: Selection,
     expected: Option<ExpectedListeners>,
     warned_cap: AtomicBool,
@@ -503,15 +504,18 @@ impl ListenersCollector {
             );
         }
         let expected = match config.arg::<PathBuf>("collector.listeners.expected") {
-            Some(path) => Some(ExpectedListeners::load(path)?),
+            Some(path) => Some(ExpectedListeners::load(path)?).filter(|x| x.listeners_policy),
             None => None,
         };
-        let walk_interval = config.duration("collector.listeners.walk-interval")?;
+        // Validated here for a clear error; the shared resolver reads it too.
+        config.duration("collector.listeners.walk-interval")?;
         Ok(ListenersCollector {
             rootfs: config.rootfs.clone(),
-            resolver: config
-                .toggle("collector.listeners.process", true)
-                .then(|| OwnerResolver::new(config.procfs.clone(), walk_interval)),
+            resolver: if config.toggle("collector.listeners.process", true) {
+                Some(config.owner_resolver()?)
+            } else {
+                None
+            },
             selection: Selection {
                 port_exclude,
                 address_include,

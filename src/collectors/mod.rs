@@ -7,6 +7,7 @@
 //! the namespace, shared by all of them (`scrape.rs` drives it); they aggregate while the
 //! kernel streams and render in [`Collection::finish`].
 
+pub mod connections;
 pub mod interfaces;
 pub mod listeners;
 pub mod protocols;
@@ -23,6 +24,7 @@ use crate::source::SourceError;
 pub const REGISTRY: &[&CollectorDecl] = &[
     &sockets::DECL,
     &listeners::DECL,
+    &connections::DECL,
     &interfaces::DECL,
     &protocols::DECL,
 ];

@@ -48,6 +48,17 @@ pub struct ResolverStats {
     pub unresolved: u64,
 }
 
+/// What the cache says of an inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// Owned by this pid when last seen.
+    Cached(u32),
+    /// A walk found no owner.
+    Unresolvable,
+    /// Never looked for.
+    Unknown,
+}
+
 /// How long an entry (cached owner or unresolvable inode) is kept without being looked up.
 pub const FORGET_AFTER: Duration = Duration::from_secs(600);
 
@@ -94,7 +105,27 @@ impl OwnerResolver {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).stats
     }
 
-    fn comm(&self, pid: u32) -> Option<String> {
+    /// What the cache knows of `inode`, without verifying it: a socket keeps its inode for
+    /// life and rarely changes owner, so per-connection lookups trust the cache (listener
+    /// lookups, few and important, are verified by [`OwnerResolver::resolve`]). Marks the
+    /// entry as used at `now`.
+    pub fn lookup(&self, inode: u64, now: Instant) -> Lookup {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = st.cache.get_mut(&inode) {
+            e.2 = now;
+            return Lookup::Cached(e.0);
+        }
+        match st.unresolvable.get_mut(&inode) {
+            Some(t) => {
+                *t = now;
+                Lookup::Unresolvable
+            }
+            None => Lookup::Unknown,
+        }
+    }
+
+    /// The process name of `pid` (`<procfs>/<pid>/comm`), None when it is gone.
+    pub fn comm(&self, pid: u32) -> Option<String> {
         let raw = std::fs::read(self.procfs.join(pid.to_string()).join("comm")).ok()?;
         let s = String::from_utf8_lossy(&raw);
         Some(s.trim_end_matches('\n').to_string())

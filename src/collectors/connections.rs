@@ -1,0 +1,851 @@
+//! Collector `connections`: who this host talks to, what `netstat -tunp` shows for the
+//! connections a process opened itself: a bounded, alertable outbound inventory.
+//!
+//! Outbound = a TCP socket not in LISTEN whose local port is not a listening port of the same
+//! namespace (on its address or a wildcard), or a connected UDP / UDP-Lite socket whose local
+//! port is not a UDP listener's (a reply socket of a server). Inbound connections are counted
+//! per listener by the listeners collector.
+//!
+//! Everything comes from the shared socket pass: no extra walk of the socket tables. Series
+//! are keyed by protocol, remote port (kept below the namespace's ephemeral port range or when
+//! /etc/services names it, else `ephemeral`), service, remote network (see `networks.rs`),
+//! owning process (the shared inode -> process map of the listeners) and state, and capped at
+//! `--collector.connections.max` by folding the smallest series: the sum of every series is
+//! always the number of outbound sockets. State kept across scrapes is only the capped memory
+//! of remote addresses, for counting new destinations.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::{value_parser, Arg};
+
+use crate::config::{parse_duration_max, toggle_args, Config};
+use crate::expected::{ConnectionEntry, ExpectedListeners, OutboundKey};
+use crate::metrics::{Desc, MetricFamily};
+use crate::networks::{unmap, Networks};
+use crate::source::etc::{self, Services};
+use crate::source::inet::{
+    state_bit, InetSocket, Protocol, ALL_STATES, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
+    TCP_NEW_SYN_RECV, TCP_STATE_NAMES, TCP_SYN_RECV,
+};
+use crate::source::netns::Netns;
+use crate::source::procfd::{Lookup, OwnerResolver};
+use crate::source::sockets::{PassInfo, SocketNeeds};
+
+use super::listeners::ListeningPorts;
+use super::{Collected, Collection, Collector, CollectorDecl};
+
+pub const DECL: CollectorDecl = CollectorDecl {
+    name: "connections",
+    default_enabled: true,
+    help: "outbound connections by process, remote port, service and network; new destinations; an outbound policy",
+    metrics,
+    args,
+    build,
+};
+
+const KEY: &[&str] = &[
+    "protocol",
+    "remote_port",
+    "service",
+    "remote_network",
+    "process",
+];
+
+pub static OUTBOUND: Desc = Desc::gauge(
+    "netstat_outbound_connections",
+    &[
+        "protocol",
+        "remote_port",
+        "service",
+        "remote_network",
+        "process",
+        "state",
+    ],
+    "Outbound sockets (opened by this host: TCP not accepted by a local listener, connected UDP that is no listener's reply socket) by protocol, remote port (ephemeral above the namespace's ephemeral range unless /etc/services names it; other when folded), /etc/services name of the remote port, remote network (a named network, else loopback, link_local, private, multicast, public), owning process (unknown when it cannot be seen; other when folded) and state (TCP state, connected for UDP). A series exists while its count is not zero.",
+);
+pub static FOLDED: Desc = Desc::gauge(
+    "netstat_outbound_connections_folded",
+    &[],
+    "Outbound sockets counted in the folded series (remote_port=\"other\", process=\"other\") because there were more series than --collector.connections.max.",
+);
+pub static DESTINATIONS: Desc = Desc::gauge(
+    "netstat_outbound_destinations",
+    &["remote_network"],
+    "Distinct remote addresses of outbound sockets now.",
+);
+pub static NEW_DESTINATIONS: Desc = Desc::counter(
+    "netstat_outbound_new_destinations",
+    &["remote_network"],
+    "Remote addresses of outbound sockets not seen within --collector.connections.destination-memory (the first collection of a namespace is the baseline and counts none). A rise is how a host that starts phoning home shows up without a per-address label.",
+);
+pub static DESTINATIONS_REMEMBERED: Desc = Desc::gauge(
+    "netstat_outbound_destinations_remembered",
+    &[],
+    "Remote addresses held in the new-destination memory (at most --collector.connections.destination-capacity).",
+);
+pub static DESTINATION_EVICTIONS: Desc = Desc::counter(
+    "netstat_outbound_destination_evictions",
+    &[],
+    "Remote addresses dropped from the new-destination memory before their time because it was full (the oldest go first); such an address counts as new when it is seen again.",
+);
+pub static UNEXPECTED: Desc = Desc::gauge(
+    "netstat_outbound_unexpected",
+    KEY,
+    "1 for every outbound series (without its state) that no connections: entry of the expected file allows.",
+);
+pub static UNEXPECTED_CONNECTIONS: Desc = Desc::gauge(
+    "netstat_outbound_unexpected_connections",
+    &[],
+    "Outbound sockets that no connections: entry of the expected file allows.",
+);
+
+fn metrics() -> Vec<&'static Desc> {
+    vec![
+        &OUTBOUND,
+        &FOLDED,
+        &DESTINATIONS,
+        &NEW_DESTINATIONS,
+        &UNEXPECTED,
+        &UNEXPECTED_CONNECTIONS,
+        &DESTINATIONS_REMEMBERED,
+        &DESTINATION_EVICTIONS,
+    ]
+}
+
+fn args() -> Vec<Arg> {
+    let mut v: Vec<Arg> = toggle_args(
+        "collector.connections.process",
+        "Attribute outbound sockets to their processes, through the same inode map as the listeners (default: enabled).",
+        "Do not attribute outbound sockets to processes (process=\"\").",
+    )
+    .into();
+    v.extend([
+        Arg::new("collector.connections.networks")
+            .long("collector.connections.networks")
+            .value_name("FILE")
+            .value_parser(value_parser!(PathBuf))
+            .help("YAML file naming remote networks (networks: {corp: [\"10.0.0.0/8\", \"fd00::/8\"]}); the longest matching prefix names a connection's remote_network, else its built-in class. A malformed file stops the exporter at start-up."),
+        Arg::new("collector.connections.max")
+            .long("collector.connections.max")
+            .value_name("N")
+            .value_parser(value_parser!(usize))
+            .default_value("1000")
+            .help("Export at most this many netstat_outbound_connections series per network namespace: beyond it the smallest are folded into one series per protocol, remote network and state (remote_port=\"other\", process=\"other\"), so the sum stays the number of outbound sockets."),
+        Arg::new("collector.connections.destination-memory")
+            .long("collector.connections.destination-memory")
+            .value_name("DURATION")
+            .default_value("24h")
+            .help("A remote address not seen for this long counts as new again in netstat_outbound_new_destinations_total (e.g. 24h, 7d; at most 30d)."),
+        Arg::new("collector.connections.destination-capacity")
+            .long("collector.connections.destination-capacity")
+            .value_name("N")
+            .value_parser(value_parser!(usize))
+            .default_value("100000")
+            .help("At most this many remote addresses are remembered; beyond, the oldest are forgotten (counted in netstat_outbound_destination_evictions_total)."),
+    ]);
+    v
+}
+
+fn build(config: &Config) -> Result<Box<dyn Collector>, String> {
+    let networks = match config.arg::<PathBuf>("collector.connections.networks") {
+        Some(p) => Networks::load(p)?,
+        None => Networks::default(),
+    };
+    let policy = match config.arg::<PathBuf>("collector.listeners.expected") {
+        Some(p) => ExpectedListeners::load(p)?.connections,
+        None => None,
+    };
+    let memory = parse_duration_max(
+        "--collector.connections.destination-memory",
+        config
+            .arg_str("collector.connections.destination-memory")
+            .unwrap_or("24h"),
+        30.0 * 86400.0,
+    )?;
+    let resolver = if config.toggle("collector.connections.process", true) {
+        Some(config.owner_resolver()?)
+    } else {
+        None
+    };
+    Ok(Box::new(ConnectionsCollector {
+        rootfs: config.rootfs.clone(),
+        networks,
+        policy,
+        max: config
+            .arg::<usize>("collector.connections.max")
+            .copied()
+            .unwrap_or(1000)
+            .max(1),
+        resolver,
+        destinations: Mutex::new(Destinations::new(
+            memory,
+            config
+                .arg::<usize>("collector.connections.destination-capacity")
+                .copied()
+                .unwrap_or(100_000),
+        )),
+        collected: Mutex::new(BTreeSet::new()),
+    }))
+}
+
+/// What the pass must show: all TCP states (listeners first, to know the listening ports),
+/// UDP and UDP-Lite listeners and connected sockets.
+pub const NEEDS: SocketNeeds = {
+    let mut n = SocketNeeds::NONE;
+    n.states[Protocol::Tcp as usize] = ALL_STATES;
+    n.states[Protocol::Udp as usize] = state_bit(TCP_CLOSE) | state_bit(TCP_ESTABLISHED);
+    n.states[Protocol::UdpLite as usize] = state_bit(TCP_CLOSE) | state_bit(TCP_ESTABLISHED);
+    n
+};
+
+/// Unknown owners looked for in one scrape at most (the rest stay `unknown` until a later
+/// scrape): bounds the per-scrape memory of a host that opens connections by the hundred
+/// thousand.
+const PENDING_MAX: usize = 65536;
+
+/// Remote port class: a port number, or [`EPHEMERAL`].
+const EPHEMERAL: u32 = 1 << 16;
+
+/// An outbound series while aggregating: labels as small numbers, the process as its pid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct RawKey {
+    protocol: Protocol,
+    port: u32,
+    network: u16,
+    /// 0: unknown owner.
+    pid: u32,
+    state: u8,
+}
+
+/// A rendered series key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SeriesKey {
+    pub protocol: Protocol,
+    /// A port number, `ephemeral`, or `other` (folded).
+    pub remote_port: String,
+    pub service: String,
+    pub remote_network: String,
+    /// The owner's comm, `unknown`, `other` (folded), or "" with attribution off.
+    pub process: String,
+    pub state: &'static str,
+}
+
+pub struct ConnectionsCollector {
+    rootfs: PathBuf,
+    networks: Networks,
+    policy: Option<Vec<ConnectionEntry>>,
+    max: usize,
+    resolver: Option<Arc<OwnerResolver>>,
+    destinations: Mutex<Destinations>,
+    /// Namespaces collected since the last end of a scrape.
+    collected: Mutex<BTreeSet<String>>,
+}
+
+/// The memory of remote addresses, per namespace, for counting new destinations.
+struct Destinations {
+    memory: Duration,
+    capacity: usize,
+    /// netns label -> remote address -> last seen.
+    seen: HashMap<String, HashMap<IpAddr, Instant>>,
+    /// netns label -> network class index -> new destinations counted.
+    new: HashMap<String, Vec<u64>>,
+    len: usize,
+    evictions: u64,
+    last_prune: Option<Instant>,
+}
+
+impl Destinations {
+    fn new(memory: Duration, capacity: usize) -> Self {
+        Destinations {
+            memory,
+            capacity,
+            seen: HashMap::new(),
+            new: HashMap::new(),
+            len: 0,
+            evictions: 0,
+            last_prune: None,
+        }
+    }
+
+    /// Record this scrape's addresses of namespace `ns`; returns the namespace's counters of
+    /// new destinations per network class.
+    fn observe(
+        &mut self,
+        ns: &str,
+        now: Instant,
+        addresses: &HashMap<IpAddr, u16>,
+        classes: usize,
+    ) -> Vec<u64> {
+        let memory = self.memory;
+        let baseline = !self.seen.contains_key(ns);
+        let seen = self.seen.entry(ns.to_string()).or_default();
+        let counts = self.new.entry(ns.to_string()).or_default();
+        counts.resize(classes, 0);
+        for (addr, class) in addresses {
+            match seen.insert(*addr, now) {
+                Some(last) if now.duration_since(last) <= memory => {}
+                old => {
+                    if old.is_none() {
+                        self.len += 1;
+                    }
+                    if !baseline {
+                        counts[usize::from(*class)] += 1;
+                    }
+                }
+            }
+        }
+        let out = counts.clone();
+        self.prune(now);
+        out
+    }
+
+    /// Forget what is older than the memory (once a minute), then, when over capacity, the
+    /// oldest addresses until 90% of it is used.
+    fn prune(&mut self, now: Instant) {
+        if self
+            .last_prune
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60))
+        {
+            let memory = self.memory;
+            for m in self.seen.values_mut() {
+                m.retain(|_, t| now.duration_since(*t) <= memory);
+            }
+            self.len = self.seen.values().map(HashMap::len).sum();
+            self.last_prune = Some(now);
+        }
+        if self.len <= self.capacity {
+            return;
+        }
+        let mut all: Vec<(Instant, String, IpAddr)> = self
+            .seen
+            .iter()
+            .flat_map(|(ns, m)| m.iter().map(move |(a, t)| (*t, ns.clone(), *a)))
+            .collect();
+        all.sort_unstable_by_key(|e| e.0);
+        let target = self.capacity - self.capacity / 10;
+        let drop = self.len.saturating_sub(target);
+        for (_, ns, addr) in all.into_iter().take(drop) {
+            if let Some(m) = self.seen.get_mut(&ns) {
+                m.remove(&addr);
+            }
+        }
+        self.len -= drop;
+        self.evictions += drop as u64;
+    }
+
+    /// Forget namespaces that were not collected in this scrape.
+    fn retain_namespaces(&mut self, live: &BTreeSet<String>) {
+        self.seen.retain(|ns, _| live.contains(ns));
+        self.new.retain(|ns, _| live.contains(ns));
+        self.len = self.seen.values().map(HashMap::len).sum();
+    }
+}
+
+/// A connected UDP socket, classified after the pass (UDP listeners do not come first).
+struct UdpSock {
+    protocol: Protocol,
+    family: crate::source::inet::Family,
+    local: IpAddr,
+    local_port: u16,
+    remote: IpAddr,
+    remote_port: u16,
+    inode: u64,
+}
+
+/// One collection in one namespace.
+struct ConnectionsPass<'a> {
+    c: &'a ConnectionsCollector,
+    ns: &'a Netns,
+    now: Instant,
+    services: Services,
+    /// Ports /etc/services names, per protocol (0 tcp, 1 udp), as bitmaps.
+    named: [Vec<u64>; 2],
+    ephemeral_low: u16,
+    errors: Vec<crate::source::SourceError>,
+    tcp_ports: ListeningPorts,
+    udp_ports: ListeningPorts,
+    udp_connected: Vec<UdpSock>,
+    counts: HashMap<RawKey, u64>,
+    /// Sockets whose owner is not known yet: (inode, key with pid 0).
+    pending: Vec<(u64, RawKey)>,
+    /// Remote address -> network class.
+    addresses: HashMap<IpAddr, u16>,
+}
+
+fn bit(v: &[u64], port: u16) -> bool {
+    v[usize::from(port) / 64] & (1 << (port % 64)) != 0
+}
+
+impl<'a> ConnectionsPass<'a> {
+    fn new(c: &'a ConnectionsCollector, ns: &'a Netns) -> Self {
+        let mut errors = Vec::new();
+        let services = etc::read_services(&c.rootfs, &mut errors);
+        let mut named = [vec![0u64; 1024], vec![0u64; 1024]];
+        for (port, proto) in services.keys() {
+            let i = match proto.as_str() {
+                "tcp" => 0,
+                "udp" => 1,
+                _ => continue,
+            };
+            named[i][usize::from(*port) / 64] |= 1 << (port % 64);
+        }
+        let ephemeral_low = ns.ip_local_port_range(&mut errors).0;
+        ConnectionsPass {
+            c,
+            ns,
+            now: Instant::now(),
+            services,
+            named,
+            ephemeral_low,
+            errors,
+            tcp_ports: ListeningPorts::default(),
+            udp_ports: ListeningPorts::default(),
+            udp_connected: Vec::new(),
+            counts: HashMap::new(),
+            pending: Vec::new(),
+            addresses: HashMap::new(),
+        }
+    }
+
+    fn outbound(
+        &mut self,
+        protocol: Protocol,
+        remote: IpAddr,
+        remote_port: u16,
+        inode: u64,
+        state: u8,
+    ) {
+        let network = self.c.networks.classify(remote) as u16;
+        self.addresses.entry(unmap(remote)).or_insert(network);
+        let named = bit(
+            &self.named[usize::from(protocol != Protocol::Tcp)],
+            remote_port,
+        );
+        let port = if remote_port < self.ephemeral_low || named {
+            u32::from(remote_port)
+        } else {
+            EPHEMERAL
+        };
+        let mut key = RawKey {
+            protocol,
+            port,
+            network,
+            pid: 0,
+            state,
+        };
+        if let (Some(r), true) = (&self.c.resolver, inode != 0) {
+            match r.lookup(inode, self.now) {
+                Lookup::Cached(pid) => key.pid = pid,
+                Lookup::Unknown if self.pending.len() < PENDING_MAX => {
+                    self.pending.push((inode, key));
+                    return;
+                }
+                _ => {}
+            }
+        }
+        *self.counts.entry(key).or_default() += 1;
+    }
+}
+
+impl Collection for ConnectionsPass<'_> {
+    fn inet(&mut self, s: &InetSocket) {
+        match s.protocol {
+            Protocol::Tcp => {
+                if s.state == TCP_LISTEN {
+                    self.tcp_ports.add(s.family, s.local, s.local_port);
+                } else if self.tcp_ports.owner(s).is_none() {
+                    let state = if s.state == TCP_NEW_SYN_RECV {
+                        TCP_SYN_RECV
+                    } else {
+                        s.state
+                    };
+                    self.outbound(Protocol::Tcp, s.remote, s.remote_port, s.inode, state);
+                }
+            }
+            Protocol::Udp | Protocol::UdpLite => {
+                if s.state == TCP_CLOSE {
+                    self.udp_ports.add(s.family, s.local, s.local_port);
+                } else {
+                    self.udp_connected.push(UdpSock {
+                        protocol: s.protocol,
+                        family: s.family,
+                        local: s.local,
+                        local_port: s.local_port,
+                        remote: s.remote,
+                        remote_port: s.remote_port,
+                        inode: s.inode,
+                    });
+                }
+            }
+            Protocol::Raw => {}
+        }
+    }
+
+    fn finish(mut self: Box<Self>, _pass: &PassInfo, out: &mut Collected) {
+        for u in std::mem::take(&mut self.udp_connected) {
+            let probe = InetSocket {
+                protocol: u.protocol,
+                family: u.family,
+                state: TCP_ESTABLISHED,
+                local: u.local,
+                local_port: u.local_port,
+                remote: u.remote,
+                remote_port: u.remote_port,
+                rx_queue: 0,
+                tx_queue: 0,
+                uid: 0,
+                inode: u.inode,
+                drops: None,
+            };
+            if self.udp_ports.owner(&probe).is_none() {
+                self.outbound(
+                    u.protocol,
+                    u.remote,
+                    u.remote_port,
+                    u.inode,
+                    TCP_ESTABLISHED,
+                );
+            }
+        }
+        let c = self.c;
+        let mut errors = std::mem::take(&mut self.errors);
+        // Owners never looked for: one walk for all of them (when one is due).
+        if let (Some(r), false) = (&c.resolver, self.pending.is_empty()) {
+            let inodes: Vec<u64> = self.pending.iter().map(|(i, _)| *i).collect();
+            let owners = r.resolve(&inodes, &mut errors);
+            for (inode, mut key) in std::mem::take(&mut self.pending) {
+                key.pid = owners.get(&inode).map_or(0, |o| o.pid);
+                *self.counts.entry(key).or_default() += 1;
+            }
+        }
+        let series = self.label(&c.resolver);
+        let total: u64 = series.values().sum();
+        let unexpected = c.policy.as_ref().map(|p| policy(&series, p));
+        let (series, folded) = fold(series, c.max);
+        debug_assert_eq!(series.values().sum::<u64>(), total);
+        let classes = c.networks.len();
+        let news = c
+            .destinations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .observe(self.ns.label(), self.now, &self.addresses, classes);
+        let mut per_class = vec![0u64; classes];
+        for class in self.addresses.values() {
+            per_class[usize::from(*class)] += 1;
+        }
+        out.families.extend(render(
+            &series,
+            folded,
+            &per_class,
+            &news,
+            unexpected.as_ref(),
+            &c.networks,
+        ));
+        out.errors.extend(errors);
+    }
+}
+
+impl ConnectionsPass<'_> {
+    /// Raw keys to label values; keys that differ only by pid but share a comm merge.
+    fn label(&self, resolver: &Option<Arc<OwnerResolver>>) -> BTreeMap<SeriesKey, u64> {
+        let mut comms: HashMap<u32, String> = HashMap::new();
+        let mut out: BTreeMap<SeriesKey, u64> = BTreeMap::new();
+        for (k, n) in &self.counts {
+            let process = match resolver {
+                None => String::new(),
+                Some(_) if k.pid == 0 => "unknown".to_string(),
+                Some(r) => comms
+                    .entry(k.pid)
+                    .or_insert_with(|| r.comm(k.pid).unwrap_or_else(|| "unknown".into()))
+                    .clone(),
+            };
+            // UDP-Lite shares UDP's service names, as in netstat.
+            let proto = if k.protocol == Protocol::Tcp {
+                "tcp"
+            } else {
+                "udp"
+            };
+            let (remote_port, service) = if k.port == EPHEMERAL {
+                ("ephemeral".to_string(), String::new())
+            } else {
+                let port = k.port as u16;
+                (
+                    port.to_string(),
+                    self.services
+                        .get(&(port, proto.to_string()))
+                        .cloned()
+                        .unwrap_or_default(),
+                )
+            };
+            let state = if k.protocol == Protocol::Tcp {
+                TCP_STATE_NAMES
+                    .get(usize::from(k.state))
+                    .copied()
+                    .unwrap_or("unknown")
+            } else {
+                "connected"
+            };
+            let key = SeriesKey {
+                protocol: k.protocol,
+                remote_port,
+                service,
+                remote_network: self.c.networks.name(usize::from(k.network)).to_string(),
+                process,
+                state,
+            };
+            *out.entry(key).or_default() += n;
+        }
+        out
+    }
+}
+
+/// The series (without state) that no policy entry allows, and how many sockets they hold.
+pub fn policy(
+    series: &BTreeMap<SeriesKey, u64>,
+    entries: &[ConnectionEntry],
+) -> (BTreeSet<SeriesKey>, u64) {
+    let mut keys = BTreeSet::new();
+    let mut sockets = 0;
+    for (k, n) in series {
+        let key = OutboundKey {
+            protocol: k.protocol,
+            remote_port: k.remote_port.parse().ok(),
+            service: &k.service,
+            remote_network: &k.remote_network,
+            process: match k.process.as_str() {
+                "unknown" | "" => None,
+                p => Some(p),
+            },
+        };
+        if !entries.iter().any(|e| e.allows(&key)) {
+            sockets += n;
+            keys.insert(SeriesKey {
+                state: "",
+                ..k.clone()
+            });
+        }
+    }
+    (keys, sockets)
+}
+
+/// Keep at most `max` series: the largest stay, the rest are folded into one series per
+/// (protocol, remote network, state) with remote_port and process "other". Counts are
+/// conserved. Returns the series and the number of sockets folded.
+pub fn fold(series: BTreeMap<SeriesKey, u64>, max: usize) -> (BTreeMap<SeriesKey, u64>, u64) {
+    if series.len() <= max {
+        return (series, 0);
+    }
+    let mut v: Vec<(SeriesKey, u64)> = series.into_iter().collect();
+    // Largest first; ties in key order, so the result does not depend on hashing.
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let bucket = |k: &SeriesKey| (k.protocol, k.remote_network.clone(), k.state);
+    // Keep as many as fit next to the buckets the rest needs.
+    let mut keep = max;
+    loop {
+        let buckets: BTreeSet<_> = v[keep..].iter().map(|(k, _)| bucket(k)).collect();
+        if keep + buckets.len() <= max || keep == 0 {
+            break;
+        }
+        keep -= 1;
+    }
+    let rest = v.split_off(keep);
+    let mut out: BTreeMap<SeriesKey, u64> = v.into_iter().collect();
+    let mut folded = 0;
+    for (k, n) in rest {
+        folded += n;
+        let key = SeriesKey {
+            protocol: k.protocol,
+            remote_port: "other".into(),
+            service: String::new(),
+            remote_network: k.remote_network,
+            process: "other".into(),
+            state: k.state,
+        };
+        *out.entry(key).or_default() += n;
+    }
+    (out, folded)
+}
+
+fn key_labels(k: &SeriesKey) -> Vec<(&'static str, String)> {
+    vec![
+        ("protocol", k.protocol.name().to_string()),
+        ("remote_port", k.remote_port.clone()),
+        ("service", k.service.clone()),
+        ("remote_network", k.remote_network.clone()),
+        ("process", k.process.clone()),
+    ]
+}
+
+/// Render one namespace's outbound inventory. Pure.
+pub fn render(
+    series: &BTreeMap<SeriesKey, u64>,
+    folded: u64,
+    destinations: &[u64],
+    new_destinations: &[u64],
+    unexpected: Option<&(BTreeSet<SeriesKey>, u64)>,
+    networks: &Networks,
+) -> Vec<MetricFamily> {
+    let mut outbound = OUTBOUND.family();
+    for (k, n) in series {
+        let mut labels = key_labels(k);
+        labels.push(("state", k.state.to_string()));
+        outbound.push(labels, *n);
+    }
+    let mut dest = DESTINATIONS.family();
+    let mut new = NEW_DESTINATIONS.family();
+    for i in 0..networks.len() {
+        let net = vec![("remote_network", networks.name(i).to_string())];
+        dest.push(net.clone(), destinations.get(i).copied().unwrap_or(0));
+        new.push(net, new_destinations.get(i).copied().unwrap_or(0));
+    }
+    let mut out = vec![outbound, FOLDED.family().with(vec![], folded), dest, new];
+    if let Some((keys, sockets)) = unexpected {
+        let mut f = UNEXPECTED.family();
+        for k in keys {
+            f.push(key_labels(k), 1u64);
+        }
+        out.push(f);
+        out.push(UNEXPECTED_CONNECTIONS.family().with(vec![], *sockets));
+    }
+    out
+}
+
+impl Collector for ConnectionsCollector {
+    fn name(&self) -> &'static str {
+        DECL.name
+    }
+
+    fn socket_needs(&self) -> SocketNeeds {
+        NEEDS
+    }
+
+    fn begin<'a>(&'a self, ns: &'a Netns) -> Box<dyn Collection + 'a> {
+        self.collected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ns.label().to_string());
+        Box::new(ConnectionsPass::new(self, ns))
+    }
+
+    fn end_scrape(&self, out: &mut Collected) {
+        let live = std::mem::take(&mut *self.collected.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut d = self.destinations.lock().unwrap_or_else(|p| p.into_inner());
+        // The memory of a namespace that is gone goes with it.
+        d.retain_namespaces(&live);
+        out.families
+            .push(DESTINATIONS_REMEMBERED.family().with(vec![], d.len));
+        out.families
+            .push(DESTINATION_EVICTIONS.family().with(vec![], d.evictions));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(port: &str, process: &str, net: &str, state: &'static str) -> SeriesKey {
+        SeriesKey {
+            protocol: Protocol::Tcp,
+            remote_port: port.into(),
+            service: String::new(),
+            remote_network: net.into(),
+            process: process.into(),
+            state,
+        }
+    }
+
+    #[test]
+    fn folding_conserves_the_total_and_respects_the_cap() {
+        let mut series = BTreeMap::new();
+        for i in 0..50u64 {
+            series.insert(
+                key(
+                    &i.to_string(),
+                    &format!("p{}", i % 7),
+                    if i % 2 == 0 { "public" } else { "private" },
+                    if i % 3 == 0 {
+                        "established"
+                    } else {
+                        "syn_sent"
+                    },
+                ),
+                i + 1,
+            );
+        }
+        let total: u64 = series.values().sum();
+        for max in [1, 2, 3, 5, 10, 49, 50, 100] {
+            let (out, folded) = fold(series.clone(), max);
+            assert_eq!(out.values().sum::<u64>(), total, "max {max}");
+            assert!(out.len() <= max.max(4), "max {max}: {} series", out.len());
+            if max >= 50 {
+                assert_eq!(folded, 0);
+            } else {
+                assert!(folded > 0);
+                let others: u64 = out
+                    .iter()
+                    .filter(|(k, _)| k.process == "other")
+                    .map(|(_, n)| n)
+                    .sum();
+                assert_eq!(others, folded);
+            }
+        }
+        // The largest series survive.
+        let (out, _) = fold(series, 10);
+        assert!(out.contains_key(&key("49", "p0", "private", "syn_sent")));
+    }
+
+    #[test]
+    fn new_destinations_after_the_baseline_only_once_per_memory() {
+        let mut d = Destinations::new(Duration::from_secs(3600), 100);
+        let t = Instant::now();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let addrs = |list: &[IpAddr]| list.iter().map(|a| (*a, 1u16)).collect::<HashMap<_, _>>();
+        assert_eq!(d.observe("", t, &addrs(&[a]), 2), vec![0, 0], "baseline");
+        assert_eq!(d.observe("", t, &addrs(&[a, b]), 2), vec![0, 1]);
+        assert_eq!(d.observe("", t, &addrs(&[a, b]), 2), vec![0, 1]);
+        // Another namespace has its own baseline.
+        assert_eq!(d.observe("42", t, &addrs(&[a]), 2), vec![0, 0]);
+        // Past the memory, an address is new again.
+        let later = t + Duration::from_secs(3601);
+        assert_eq!(d.observe("", later, &addrs(&[a]), 2), vec![0, 2]);
+    }
+
+    #[test]
+    fn capacity_evicts_the_oldest_and_counts() {
+        let mut d = Destinations::new(Duration::from_secs(3600), 10);
+        let t = Instant::now();
+        d.observe("", t, &HashMap::new(), 1);
+        for i in 0..30u8 {
+            let addr: IpAddr = [10, 0, 0, i].into();
+            let at = t + Duration::from_millis(u64::from(i));
+            d.observe("", at, &[(addr, 0u16)].into_iter().collect(), 1);
+            assert!(d.len <= 10, "{}", d.len);
+        }
+        assert!(d.evictions >= 20, "{}", d.evictions);
+        assert_eq!(d.len + d.evictions as usize, 30);
+        // The newest is still remembered: not new again.
+        let newest: IpAddr = [10, 0, 0, 29].into();
+        let before = d.new[""][0];
+        d.observe(
+            "",
+            t + Duration::from_millis(40),
+            &[(newest, 0u16)].into_iter().collect(),
+            1,
+        );
+        assert_eq!(d.new[""][0], before);
+        // The oldest was forgotten: new again.
+        let oldest: IpAddr = [10, 0, 0, 0].into();
+        d.observe(
+            "",
+            t + Duration::from_millis(41),
+            &[(oldest, 0u16)].into_iter().collect(),
+            1,
+        );
+        assert_eq!(d.new[""][0], before + 1);
+    }
+}
