@@ -194,6 +194,11 @@ pub struct Cli {
     /// Print one scrape (Prometheus text format) to stdout and exit.
     #[arg(long = "once")]
     pub once: bool,
+
+    /// Events (changes between scrapes: listener opened/closed, interface flag changed, ...)
+    /// kept in memory for /api/v1/events; the oldest are dropped beyond. 0: no change log.
+    #[arg(long = "events.capacity", value_name = "N", default_value_t = crate::events::DEFAULT_CAPACITY)]
+    pub events_capacity: usize,
 }
 
 /// Validated configuration.
@@ -223,6 +228,7 @@ pub struct Config {
     pub web_scrape_timeout: Duration,
     pub web_scrape_timeout_offset: Duration,
     pub once: bool,
+    pub events_capacity: usize,
 }
 
 /// A listen address: `:PORT` (all addresses) or a concrete socket address.
@@ -400,6 +406,7 @@ impl Config {
                 &cli.web_scrape_timeout_offset,
             )?,
             once: cli.once,
+            events_capacity: crate::events::check_capacity(cli.events_capacity)?,
         })
     }
 

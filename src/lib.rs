@@ -5,6 +5,7 @@
 
 pub mod collectors;
 pub mod config;
+pub mod events;
 pub mod expected;
 pub mod http;
 pub mod logging;

@@ -39,6 +39,8 @@ pub struct Scraper {
     procfs: PathBuf,
     errors_total: Arc<ErrorTotals>,
     timeout: Duration,
+    // events: change log fed by every scrape (see crate::events)
+    events: Option<Arc<crate::events::EventLog>>,
 }
 
 /// One collector and its coalescing state.
@@ -202,12 +204,25 @@ impl Scraper {
             procfs,
             errors_total: Arc::new(Mutex::new(BTreeMap::new())),
             timeout: DEFAULT_TIMEOUT,
+            events: None, // events
         }
     }
 
     pub fn from_config(config: &Config) -> Self {
         Self::new(collectors::build(config), config.procfs.clone())
             .with_timeout(config.web_scrape_timeout)
+            .with_events(crate::events::EventLog::from_config(config)) // events
+    }
+
+    // events: attach the change log (None: no change log).
+    pub fn with_events(mut self, events: Option<Arc<crate::events::EventLog>>) -> Self {
+        self.events = events;
+        self
+    }
+
+    // events: the change log, for /api/v1/events.
+    pub fn events(&self) -> Option<&Arc<crate::events::EventLog>> {
+        self.events.as_ref()
     }
 
     /// Default per-scrape timeout (used by [`Scraper::scrape`]).
@@ -314,6 +329,10 @@ impl Scraper {
         families.push(self.errors_family());
         families.push(build_info());
         families.extend(self.process_families());
+        if let Some(events) = &self.events {
+            events.observe(&families); // events
+            families.extend(events.families()); // events
+        }
         families
     }
 
