@@ -48,6 +48,9 @@ const FAMILIES: Families = Families {
     events_dropped: "netstat_events_dropped",
 };
 
+/// The listeners collector's `process` value for an owner it could not resolve.
+const UNKNOWN_OWNER: &str = "unknown";
+
 /// Interface flags whose changes are events (`lower_up` is the carrier).
 pub const WATCHED_FLAGS: [&str; 4] = ["up", "running", "lower_up", "promisc"];
 
@@ -476,6 +479,9 @@ pub fn diff(prev: &Observation, cur: &Observation) -> (Vec<Change>, Observation)
                         &k.0,
                         listener_subject(k, a, unexpected_now),
                     ),
+                    // An owner that could not be resolved this time (process gone while
+                    // its socket lingers, a walk not due) is no change of owner.
+                    Some(old) if a.process == UNKNOWN_OWNER && old.process != UNKNOWN_OWNER => {}
                     Some(old) if old.process != a.process || old.user != a.user => {
                         let mut s = listener_subject(k, a, unexpected_now);
                         if let Subject::Listener {
@@ -504,7 +510,16 @@ pub fn diff(prev: &Observation, cur: &Observation) -> (Vec<Change>, Observation)
                     }
                 }
             }
-            next.listeners = Some(merge_map(&p.items, c));
+            let mut merged = merge_map(&p.items, c);
+            // Keep the last known owner of a listener whose owner is unknown this time.
+            for (k, a) in merged.items.iter_mut() {
+                if let Some(old) = p.items.get(k) {
+                    if a.process == UNKNOWN_OWNER && old.process != UNKNOWN_OWNER {
+                        *a = old.clone();
+                    }
+                }
+            }
+            next.listeners = Some(merged);
         } else {
             next.listeners = Some(c.clone());
         }
@@ -1077,6 +1092,11 @@ mod tests {
         assert_eq!(json["process"], "java");
         assert_eq!(json["previous_process"], "unknown");
         assert_eq!(json["kind"], "listener_owner_changed");
+        // An owner that cannot be resolved for a moment is no change; the known one stays.
+        s.listeners = Some(vec![("", 22, "sshd"), ("4026532001", 8080, "unknown")]);
+        assert!(log.observe_at(&s.families(), 3.5).is_empty());
+        s.listeners = Some(vec![("", 22, "sshd"), ("4026532001", 8080, "java")]);
+        assert!(log.observe_at(&s.families(), 3.6).is_empty());
         // Same port in another namespace is another listener.
         s.listeners = Some(vec![("4026532001", 8080, "java"), ("", 8080, "java")]);
         let e = log.observe_at(&s.families(), 4.0);

@@ -10,6 +10,18 @@ use super::AppState;
 
 pub const EVENTS_PATH: &str = "/api/v1/events";
 
+pub const CAPTURE_JS_PATH: &str = "/assets/capture.js";
+/// The page's charts, event log and capture download.
+pub const CAPTURE_JS: &str = include_str!("assets/capture.js");
+
+pub(super) async fn capture_js() -> Response {
+    (
+        security_headers("text/javascript; charset=utf-8", "no-cache"),
+        CAPTURE_JS,
+    )
+        .into_response()
+}
+
 /// Most events one answer holds (`?limit=`, default the same).
 pub const MAX_LIMIT: usize = 1000;
 
@@ -60,6 +72,24 @@ pub(super) async fn events(State(state): State<AppState>, RawQuery(query): RawQu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capture_js_references_nothing_external_and_inserts_text_only() {
+        for bad in [
+            "http://",
+            "https://",
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "new Function",
+            ".style",
+            "setAttribute(\"style",
+        ] {
+            assert!(!CAPTURE_JS.contains(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn query_parameters() {

@@ -85,9 +85,10 @@ pub fn router_with(scraper: Arc<Scraper>, telemetry_path: &str, opts: HttpOption
         .route("/", get(landing::index))
         .route("/healthz", get(|| async { "ok" }));
     // The landing page's routes; the telemetry path wins should it be one of them.
-    let page: [(&str, axum::routing::MethodRouter<AppState>); 5] = [
+    let page: [(&str, axum::routing::MethodRouter<AppState>); 6] = [
         (landing::SNAPSHOT_PATH, get(landing::snapshot)),
         (events::EVENTS_PATH, get(events::events)), // events
+        (events::CAPTURE_JS_PATH, get(events::capture_js)), // events
         (landing::APP_JS_PATH, get(landing::app_js)),
         (landing::STYLE_CSS_PATH, get(landing::style_css)),
         (landing::DOCS_PATH, get(landing::docs)),
