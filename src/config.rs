@@ -108,6 +108,11 @@ pub struct Cli {
     /// Print one scrape (Prometheus text format) to stdout and exit.
     #[arg(long = "once")]
     pub once: bool,
+
+    /// Events (changes between scrapes: listener opened/closed, interface flag changed, ...)
+    /// kept in memory for /api/v1/events; the oldest are dropped beyond. 0: no change log.
+    #[arg(long = "events.capacity", value_name = "N", default_value_t = crate::events::DEFAULT_CAPACITY)]
+    pub events_capacity: usize,
 }
 
 /// Validated configuration.
@@ -134,6 +139,7 @@ pub struct Config {
     pub registry: &'static [&'static CollectorDecl],
     /// The one owner resolver (socket inode -> process) that every collector shares.
     owners: Arc<OnceLock<Arc<OwnerResolver>>>,
+    pub events_capacity: usize,
 }
 
 /// A listen address: `:PORT` (all addresses) or a concrete socket address.
@@ -335,6 +341,7 @@ impl Config {
             matches,
             registry,
             owners: Arc::default(),
+            events_capacity: crate::events::check_capacity(cli.events_capacity)?,
         })
     }
 

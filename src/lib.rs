@@ -6,6 +6,7 @@
 pub mod collectors;
 pub mod config;
 pub mod docs;
+pub mod events;
 pub mod expected;
 pub mod http;
 pub mod logging;

@@ -70,10 +70,6 @@ fn main() -> ExitCode {
         collectors = %scraper.collector_names().join(","),
         "starting netstat_exporter"
     );
-    // The cold costs (the first walk of every process's fds to attribute listeners) are
-    // paid here, before the first request, not by the first scrape.
-    let warm = scraper.warm_up();
-    tracing::info!(seconds = warm.as_secs_f64(), "first collection done");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -89,6 +89,8 @@ pub fn metrics() -> Vec<&'static Desc> {
         &PROCESS_OPEN_FDS,
         &PROCESS_START,
         &PROCESS_MAX_FDS,
+        &crate::events::EVENTS,
+        &crate::events::EVENTS_DROPPED,
     ]
 }
 
@@ -115,6 +117,8 @@ pub struct Scraper {
     jobs: Mutex<HashMap<Vec<usize>, Arc<Slot>>>,
     procfs: PathBuf,
     timeout: Duration,
+    /// The change log fed by every scrape (see crate::events).
+    events: Option<Arc<crate::events::EventLog>>,
 }
 
 /// What every job run reads.
@@ -441,11 +445,12 @@ impl Scraper {
             jobs: Mutex::new(HashMap::new()),
             procfs,
             timeout: DEFAULT_TIMEOUT,
+            events: None,
         }
     }
 
-    /// The enabled collectors of `config`, reading the exporter's own namespace. An error is
-    /// a collector's flag that does not validate.
+    /// The enabled collectors of `config`, reading the exporter's own namespace, with the
+    /// change log. An error is a collector's flag that does not validate.
     pub fn from_config(config: &Config) -> Result<Self, String> {
         let netlink = config.sockets_source() != SourceMode::Proc;
         let own = Netns::own(&config.procfs, &config.sysfs, netlink);
@@ -455,7 +460,19 @@ impl Scraper {
             vec![own],
             config.procfs.clone(),
         )
-        .with_timeout(config.web_scrape_timeout))
+        .with_timeout(config.web_scrape_timeout)
+        .with_events(crate::events::EventLog::from_config(config)))
+    }
+
+    /// Attach the change log (None: no change log).
+    pub fn with_events(mut self, events: Option<Arc<crate::events::EventLog>>) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// The change log, for /api/v1/events.
+    pub fn events(&self) -> Option<&Arc<crate::events::EventLog>> {
+        self.events.as_ref()
     }
 
     /// Default per-scrape timeout (used by [`Scraper::scrape`]).
@@ -601,6 +618,10 @@ impl Scraper {
         families.push(self.errors_family());
         families.push(build_info());
         families.extend(self.process_families());
+        if let Some(events) = &self.events {
+            events.observe(&families);
+            families.extend(events.families());
+        }
         families
     }
 

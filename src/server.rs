@@ -89,7 +89,7 @@ pub async fn serve_with(
         timeout_offset: config.web_scrape_timeout_offset,
         web: web.clone(),
     };
-    let app = crate::http::router_with(scraper, &config.telemetry_path, opts);
+    let app = crate::http::router_with(scraper.clone(), &config.telemetry_path, opts);
     let mut listeners = Vec::new();
     for addr in &config.listen_addresses {
         let l = bind(addr)
@@ -108,6 +108,13 @@ pub async fn serve_with(
         );
         listeners.push(l);
     }
+    // Bound, not answering yet: the first collection pays the cold costs (the first walk of
+    // every process's fds to attribute listeners) and is the change log's baseline, with the
+    // exporter's own port already open. Requests wait in the listen backlog meanwhile.
+    let warm = tokio::task::spawn_blocking(move || scraper.warm_up())
+        .await
+        .map_err(|e| format!("first collection failed: {e}"))?;
+    tracing::info!(seconds = warm.as_secs_f64(), "first collection done");
     let (tx, rx) = watch::channel(false);
     let open = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();

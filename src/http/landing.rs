@@ -28,7 +28,7 @@ pub const DOCS_PATH: &str = "/docs/landing";
 /// Only this origin; no inline scripts or styles; no framing; no forms.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
 
-fn security_headers(
+pub(super) fn security_headers(
     content_type: &'static str,
     cache: &'static str,
 ) -> [(HeaderName, HeaderValue); 5] {

@@ -1,6 +1,7 @@
 //! HTTP front: `/metrics` (or `--web.telemetry-path`), `/` landing page with its assets and
 //! `/api/v1/snapshot` JSON (see [`landing`]), `/healthz`.
 
+pub mod events; // events
 pub mod landing;
 pub mod snapshot;
 
@@ -84,8 +85,10 @@ pub fn router_with(scraper: Arc<Scraper>, telemetry_path: &str, opts: HttpOption
         .route("/", get(landing::index))
         .route("/healthz", get(|| async { "ok" }));
     // The landing page's routes; the telemetry path wins should it be one of them.
-    let page: [(&str, axum::routing::MethodRouter<AppState>); 4] = [
+    let page: [(&str, axum::routing::MethodRouter<AppState>); 6] = [
         (landing::SNAPSHOT_PATH, get(landing::snapshot)),
+        (events::EVENTS_PATH, get(events::events)), // events
+        (events::CAPTURE_JS_PATH, get(events::capture_js)), // events
         (landing::APP_JS_PATH, get(landing::app_js)),
         (landing::STYLE_CSS_PATH, get(landing::style_css)),
         (landing::DOCS_PATH, get(landing::docs)),

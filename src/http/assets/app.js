@@ -345,10 +345,14 @@
       const resp = await fetch(SNAPSHOT_URL, { cache: "no-store", credentials: "same-origin", headers: { Accept: "application/json" } });
       if (!resp.ok) throw new Error("HTTP " + resp.status + " from " + SNAPSHOT_URL);
       const snap = await resp.json();
+      const t0 = performance.now(); // events: render time, shown in data-render-ms
       render(snap);
+      body.dataset.renderMs = (performance.now() - t0).toFixed(1); // events
       previous = snap;
       refreshes++;
       body.dataset.refreshes = String(refreshes);
+      // events: capture.js draws the charts and reads the change log on each snapshot.
+      document.dispatchEvent(new CustomEvent("netstat:snapshot", { detail: { snapshot: snap, refreshes } }));
       $("error").hidden = true;
       setStatus(paused ? "paused" : "ok", statusText(snap));
     } catch (e) {

@@ -1,0 +1,1407 @@
+//! Continuous capture (`netstat -c`, for the browser and the log): each scrape's families are
+//! compared with the previous scrape's, and what changed becomes an [`Event`]: a listener
+//! opened, closed, changed owner or became unexpected; an outbound key became unexpected; an
+//! interface appeared, vanished or changed a flag; a network namespace appeared or vanished.
+//!
+//! [`Observation::from_families`] and [`diff`] are pure; [`EventLog`] keeps the previous
+//! observation, a bounded ring of events (oldest dropped and counted), writes one info log
+//! line per event and renders `netstat_events_total{kind}` / `netstat_events_dropped_total`.
+//!
+//! Events come from the scrapes that requests trigger (Prometheus, the landing page): their
+//! time resolution is the scrape interval. The first observation of each kind is the baseline
+//! and records nothing. A kind is only diffed when its family is in the scrape; when the
+//! collector that produced it failed, what is missing is not reported closed or vanished.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::collectors::{connections, interfaces, listeners};
+use crate::metrics::{Desc, MetricFamily, Sample};
+use crate::scrape::COLLECTOR_SUCCESS;
+
+pub static EVENTS: Desc = Desc::counter(
+    "netstat_events",
+    &["kind"],
+    "Changes seen between consecutive scrapes (listener opened/closed, interface flag changed, ...), by kind; see /api/v1/events.",
+);
+pub static EVENTS_DROPPED: Desc = Desc::counter(
+    "netstat_events_dropped",
+    &[],
+    "Events dropped from the in-memory event log because it held --events.capacity events.",
+);
+
+// ---------------------------------------------------------------------------------------------
+// Every family read here (from its declaration), with the collector that produces it (None:
+// not known to this module; such a family counts as complete only when every collector of
+// the scrape succeeded).
+
+struct Families {
+    listener_info: (&'static str, Option<&'static str>),
+    listener_unexpected: (&'static str, Option<&'static str>),
+    interface_info: (&'static str, Option<&'static str>),
+    interface_flag: (&'static str, Option<&'static str>),
+    netns_info: (&'static str, Option<&'static str>),
+    outbound_unexpected: (&'static str, Option<&'static str>),
+    collector_success: &'static str,
+}
+
+const FAMILIES: Families = Families {
+    listener_info: (listeners::INFO.name, Some(listeners::DECL.name)),
+    listener_unexpected: (listeners::UNEXPECTED.name, Some(listeners::DECL.name)),
+    interface_info: (interfaces::INFO.name, Some(interfaces::DECL.name)),
+    interface_flag: (interfaces::FLAG.name, Some(interfaces::DECL.name)),
+    netns_info: ("netstat_netns_info", None),
+    outbound_unexpected: (connections::UNEXPECTED.name, Some(connections::DECL.name)),
+    collector_success: COLLECTOR_SUCCESS.name,
+};
+
+/// The listeners collector's `process` value for an owner it could not resolve.
+const UNKNOWN_OWNER: &str = "unknown";
+
+/// Interface flags whose changes are events (`lower_up` is the carrier).
+pub const WATCHED_FLAGS: [&str; 4] = ["up", "running", "lower_up", "promisc"];
+
+/// Version of the `/api/v1/events` schema (bumped on incompatible changes).
+pub const SCHEMA_VERSION: u32 = 1;
+/// Default `--events.capacity`.
+pub const DEFAULT_CAPACITY: usize = 1000;
+/// Largest accepted `--events.capacity`.
+pub const MAX_CAPACITY: usize = 1_000_000;
+
+// ---------------------------------------------------------------------------------------------
+// Events.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    ListenerOpened,
+    ListenerClosed,
+    ListenerOwnerChanged,
+    ListenerUnexpected,
+    OutboundUnexpected,
+    InterfaceAppeared,
+    InterfaceVanished,
+    InterfaceFlagChanged,
+    NetnsAppeared,
+    NetnsVanished,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 10] = [
+        Kind::ListenerOpened,
+        Kind::ListenerClosed,
+        Kind::ListenerOwnerChanged,
+        Kind::ListenerUnexpected,
+        Kind::OutboundUnexpected,
+        Kind::InterfaceAppeared,
+        Kind::InterfaceVanished,
+        Kind::InterfaceFlagChanged,
+        Kind::NetnsAppeared,
+        Kind::NetnsVanished,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::ListenerOpened => "listener_opened",
+            Kind::ListenerClosed => "listener_closed",
+            Kind::ListenerOwnerChanged => "listener_owner_changed",
+            Kind::ListenerUnexpected => "listener_unexpected",
+            Kind::OutboundUnexpected => "outbound_unexpected",
+            Kind::InterfaceAppeared => "interface_appeared",
+            Kind::InterfaceVanished => "interface_vanished",
+            Kind::InterfaceFlagChanged => "interface_flag_changed",
+            Kind::NetnsAppeared => "netns_appeared",
+            Kind::NetnsVanished => "netns_vanished",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Kind::ListenerOpened => "listener opened",
+            Kind::ListenerClosed => "listener closed",
+            Kind::ListenerOwnerChanged => "listener owner changed",
+            Kind::ListenerUnexpected => "listener became unexpected",
+            Kind::OutboundUnexpected => "outbound key became unexpected",
+            Kind::InterfaceAppeared => "interface appeared",
+            Kind::InterfaceVanished => "interface vanished",
+            Kind::InterfaceFlagChanged => "interface flag changed",
+            Kind::NetnsAppeared => "network namespace appeared",
+            Kind::NetnsVanished => "network namespace vanished",
+        }
+    }
+}
+
+/// What an event is about; serialized flat into the event object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Subject {
+    Listener {
+        protocol: String,
+        family: String,
+        address: String,
+        port: u16,
+        service: String,
+        process: String,
+        user: String,
+        /// Null without an expected-listeners policy.
+        unexpected: Option<bool>,
+        /// listener_owner_changed only: the owner before.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        previous_process: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        previous_user: Option<String>,
+    },
+    Interface {
+        device: String,
+        /// netstat -i Flg letters after the change (interface_vanished: as last seen).
+        flags: String,
+        operstate: String,
+        /// interface_flag_changed only.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        flag: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        value: Option<bool>,
+    },
+    Netns {
+        name: String,
+        container_id: String,
+        pod_uid: String,
+    },
+    Outbound {
+        protocol: String,
+        remote_port: String,
+        service: String,
+        remote_network: String,
+        process: String,
+    },
+}
+
+/// One change, as served by `/api/v1/events` and logged.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// Sequence number, 1-based, increasing, never reused while the exporter runs.
+    pub seq: u64,
+    /// Unix seconds of the scrape that saw the change.
+    pub time: f64,
+    /// Number of the observed scrape (1 = the baseline).
+    pub scrape: u64,
+    pub kind: Kind,
+    /// "warning" for unexpected listeners/outbound keys and promiscuous mode switched on.
+    pub severity: &'static str,
+    /// Network namespace inode ("" for the exporter's own namespace).
+    pub netns: String,
+    #[serde(flatten)]
+    pub subject: Subject,
+}
+
+/// A change before it gets its sequence number and time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub kind: Kind,
+    pub netns: String,
+    pub subject: Subject,
+}
+
+impl Change {
+    fn severity(&self) -> &'static str {
+        let warn = match (&self.kind, &self.subject) {
+            (Kind::ListenerUnexpected | Kind::OutboundUnexpected, _) => true,
+            (Kind::ListenerOpened, Subject::Listener { unexpected, .. }) => {
+                *unexpected == Some(true)
+            }
+            (Kind::InterfaceFlagChanged, Subject::Interface { flag, value, .. }) => {
+                flag.as_deref() == Some("promisc") && *value == Some(true)
+            }
+            _ => false,
+        };
+        if warn {
+            "warning"
+        } else {
+            "info"
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Observations.
+
+/// The objects of one kind in one scrape; `complete` is false when the collector that
+/// produced them reported a failure (then absence means nothing).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Part<T> {
+    pub items: T,
+    pub complete: bool,
+}
+
+/// (netns, protocol, family, address, port)
+pub type ListenerKey = (String, String, String, String, u16);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerAttrs {
+    pub service: String,
+    pub process: String,
+    pub user: String,
+}
+
+/// (netns, device)
+pub type InterfaceKey = (String, String);
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InterfaceState {
+    pub flags: String,
+    pub operstate: String,
+    /// Watched flag -> set (absent when the flag family did not report it).
+    pub flag: BTreeMap<String, bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetnsAttrs {
+    pub name: String,
+    pub container_id: String,
+    pub pod_uid: String,
+}
+
+/// (netns, protocol, remote_port, service, remote_network, process)
+pub type OutboundKey = (String, String, String, String, String, String);
+
+/// What one scrape says about the objects events are about. A kind is None when its family
+/// is not in the scrape (collector not selected, disabled, timed out, or not built yet).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Observation {
+    pub listeners: Option<Part<BTreeMap<ListenerKey, ListenerAttrs>>>,
+    pub unexpected: Option<Part<BTreeSet<ListenerKey>>>,
+    pub interfaces: Option<Part<BTreeMap<InterfaceKey, InterfaceState>>>,
+    pub netns: Option<Part<BTreeMap<String, NetnsAttrs>>>,
+    pub outbound: Option<Part<BTreeSet<OutboundKey>>>,
+}
+
+fn label<'a>(s: &'a Sample, name: &str) -> &'a str {
+    s.labels
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+fn listener_key(s: &Sample) -> Option<ListenerKey> {
+    Some((
+        label(s, "netns").to_string(),
+        label(s, "protocol").to_string(),
+        label(s, "family").to_string(),
+        label(s, "address").to_string(),
+        label(s, "port").parse().ok()?,
+    ))
+}
+
+impl Observation {
+    /// Read the families of one scrape. Samples with malformed labels are skipped.
+    pub fn from_families(families: &[MetricFamily]) -> Observation {
+        let present = |name: &str| families.iter().any(|f| f.name == name);
+        let samples = |name: &'static str| {
+            families
+                .iter()
+                .filter(move |f| f.name == name)
+                .flat_map(|f| f.samples.iter())
+        };
+        // Collector -> succeeded, from netstat_scrape_collector_success.
+        let success: BTreeMap<&str, bool> = samples(FAMILIES.collector_success)
+            .map(|s| (label(s, "collector"), s.value.as_f64() == 1.0))
+            .collect();
+        let complete = |owner: Option<&str>| match owner {
+            Some(c) => success.get(c).copied().unwrap_or(false),
+            None => success.values().all(|ok| *ok),
+        };
+        let part = |(name, owner): (&'static str, Option<&'static str>)| {
+            present(name).then(|| complete(owner))
+        };
+
+        let mut o = Observation::default();
+        if let Some(complete) = part(FAMILIES.listener_info) {
+            let items = samples(FAMILIES.listener_info.0)
+                .filter_map(|s| {
+                    let attrs = ListenerAttrs {
+                        service: label(s, "service").into(),
+                        process: label(s, "process").into(),
+                        user: label(s, "user").into(),
+                    };
+                    Some((listener_key(s)?, attrs))
+                })
+                .collect();
+            o.listeners = Some(Part { items, complete });
+        }
+        if let Some(complete) = part(FAMILIES.listener_unexpected) {
+            let items = samples(FAMILIES.listener_unexpected.0)
+                .filter(|s| s.value.as_f64() > 0.0)
+                .filter_map(listener_key)
+                .collect();
+            o.unexpected = Some(Part { items, complete });
+        }
+        if let Some(complete) = part(FAMILIES.interface_info) {
+            let mut items: BTreeMap<InterfaceKey, InterfaceState> =
+                samples(FAMILIES.interface_info.0)
+                    .map(|s| {
+                        let key = (
+                            label(s, "netns").to_string(),
+                            label(s, "device").to_string(),
+                        );
+                        let st = InterfaceState {
+                            flags: label(s, "flags").into(),
+                            operstate: label(s, "operstate").into(),
+                            flag: BTreeMap::new(),
+                        };
+                        (key, st)
+                    })
+                    .collect();
+            for s in samples(FAMILIES.interface_flag.0) {
+                let flag = label(s, "flag");
+                if !WATCHED_FLAGS.contains(&flag) {
+                    continue;
+                }
+                let key = (
+                    label(s, "netns").to_string(),
+                    label(s, "device").to_string(),
+                );
+                if let Some(st) = items.get_mut(&key) {
+                    st.flag.insert(flag.to_string(), s.value.as_f64() > 0.0);
+                }
+            }
+            let complete = complete && part(FAMILIES.interface_flag).unwrap_or(true);
+            o.interfaces = Some(Part { items, complete });
+        }
+        if let Some(complete) = part(FAMILIES.netns_info) {
+            let items = samples(FAMILIES.netns_info.0)
+                .map(|s| {
+                    let attrs = NetnsAttrs {
+                        name: label(s, "name").into(),
+                        container_id: label(s, "container_id").into(),
+                        pod_uid: label(s, "pod_uid").into(),
+                    };
+                    (label(s, "netns").to_string(), attrs)
+                })
+                .collect();
+            o.netns = Some(Part { items, complete });
+        }
+        if let Some(complete) = part(FAMILIES.outbound_unexpected) {
+            let items = samples(FAMILIES.outbound_unexpected.0)
+                .filter(|s| s.value.as_f64() > 0.0)
+                .map(|s| {
+                    (
+                        label(s, "netns").to_string(),
+                        label(s, "protocol").to_string(),
+                        label(s, "remote_port").to_string(),
+                        label(s, "service").to_string(),
+                        label(s, "remote_network").to_string(),
+                        label(s, "process").to_string(),
+                    )
+                })
+                .collect();
+            o.outbound = Some(Part { items, complete });
+        }
+        o
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The diff.
+
+fn listener_subject(
+    k: &ListenerKey,
+    a: &ListenerAttrs,
+    unexpected: Option<&Part<BTreeSet<ListenerKey>>>,
+) -> Subject {
+    Subject::Listener {
+        protocol: k.1.clone(),
+        family: k.2.clone(),
+        address: k.3.clone(),
+        port: k.4,
+        service: a.service.clone(),
+        process: a.process.clone(),
+        user: a.user.clone(),
+        unexpected: unexpected.map(|u| u.items.contains(k)),
+        previous_process: None,
+        previous_user: None,
+    }
+}
+
+fn interface_subject(k: &InterfaceKey, st: &InterfaceState, flag: Option<(&str, bool)>) -> Subject {
+    Subject::Interface {
+        device: k.1.clone(),
+        flags: st.flags.clone(),
+        operstate: st.operstate.clone(),
+        flag: flag.map(|(f, _)| f.to_string()),
+        value: flag.map(|(_, v)| v),
+    }
+}
+
+/// Keep what a partial collection missed: the next complete one decides whether it is gone.
+fn merge_map<K: Ord + Clone, V: Clone>(
+    prev: &BTreeMap<K, V>,
+    cur: &Part<BTreeMap<K, V>>,
+) -> Part<BTreeMap<K, V>> {
+    let mut items = cur.items.clone();
+    if !cur.complete {
+        for (k, v) in prev {
+            items.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    Part {
+        items,
+        complete: cur.complete,
+    }
+}
+
+fn merge_set<K: Ord + Clone>(prev: &BTreeSet<K>, cur: &Part<BTreeSet<K>>) -> Part<BTreeSet<K>> {
+    let mut items = cur.items.clone();
+    if !cur.complete {
+        items.extend(prev.iter().cloned());
+    }
+    Part {
+        items,
+        complete: cur.complete,
+    }
+}
+
+/// Changes from `prev` to `cur`, and the state to compare the next observation with. A kind
+/// absent from `cur` keeps its previous state; a kind absent from `prev` is a baseline.
+pub fn diff(prev: &Observation, cur: &Observation) -> (Vec<Change>, Observation) {
+    let mut out = Vec::new();
+    let mut next = prev.clone();
+    let push = |out: &mut Vec<Change>, kind, netns: &str, subject| {
+        out.push(Change {
+            kind,
+            netns: netns.to_string(),
+            subject,
+        })
+    };
+
+    // The unexpected set of this scrape (or the last known one) tags listener events.
+    let unexpected_now = cur.unexpected.as_ref().or(prev.unexpected.as_ref());
+    if let Some(c) = &cur.listeners {
+        if let Some(p) = &prev.listeners {
+            for (k, a) in &c.items {
+                match p.items.get(k) {
+                    None => push(
+                        &mut out,
+                        Kind::ListenerOpened,
+                        &k.0,
+                        listener_subject(k, a, unexpected_now),
+                    ),
+                    // An owner that could not be resolved this time (process gone while
+                    // its socket lingers, a walk not due) is no change of owner.
+                    Some(old) if a.process == UNKNOWN_OWNER && old.process != UNKNOWN_OWNER => {}
+                    Some(old) if old.process != a.process || old.user != a.user => {
+                        let mut s = listener_subject(k, a, unexpected_now);
+                        if let Subject::Listener {
+                            previous_process,
+                            previous_user,
+                            ..
+                        } = &mut s
+                        {
+                            *previous_process = Some(old.process.clone());
+                            *previous_user = Some(old.user.clone());
+                        }
+                        push(&mut out, Kind::ListenerOwnerChanged, &k.0, s);
+                    }
+                    Some(_) => {}
+                }
+            }
+            if c.complete {
+                for (k, a) in &p.items {
+                    if !c.items.contains_key(k) {
+                        push(
+                            &mut out,
+                            Kind::ListenerClosed,
+                            &k.0,
+                            listener_subject(k, a, None),
+                        );
+                    }
+                }
+            }
+            let mut merged = merge_map(&p.items, c);
+            // Keep the last known owner of a listener whose owner is unknown this time.
+            for (k, a) in merged.items.iter_mut() {
+                if let Some(old) = p.items.get(k) {
+                    if a.process == UNKNOWN_OWNER && old.process != UNKNOWN_OWNER {
+                        *a = old.clone();
+                    }
+                }
+            }
+            next.listeners = Some(merged);
+        } else {
+            next.listeners = Some(c.clone());
+        }
+    }
+    if let Some(c) = &cur.unexpected {
+        if let Some(p) = &prev.unexpected {
+            for k in c.items.difference(&p.items) {
+                let attrs = cur
+                    .listeners
+                    .as_ref()
+                    .and_then(|l| l.items.get(k))
+                    .or_else(|| prev.listeners.as_ref().and_then(|l| l.items.get(k)))
+                    .cloned()
+                    .unwrap_or(ListenerAttrs {
+                        service: String::new(),
+                        process: String::new(),
+                        user: String::new(),
+                    });
+                push(
+                    &mut out,
+                    Kind::ListenerUnexpected,
+                    &k.0,
+                    listener_subject(k, &attrs, Some(c)),
+                );
+            }
+            next.unexpected = Some(merge_set(&p.items, c));
+        } else {
+            next.unexpected = Some(c.clone());
+        }
+    }
+    if let Some(c) = &cur.outbound {
+        if let Some(p) = &prev.outbound {
+            for k in c.items.difference(&p.items) {
+                let s = Subject::Outbound {
+                    protocol: k.1.clone(),
+                    remote_port: k.2.clone(),
+                    service: k.3.clone(),
+                    remote_network: k.4.clone(),
+                    process: k.5.clone(),
+                };
+                push(&mut out, Kind::OutboundUnexpected, &k.0, s);
+            }
+            next.outbound = Some(merge_set(&p.items, c));
+        } else {
+            next.outbound = Some(c.clone());
+        }
+    }
+    if let Some(c) = &cur.interfaces {
+        if let Some(p) = &prev.interfaces {
+            for (k, st) in &c.items {
+                match p.items.get(k) {
+                    None => push(
+                        &mut out,
+                        Kind::InterfaceAppeared,
+                        &k.0,
+                        interface_subject(k, st, None),
+                    ),
+                    Some(old) => {
+                        for (flag, v) in &st.flag {
+                            if old.flag.get(flag).is_some_and(|o| o != v) {
+                                let s = interface_subject(k, st, Some((flag, *v)));
+                                push(&mut out, Kind::InterfaceFlagChanged, &k.0, s);
+                            }
+                        }
+                    }
+                }
+            }
+            if c.complete {
+                for (k, last) in &p.items {
+                    if !c.items.contains_key(k) {
+                        let s = interface_subject(k, last, None);
+                        push(&mut out, Kind::InterfaceVanished, &k.0, s);
+                    }
+                }
+            }
+            next.interfaces = Some(merge_map(&p.items, c));
+        } else {
+            next.interfaces = Some(c.clone());
+        }
+    }
+    if let Some(c) = &cur.netns {
+        if let Some(p) = &prev.netns {
+            let subject = |a: &NetnsAttrs| Subject::Netns {
+                name: a.name.clone(),
+                container_id: a.container_id.clone(),
+                pod_uid: a.pod_uid.clone(),
+            };
+            for (k, a) in &c.items {
+                if !p.items.contains_key(k) {
+                    push(&mut out, Kind::NetnsAppeared, k, subject(a));
+                }
+            }
+            if c.complete {
+                for (k, a) in &p.items {
+                    if !c.items.contains_key(k) {
+                        push(&mut out, Kind::NetnsVanished, k, subject(a));
+                    }
+                }
+            }
+            next.netns = Some(merge_map(&p.items, c));
+        } else {
+            next.netns = Some(c.clone());
+        }
+    }
+    (out, next)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bounded log.
+
+/// Keeps the previous observation and the last `capacity` events.
+pub struct EventLog {
+    capacity: usize,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    prev: Observation,
+    scrapes: u64,
+    last_seq: u64,
+    events: VecDeque<Event>,
+    dropped: u64,
+    totals: BTreeMap<Kind, u64>,
+}
+
+/// One page of `/api/v1/events`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventsPage {
+    pub schema: u32,
+    /// Unix seconds when the page was produced.
+    pub time: f64,
+    pub capacity: usize,
+    /// Scrapes observed since the exporter started (0: no baseline yet).
+    pub scrapes: u64,
+    /// Events dropped from memory because the log was full, since start.
+    pub dropped: u64,
+    /// Sequence number of the oldest event still in memory (null when empty).
+    pub oldest: Option<u64>,
+    /// True when events after `since` were dropped before this request could see them.
+    pub truncated: bool,
+    /// Pass as `since` next time.
+    pub next: u64,
+    /// Oldest first, at most `limit`.
+    pub events: Vec<Event>,
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Validate `--events.capacity`.
+pub fn check_capacity(n: usize) -> Result<usize, String> {
+    if n > MAX_CAPACITY {
+        return Err(format!(
+            "invalid --events.capacity {n}: at most {MAX_CAPACITY}"
+        ));
+    }
+    Ok(n)
+}
+
+impl EventLog {
+    /// The change log `--events.capacity` asks for (None when 0).
+    pub fn from_config(config: &crate::config::Config) -> Option<std::sync::Arc<EventLog>> {
+        (config.events_capacity > 0)
+            .then(|| std::sync::Arc::new(EventLog::new(config.events_capacity)))
+    }
+
+    /// `capacity` is clamped to 1..=[`MAX_CAPACITY`].
+    pub fn new(capacity: usize) -> EventLog {
+        EventLog {
+            capacity: capacity.clamp(1, MAX_CAPACITY),
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Compare one scrape with the previous one; record and log what changed.
+    pub fn observe(&self, families: &[MetricFamily]) {
+        self.observe_at(families, unix_now());
+    }
+
+    /// [`observe`](Self::observe) with a given time (unix seconds); returns the new events.
+    pub fn observe_at(&self, families: &[MetricFamily], time: f64) -> Vec<Event> {
+        let cur = Observation::from_families(families);
+        let mut inner = self.lock();
+        inner.scrapes += 1;
+        let scrape = inner.scrapes;
+        let (changes, next) = diff(&inner.prev, &cur);
+        inner.prev = next;
+        let mut new = Vec::with_capacity(changes.len());
+        for c in changes {
+            inner.last_seq += 1;
+            let e = Event {
+                seq: inner.last_seq,
+                time,
+                scrape,
+                kind: c.kind,
+                severity: c.severity(),
+                netns: c.netns,
+                subject: c.subject,
+            };
+            log_event(&e);
+            *inner.totals.entry(e.kind).or_default() += 1;
+            if inner.events.len() >= self.capacity {
+                inner.events.pop_front();
+                inner.dropped += 1;
+            }
+            inner.events.push_back(e.clone());
+            new.push(e);
+        }
+        new
+    }
+
+    /// Events with `seq > since`, oldest first, at most `limit`.
+    pub fn since(&self, since: u64, limit: usize) -> EventsPage {
+        let inner = self.lock();
+        // A cursor from before a restart of the exporter: start over.
+        let since = if since > inner.last_seq { 0 } else { since };
+        let oldest = inner.events.front().map(|e| e.seq);
+        let events: Vec<Event> = inner
+            .events
+            .iter()
+            .filter(|e| e.seq > since)
+            .take(limit)
+            .cloned()
+            .collect();
+        let next = events.last().map_or(since, |e| e.seq);
+        let truncated = oldest.is_some_and(|o| o > since.saturating_add(1));
+        EventsPage {
+            schema: SCHEMA_VERSION,
+            time: unix_now(),
+            capacity: self.capacity,
+            scrapes: inner.scrapes,
+            dropped: inner.dropped,
+            oldest,
+            truncated,
+            next,
+            events,
+        }
+    }
+
+    /// `netstat_events_total{kind}` (every kind, 0 included) and `netstat_events_dropped_total`.
+    pub fn families(&self) -> Vec<MetricFamily> {
+        let inner = self.lock();
+        let mut total = EVENTS.family();
+        for k in Kind::ALL {
+            total.push(
+                vec![("kind", k.as_str().into())],
+                inner.totals.get(&k).copied().unwrap_or(0),
+            );
+        }
+        let dropped = EVENTS_DROPPED.family().with(vec![], inner.dropped);
+        vec![total, dropped]
+    }
+}
+
+/// One info line per event, with the event's fields (logfmt or JSON, see crate::logging).
+fn log_event(e: &Event) {
+    let kind = e.kind.as_str();
+    let msg = e.kind.message();
+    match &e.subject {
+        Subject::Listener {
+            protocol,
+            family,
+            address,
+            port,
+            service,
+            process,
+            user,
+            unexpected,
+            previous_process,
+            previous_user,
+        } => tracing::info!(
+            event = kind,
+            seq = e.seq,
+            scrape = e.scrape,
+            severity = e.severity,
+            netns = e.netns.as_str(),
+            protocol = protocol.as_str(),
+            family = family.as_str(),
+            address = address.as_str(),
+            port = *port,
+            service = service.as_str(),
+            process = process.as_str(),
+            user = user.as_str(),
+            unexpected = unexpected
+                .map(|u| if u { "true" } else { "false" })
+                .unwrap_or(""),
+            previous_process = previous_process.as_deref().unwrap_or(""),
+            previous_user = previous_user.as_deref().unwrap_or(""),
+            "{msg}"
+        ),
+        Subject::Interface {
+            device,
+            flags,
+            operstate,
+            flag,
+            value,
+        } => tracing::info!(
+            event = kind,
+            seq = e.seq,
+            scrape = e.scrape,
+            severity = e.severity,
+            netns = e.netns.as_str(),
+            device = device.as_str(),
+            flags = flags.as_str(),
+            operstate = operstate.as_str(),
+            flag = flag.as_deref().unwrap_or(""),
+            value = value.map(|v| if v { "on" } else { "off" }).unwrap_or(""),
+            "{msg}"
+        ),
+        Subject::Netns {
+            name,
+            container_id,
+            pod_uid,
+        } => tracing::info!(
+            event = kind,
+            seq = e.seq,
+            scrape = e.scrape,
+            severity = e.severity,
+            netns = e.netns.as_str(),
+            name = name.as_str(),
+            container_id = container_id.as_str(),
+            pod_uid = pod_uid.as_str(),
+            "{msg}"
+        ),
+        Subject::Outbound {
+            protocol,
+            remote_port,
+            service,
+            remote_network,
+            process,
+        } => tracing::info!(
+            event = kind,
+            seq = e.seq,
+            scrape = e.scrape,
+            severity = e.severity,
+            netns = e.netns.as_str(),
+            protocol = protocol.as_str(),
+            remote_port = remote_port.as_str(),
+            service = service.as_str(),
+            remote_network = remote_network.as_str(),
+            process = process.as_str(),
+            "{msg}"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::MetricFamily as F;
+
+    fn lbl(pairs: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+        pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+    }
+
+    /// A listener: (netns, port, process).
+    type L<'a> = (&'a str, u16, &'a str);
+
+    fn listener_labels(l: &L, user: bool) -> Vec<(&'static str, String)> {
+        let port = l.1.to_string();
+        let mut v = vec![
+            ("protocol", "tcp"),
+            ("family", "ipv4"),
+            ("address", "0.0.0.0"),
+            ("port", port.as_str()),
+            ("service", "svc"),
+            ("process", l.2),
+        ];
+        if user {
+            v.push(("user", "root"));
+        }
+        if !l.0.is_empty() {
+            v.push(("netns", l.0));
+        }
+        lbl(&v)
+    }
+
+    #[derive(Default, Clone)]
+    struct Scrape<'a> {
+        listeners: Option<Vec<L<'a>>>,
+        /// Ports of unexpected listeners (Some: a policy is configured).
+        unexpected: Option<Vec<u16>>,
+        /// (device, promisc, up)
+        interfaces: Option<Vec<(&'a str, bool, bool)>>,
+        netns: Option<Vec<&'a str>>,
+        outbound: Option<Vec<&'a str>>,
+        failed: Vec<&'static str>,
+    }
+
+    impl Scrape<'_> {
+        fn families(&self) -> Vec<F> {
+            let mut v = Vec::new();
+            let mut success = F::gauge("netstat_scrape_collector_success", "");
+            if let Some(ls) = &self.listeners {
+                let mut info = F::gauge("netstat_listener_info", "");
+                for l in ls {
+                    info.push(listener_labels(l, true), 1u64);
+                }
+                v.push(info);
+                if let Some(ports) = &self.unexpected {
+                    let mut u = F::gauge("netstat_listener_unexpected", "");
+                    for l in ls.iter().filter(|l| ports.contains(&l.1)) {
+                        u.push(listener_labels(l, false), 1u64);
+                    }
+                    v.push(u);
+                }
+                success.push(
+                    lbl(&[("collector", "listeners")]),
+                    !self.failed.contains(&"listeners"),
+                );
+            }
+            if let Some(ifs) = &self.interfaces {
+                let mut info = F::gauge("netstat_interface_info", "");
+                let mut flag = F::gauge("netstat_interface_flag", "");
+                for (dev, promisc, up) in ifs {
+                    let letters = format!(
+                        "BM{}{}",
+                        if *promisc { "P" } else { "" },
+                        if *up { "RU" } else { "" }
+                    );
+                    info.push(
+                        lbl(&[
+                            ("device", dev),
+                            ("flags", &letters),
+                            ("operstate", if *up { "up" } else { "down" }),
+                        ]),
+                        1u64,
+                    );
+                    for (f, on) in [
+                        ("promisc", *promisc),
+                        ("up", *up),
+                        ("running", *up),
+                        ("broadcast", true),
+                    ] {
+                        flag.push(lbl(&[("device", dev), ("flag", f)]), on);
+                    }
+                }
+                v.push(info);
+                v.push(flag);
+                success.push(
+                    lbl(&[("collector", "interfaces")]),
+                    !self.failed.contains(&"interfaces"),
+                );
+            }
+            if let Some(ns) = &self.netns {
+                let mut f = F::gauge("netstat_netns_info", "");
+                for n in ns {
+                    f.push(
+                        lbl(&[
+                            ("netns", n),
+                            ("name", &format!("ns-{n}")),
+                            ("container_id", ""),
+                            ("pod_uid", ""),
+                        ]),
+                        1u64,
+                    );
+                }
+                v.push(f);
+            }
+            if let Some(ob) = &self.outbound {
+                let mut f = F::gauge("netstat_outbound_unexpected", "");
+                for port in ob {
+                    f.push(
+                        lbl(&[
+                            ("protocol", "tcp"),
+                            ("remote_port", port),
+                            ("service", ""),
+                            ("remote_network", "0.0.0.0/0"),
+                            ("process", "curl"),
+                        ]),
+                        1u64,
+                    );
+                }
+                v.push(f);
+            }
+            if self.failed.contains(&"other") {
+                success.push(lbl(&[("collector", "sockets")]), false);
+            }
+            v.push(success);
+            v
+        }
+    }
+
+    fn kinds(events: &[Event]) -> Vec<&'static str> {
+        events.iter().map(|e| e.kind.as_str()).collect()
+    }
+
+    fn port(e: &Event) -> u16 {
+        match &e.subject {
+            Subject::Listener { port, .. } => *port,
+            s => panic!("not a listener: {s:?}"),
+        }
+    }
+
+    #[test]
+    fn the_first_scrape_is_the_baseline() {
+        let log = EventLog::new(10);
+        let s = Scrape {
+            listeners: Some(vec![("", 22, "sshd"), ("", 80, "nginx")]),
+            unexpected: Some(vec![80]),
+            interfaces: Some(vec![("lo", false, true), ("eth0", true, true)]),
+            netns: Some(vec!["4026531840"]),
+            outbound: Some(vec!["25"]),
+            ..Default::default()
+        };
+        assert!(log.observe_at(&s.families(), 1.0).is_empty());
+        // The same state again: nothing either.
+        assert!(log.observe_at(&s.families(), 2.0).is_empty());
+        let page = log.since(0, 100);
+        assert_eq!((page.scrapes, page.next, page.events.len()), (2, 0, 0));
+        let totals = &log.families()[0];
+        assert_eq!(totals.samples.len(), Kind::ALL.len());
+        assert!(totals.samples.iter().all(|s| s.value.as_f64() == 0.0));
+    }
+
+    #[test]
+    fn listeners_opened_closed_and_owner_changed() {
+        let log = EventLog::new(10);
+        let mut s = Scrape {
+            listeners: Some(vec![("", 22, "sshd")]),
+            ..Default::default()
+        };
+        log.observe_at(&s.families(), 1.0);
+        s.listeners = Some(vec![("", 22, "sshd"), ("4026532001", 8080, "unknown")]);
+        let e = log.observe_at(&s.families(), 2.0);
+        assert_eq!(kinds(&e), ["listener_opened"]);
+        assert_eq!((e[0].seq, e[0].scrape, e[0].time), (1, 2, 2.0));
+        assert_eq!(e[0].netns, "4026532001");
+        assert_eq!(e[0].severity, "info");
+        assert_eq!(
+            e[0].subject,
+            Subject::Listener {
+                protocol: "tcp".into(),
+                family: "ipv4".into(),
+                address: "0.0.0.0".into(),
+                port: 8080,
+                service: "svc".into(),
+                process: "unknown".into(),
+                user: "root".into(),
+                unexpected: None,
+                previous_process: None,
+                previous_user: None,
+            }
+        );
+        // The owner is found later (the walk interval).
+        s.listeners = Some(vec![("", 22, "sshd"), ("4026532001", 8080, "java")]);
+        let e = log.observe_at(&s.families(), 3.0);
+        assert_eq!(kinds(&e), ["listener_owner_changed"]);
+        let json = serde_json::to_value(&e[0]).unwrap();
+        assert_eq!(json["process"], "java");
+        assert_eq!(json["previous_process"], "unknown");
+        assert_eq!(json["kind"], "listener_owner_changed");
+        // An owner that cannot be resolved for a moment is no change; the known one stays.
+        s.listeners = Some(vec![("", 22, "sshd"), ("4026532001", 8080, "unknown")]);
+        assert!(log.observe_at(&s.families(), 3.5).is_empty());
+        s.listeners = Some(vec![("", 22, "sshd"), ("4026532001", 8080, "java")]);
+        assert!(log.observe_at(&s.families(), 3.6).is_empty());
+        // Same port in another namespace is another listener.
+        s.listeners = Some(vec![("4026532001", 8080, "java"), ("", 8080, "java")]);
+        let e = log.observe_at(&s.families(), 4.0);
+        assert_eq!(kinds(&e), ["listener_opened", "listener_closed"]);
+        assert_eq!((port(&e[0]), e[0].netns.as_str()), (8080, ""));
+        assert_eq!((port(&e[1]), e[1].netns.as_str()), (22, ""));
+        assert_eq!(e[1].seq, 4);
+        let json = serde_json::to_value(&e[1]).unwrap();
+        assert!(json.get("previous_process").is_none(), "{json}");
+        let totals = &log.families()[0];
+        let total = |k: &str| {
+            totals
+                .samples
+                .iter()
+                .find(|s| s.labels[0].1 == k)
+                .unwrap()
+                .value
+                .as_f64()
+        };
+        assert_eq!(total("listener_opened"), 2.0);
+        assert_eq!(total("listener_closed"), 1.0);
+        assert_eq!(total("listener_owner_changed"), 1.0);
+    }
+
+    #[test]
+    fn unexpected_listeners_and_outbound_keys() {
+        let log = EventLog::new(10);
+        let mut s = Scrape {
+            listeners: Some(vec![("", 22, "sshd")]),
+            unexpected: Some(vec![]),
+            outbound: Some(vec![]),
+            ..Default::default()
+        };
+        log.observe_at(&s.families(), 1.0);
+        // A new listener the policy does not allow: opened (a warning) and unexpected.
+        s.listeners = Some(vec![("", 22, "sshd"), ("", 23, "telnetd")]);
+        s.unexpected = Some(vec![23]);
+        let e = log.observe_at(&s.families(), 2.0);
+        assert_eq!(kinds(&e), ["listener_opened", "listener_unexpected"]);
+        assert!(e.iter().all(|e| e.severity == "warning"));
+        assert!(
+            matches!(&e[1].subject, Subject::Listener { process, unexpected: Some(true), .. } if process == "telnetd")
+        );
+        // An existing one becomes unexpected (e.g. the policy now names a process).
+        s.unexpected = Some(vec![22, 23]);
+        let e = log.observe_at(&s.families(), 3.0);
+        assert_eq!(kinds(&e), ["listener_unexpected"]);
+        assert_eq!(port(&e[0]), 22);
+        // An outbound key appears.
+        s.outbound = Some(vec!["25"]);
+        let e = log.observe_at(&s.families(), 4.0);
+        assert_eq!(kinds(&e), ["outbound_unexpected"]);
+        assert_eq!(e[0].severity, "warning");
+        let json = serde_json::to_value(&e[0]).unwrap();
+        assert_eq!(json["remote_port"], "25");
+        assert_eq!(json["process"], "curl");
+        assert_eq!(json["remote_network"], "0.0.0.0/0");
+        // Nothing new: nothing.
+        assert!(log.observe_at(&s.families(), 5.0).is_empty());
+    }
+
+    #[test]
+    fn interface_flags_and_appearance() {
+        let log = EventLog::new(10);
+        let mut s = Scrape {
+            interfaces: Some(vec![("lo", false, true), ("eth0", false, true)]),
+            ..Default::default()
+        };
+        log.observe_at(&s.families(), 1.0);
+        s.interfaces = Some(vec![("lo", false, true), ("eth0", true, true)]);
+        let e = log.observe_at(&s.families(), 2.0);
+        assert_eq!(kinds(&e), ["interface_flag_changed"]);
+        assert_eq!(e[0].severity, "warning");
+        let json = serde_json::to_value(&e[0]).unwrap();
+        assert_eq!(
+            (json["device"].as_str(), json["flag"].as_str()),
+            (Some("eth0"), Some("promisc"))
+        );
+        assert_eq!(json["value"], true);
+        assert_eq!(json["flags"], "BMPRU");
+        // Promisc off, down (up and running change), and a veth appears.
+        s.interfaces = Some(vec![
+            ("lo", false, true),
+            ("eth0", false, false),
+            ("veth1", false, true),
+        ]);
+        let e = log.observe_at(&s.families(), 3.0);
+        assert_eq!(
+            kinds(&e),
+            [
+                "interface_flag_changed",
+                "interface_flag_changed",
+                "interface_flag_changed",
+                "interface_appeared"
+            ]
+        );
+        let changed: Vec<(String, bool)> = e[..3]
+            .iter()
+            .map(|e| match &e.subject {
+                Subject::Interface {
+                    flag: Some(f),
+                    value: Some(v),
+                    ..
+                } => (f.clone(), *v),
+                s => panic!("{s:?}"),
+            })
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                ("promisc".to_string(), false),
+                ("running".to_string(), false),
+                ("up".to_string(), false)
+            ]
+        );
+        assert!(e.iter().all(|e| e.severity == "info"));
+        // Unwatched flags (broadcast) never make events; a device vanishes.
+        s.interfaces = Some(vec![("lo", false, true), ("eth0", false, false)]);
+        let e = log.observe_at(&s.families(), 4.0);
+        assert_eq!(kinds(&e), ["interface_vanished"]);
+        assert!(
+            matches!(&e[0].subject, Subject::Interface { device, flags, .. } if device == "veth1" && flags == "BMRU")
+        );
+    }
+
+    #[test]
+    fn namespaces_appear_and_vanish() {
+        let log = EventLog::new(10);
+        let mut s = Scrape {
+            netns: Some(vec!["1"]),
+            ..Default::default()
+        };
+        log.observe_at(&s.families(), 1.0);
+        s.netns = Some(vec!["1", "2"]);
+        let e = log.observe_at(&s.families(), 2.0);
+        assert_eq!(kinds(&e), ["netns_appeared"]);
+        assert_eq!(e[0].netns, "2");
+        assert_eq!(serde_json::to_value(&e[0]).unwrap()["name"], "ns-2");
+        s.netns = Some(vec!["2"]);
+        let e = log.observe_at(&s.families(), 3.0);
+        assert_eq!(kinds(&e), ["netns_vanished"]);
+        assert_eq!(e[0].netns, "1");
+        // A failing collector elsewhere: the owner of netns_info is unknown, so a missing
+        // namespace is not reported vanished.
+        s.netns = Some(vec![]);
+        s.failed = vec!["other"];
+        assert!(log.observe_at(&s.families(), 4.0).is_empty());
+        s.failed = vec![];
+        assert_eq!(
+            kinds(&log.observe_at(&s.families(), 5.0)),
+            ["netns_vanished"]
+        );
+    }
+
+    #[test]
+    fn partial_collections_close_nothing() {
+        let log = EventLog::new(10);
+        let full = Scrape {
+            listeners: Some(vec![("", 22, "sshd")]),
+            interfaces: Some(vec![("lo", false, true), ("eth0", false, true)]),
+            ..Default::default()
+        };
+        log.observe_at(&full.families(), 1.0);
+        // collect[]=interfaces: no listener family at all.
+        let only_ifs = Scrape {
+            listeners: None,
+            ..full.clone()
+        };
+        assert!(log.observe_at(&only_ifs.families(), 2.0).is_empty());
+        // The listeners collector failed (partial data): what is there is new, what is
+        // missing is not closed.
+        let failed = Scrape {
+            listeners: Some(vec![("", 443, "nginx")]),
+            failed: vec!["listeners"],
+            ..full.clone()
+        };
+        let e = log.observe_at(&failed.families(), 3.0);
+        assert_eq!(kinds(&e), ["listener_opened"]);
+        assert_eq!(port(&e[0]), 443);
+        // The interfaces collector timed out: its families are absent.
+        let no_ifs = Scrape {
+            interfaces: None,
+            ..full.clone()
+        };
+        let e = log.observe_at(&no_ifs.families(), 4.0);
+        assert_eq!(
+            kinds(&e),
+            ["listener_closed"],
+            "443 is gone in a complete scrape"
+        );
+        // Back: nothing appeared, nothing vanished meanwhile.
+        assert!(log.observe_at(&full.families(), 5.0).is_empty());
+        // A failed interfaces collection that misses eth0: not vanished.
+        let failed_ifs = Scrape {
+            interfaces: Some(vec![("lo", false, true)]),
+            failed: vec!["interfaces"],
+            ..full.clone()
+        };
+        assert!(log.observe_at(&failed_ifs.families(), 6.0).is_empty());
+        let gone = Scrape {
+            interfaces: Some(vec![("lo", false, true)]),
+            ..full.clone()
+        };
+        assert_eq!(
+            kinds(&log.observe_at(&gone.families(), 7.0)),
+            ["interface_vanished"]
+        );
+    }
+
+    #[test]
+    fn a_kind_seen_late_is_a_baseline_too() {
+        let log = EventLog::new(10);
+        let only_listeners = Scrape {
+            listeners: Some(vec![("", 22, "sshd")]),
+            ..Default::default()
+        };
+        log.observe_at(&only_listeners.families(), 1.0);
+        // First scrape with the interfaces collector (collect[] before): no flood.
+        let both = Scrape {
+            interfaces: Some(vec![("lo", false, true), ("eth0", false, true)]),
+            netns: Some(vec!["1", "2"]),
+            ..only_listeners.clone()
+        };
+        assert!(log.observe_at(&both.families(), 2.0).is_empty());
+    }
+
+    #[test]
+    fn malformed_labels_are_skipped() {
+        let fams = vec![
+            F::gauge("netstat_listener_info", "")
+                .with(lbl(&[("protocol", "tcp"), ("port", "99999")]), 1u64)
+                .with(lbl(&[("protocol", "tcp"), ("port", "x")]), 1u64)
+                .with(vec![], 1u64),
+            F::gauge("netstat_interface_flag", "").with(vec![], f64::NAN),
+            F::gauge("netstat_interface_info", "").with(vec![], 1u64),
+            F::gauge("netstat_scrape_collector_success", "").with(vec![], f64::NAN),
+        ];
+        let o = Observation::from_families(&fams);
+        assert!(o.listeners.as_ref().unwrap().items.is_empty());
+        assert!(!o.listeners.as_ref().unwrap().complete);
+        assert_eq!(o.interfaces.as_ref().unwrap().items.len(), 1);
+        let log = EventLog::new(1);
+        log.observe_at(&fams, 1.0);
+        log.observe_at(&[], 2.0);
+        log.observe_at(&fams, 3.0);
+    }
+
+    #[test]
+    fn the_log_is_bounded_and_the_cursor_pages() {
+        let log = EventLog::new(3);
+        let mut s = Scrape {
+            listeners: Some(vec![]),
+            ..Default::default()
+        };
+        log.observe_at(&s.families(), 1.0);
+        s.listeners = Some(vec![("", 1, "a"), ("", 2, "b")]);
+        log.observe_at(&s.families(), 2.0);
+        let p = log.since(0, 100);
+        assert_eq!(
+            (p.next, p.oldest, p.dropped, p.truncated),
+            (2, Some(1), 0, false)
+        );
+        assert_eq!(p.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+        // Nothing new after the cursor: same cursor back.
+        let p = log.since(2, 100);
+        assert!(p.events.is_empty());
+        assert_eq!(p.next, 2);
+        // Four more events (two closed, two opened): only 3 kept, the oldest dropped and counted.
+        s.listeners = Some(vec![("", 3, "c"), ("", 4, "d")]);
+        log.observe_at(&s.families(), 3.0);
+        let p = log.since(0, 100);
+        assert_eq!(p.capacity, 3);
+        assert_eq!(
+            p.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [4, 5, 6]
+        );
+        assert_eq!(
+            (p.dropped, p.oldest, p.truncated, p.next),
+            (3, Some(4), true, 6)
+        );
+        let dropped = &log.families()[1];
+        assert_eq!(dropped.name, "netstat_events_dropped");
+        assert_eq!(dropped.samples[0].value.as_f64(), 3.0);
+        // A client that saw up to 3 missed nothing; one that saw up to 2 missed event 3.
+        assert!(!log.since(3, 100).truncated);
+        assert!(log.since(2, 100).truncated);
+        // Limit pages through.
+        let p = log.since(3, 2);
+        assert_eq!(p.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
+        assert_eq!(p.next, 5);
+        assert_eq!(log.since(p.next, 2).events[0].seq, 6);
+        // A cursor from before a restart (beyond the newest): start over.
+        let p = log.since(1000, 100);
+        assert_eq!(p.events.len(), 3);
+        assert_eq!(p.next, 6);
+    }
+
+    #[test]
+    fn capacity_is_checked() {
+        assert_eq!(check_capacity(0), Ok(0));
+        assert_eq!(check_capacity(1000), Ok(1000));
+        assert!(check_capacity(MAX_CAPACITY + 1).is_err());
+        assert_eq!(EventLog::new(0).capacity(), 1);
+    }
+}
