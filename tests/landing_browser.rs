@@ -516,10 +516,12 @@ fn landing_page_shows_listeners_and_interfaces_live() {
     let chips = browser.exec(
         "return Array.from(document.querySelectorAll('#collectors .chip.ok')).map(c => c.dataset.collector)",
     );
-    assert_eq!(
-        chips,
-        json!(["sockets", "listeners", "interfaces", "protocols"])
-    );
+    let enabled: Vec<&str> = netstat_exporter::collectors::REGISTRY
+        .iter()
+        .filter(|d| d.default_enabled)
+        .map(|d| d.name)
+        .collect();
+    assert_eq!(chips, json!(enabled));
 
     // Sorting: by port ascending at first; a click reverses, another restores.
     let ports = |b: &Browser| -> Vec<u32> {

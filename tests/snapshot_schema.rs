@@ -93,6 +93,9 @@ fn snapshot_schema_and_live_content() {
             ("listeners", T::Arr),
             ("listeners_dropped", T::OptUint),
             ("interfaces", T::Arr),
+            ("outbound_policy", T::Bool),
+            ("outbound", T::Arr),
+            ("outbound_folded", T::OptUint),
         ],
     );
     assert_eq!(v["schema"], 1);
@@ -125,7 +128,40 @@ fn snapshot_schema_and_live_content() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["sockets", "listeners", "interfaces", "protocols"]);
+    let enabled: Vec<&str> = netstat_exporter::collectors::REGISTRY
+        .iter()
+        .filter(|d| d.default_enabled)
+        .map(|d| d.name)
+        .collect();
+    assert_eq!(names, enabled);
+    // The client side of a connection the test makes to its own listener is outbound.
+    let client = std::net::TcpStream::connect(("127.0.0.1", tcp_port)).unwrap();
+    let v2 = get_snapshot(&e, "/api/v1/snapshot");
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    let mine: Vec<_> = objects(&v2, "outbound")
+        .into_iter()
+        .filter(|o| o["process"] == comm.trim() && o["remote_network"] == "loopback")
+        .collect();
+    assert!(!mine.is_empty(), "{v2}");
+    for o in &mine {
+        check(
+            o,
+            "outbound",
+            &[
+                ("protocol", T::Str),
+                ("remote_port", T::Str),
+                ("service", T::Str),
+                ("remote_network", T::Str),
+                ("process", T::Str),
+                ("state", T::Str),
+                ("count", T::Uint),
+                ("unexpected", T::OptBool),
+                ("netns", T::Str),
+            ],
+        );
+        assert_eq!(o["unexpected"], Value::Null);
+    }
+    drop(client);
 
     for s in objects(&v, "sockets") {
         check(

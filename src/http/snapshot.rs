@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::collectors::{interfaces, listeners, sockets};
+use crate::collectors::{connections, interfaces, listeners, sockets};
 use crate::metrics::{MetricFamily, Sample, Value};
 use crate::scrape::{BUILD_INFO, COLLECTOR_DURATION, COLLECTOR_SUCCESS, PROCESS_START};
 
@@ -35,6 +35,28 @@ pub struct Snapshot {
     /// Listeners left out by --collector.listeners.max (null without the listeners collector).
     pub listeners_dropped: Option<u64>,
     pub interfaces: Vec<InterfaceRow>,
+    /// True when the expected file has a connections: policy (then `unexpected` is a bool).
+    pub outbound_policy: bool,
+    /// Outbound sockets by series (empty without the connections collector).
+    pub outbound: Vec<OutboundRow>,
+    /// Sockets in folded series (null without the connections collector).
+    pub outbound_folded: Option<u64>,
+}
+
+/// One series of `netstat_outbound_connections`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboundRow {
+    pub protocol: String,
+    pub remote_port: String,
+    pub service: String,
+    pub remote_network: String,
+    pub process: String,
+    pub state: String,
+    pub count: u64,
+    /// Null without a connections: policy.
+    pub unexpected: Option<bool>,
+    /// The netns label ("" for the exporter's own namespace).
+    pub netns: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -194,8 +216,45 @@ impl Snapshot {
                 .next()
                 .map(|s| int(s.value)),
             interfaces: interfaces(families),
+            outbound_policy: has_family(families, connections::UNEXPECTED_CONNECTIONS.name),
+            outbound: outbound(families),
+            outbound_folded: samples(families, connections::FOLDED.name)
+                .next()
+                .map(|s| int(s.value)),
         }
     }
+}
+
+fn outbound(families: &[MetricFamily]) -> Vec<OutboundRow> {
+    let policy = has_family(families, connections::UNEXPECTED_CONNECTIONS.name);
+    let key = |s: &Sample| {
+        [
+            "protocol",
+            "remote_port",
+            "service",
+            "remote_network",
+            "process",
+            "netns",
+        ]
+        .map(|k| label(s, k).to_string())
+    };
+    let flagged: std::collections::HashSet<[String; 6]> =
+        samples(families, connections::UNEXPECTED.name)
+            .map(key)
+            .collect();
+    samples(families, connections::OUTBOUND.name)
+        .map(|s| OutboundRow {
+            protocol: label(s, "protocol").into(),
+            remote_port: label(s, "remote_port").into(),
+            service: label(s, "service").into(),
+            remote_network: label(s, "remote_network").into(),
+            process: label(s, "process").into(),
+            state: label(s, "state").into(),
+            count: int(s.value),
+            unexpected: policy.then(|| flagged.contains(&key(s))),
+            netns: label(s, "netns").into(),
+        })
+        .collect()
 }
 
 fn collectors(families: &[MetricFamily]) -> Vec<CollectorStatus> {

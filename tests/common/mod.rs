@@ -2,6 +2,7 @@
 //! a tiny HTTP client, golden files.
 #![allow(dead_code)]
 
+pub mod netns;
 pub mod sockload;
 
 use std::io::{Read, Write};

@@ -200,3 +200,46 @@ unsafe fn fork_holder(
     }
     Ok((pid, ctl[1]))
 }
+
+/// A process named `name` (prctl, at most 15 bytes: what `ss -p` and the exporter show) that
+/// opens one non-blocking TCP connection to each of `targets` and holds them until dropped.
+/// Connections that cannot complete (a full accept queue) stay in SYN-SENT.
+pub fn hold_clients(name: &str, targets: &[std::net::SocketAddrV4]) -> io::Result<Holder> {
+    let mut comm = [0u8; 16];
+    for (d, s) in comm.iter_mut().zip(name.bytes().take(15)) {
+        *d = s;
+    }
+    let addrs: Vec<libc::sockaddr_in> = targets
+        .iter()
+        .map(|t| {
+            // SAFETY: sockaddr_in is plain old data; all-zero is valid.
+            let mut a: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            a.sin_family = libc::AF_INET as libc::sa_family_t;
+            a.sin_port = t.port().to_be();
+            a.sin_addr.s_addr = u32::from_ne_bytes(t.ip().octets());
+            a
+        })
+        .collect();
+    let alen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: only system calls in the child (the address list was built before the fork).
+    let child = unsafe {
+        fork_holder(&format!("clients of {name}"), || {
+            libc::prctl(libc::PR_SET_NAME, comm.as_ptr() as libc::c_ulong, 0, 0, 0);
+            for a in &addrs {
+                let c = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
+                if c < 0 {
+                    return 2;
+                }
+                let rc = libc::connect(c, (a as *const libc::sockaddr_in).cast(), alen);
+                if rc < 0 && *libc::__errno_location() != libc::EINPROGRESS {
+                    return 2;
+                }
+            }
+            1
+        })
+    }?;
+    Ok(Holder {
+        children: vec![child],
+        connections: targets.len(),
+    })
+}

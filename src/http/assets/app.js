@@ -205,6 +205,28 @@
   );
   listeners.emptyText = "no listeners (or the listeners collector is disabled)";
 
+  const outbound = setupTable(
+    "outbound",
+    [
+      { key: "protocol", label: "Proto" },
+      {
+        key: "process",
+        label: "Process",
+        text: (r) => r.process || "–",
+        badge: (r) => (r.unexpected ? "unexpected" : ""),
+      },
+      { key: "remote_port", label: "Remote port" },
+      { key: "service", label: "Service", text: (r) => r.service || "–" },
+      { key: "remote_network", label: "Network" },
+      { key: "state", label: "State" },
+      { key: "count", label: "Count", num: true },
+    ],
+    "count",
+    "descending",
+    (r) => (r.unexpected ? "unexpected" : "")
+  );
+  outbound.emptyText = "no outbound connections (or the connections collector is disabled)";
+
   const ifaceRate = (k) => (r) => r.rates ? r.rates[k] : null;
   const interfaces = setupTable(
     "interfaces",
@@ -320,6 +342,18 @@
     if (snap.listeners_dropped) notes.push(snap.listeners_dropped + " more not shown (--collector.listeners.max)");
     $("listeners-note").textContent = notes.join(" · ");
     $("listeners-note").className = "note" + (unexpected > 0 ? " bad" : "");
+
+    const out = snap.outbound || [];
+    outbound.rows = out;
+    renderRows(outbound);
+    const flagged = out.filter((r) => r.unexpected);
+    const outNotes = [out.reduce((n, r) => n + r.count, 0) + " outbound sockets"];
+    if (snap.outbound_policy) {
+      outNotes.push(flagged.length === 0 ? "all expected by policy" : flagged.length + " unexpected by policy");
+    }
+    if (snap.outbound_folded) outNotes.push(snap.outbound_folded + " in folded series (--collector.connections.max)");
+    $("outbound-note").textContent = outNotes.join(" · ");
+    $("outbound-note").className = "note" + (flagged.length > 0 ? " bad" : "");
 
     interfaces.rows = interfaceRows(snap, previous);
     renderRows(interfaces);
