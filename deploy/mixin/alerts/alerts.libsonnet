@@ -297,7 +297,7 @@ local oneLine(s) = std.strReplace(std.rstripChars(s, '\n'), '\n', ' ');
             annotations: {
               summary: 'No netstat_exporter target is being scraped',
               description: oneLine(|||
-                Prometheus has had no target matching {%(netstatExporterSelector)s} for %(exporterAbsentFor)s: the scrape
+                Prometheus has had no target of job "{{ $labels.job }}" ({%(netstatExporterSelector)s}) for %(exporterAbsentFor)s: the scrape
                 configuration or service discovery (ServiceMonitor, file_sd) lost the exporters, so
                 no host's network is being watched. Check the scrape configuration and the
                 Prometheus /service-discovery page.
