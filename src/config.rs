@@ -11,6 +11,12 @@ use crate::collectors::AVAILABLE;
 use crate::expected::{ExpectedListeners, PortRange};
 use crate::source::sockets::SourceMode;
 
+/// The clap command of the whole CLI (help, man page, completions). Go through this function
+/// rather than `Cli::command()`: it is where the full command is assembled.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 /// Default port: in the Prometheus exporter range, not node_exporter's 9100.
 pub const DEFAULT_PORT: u16 = 9958;
 pub const DEFAULT_PROCFS: &str = "/proc";
