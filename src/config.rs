@@ -208,7 +208,8 @@ pub fn anchored_regex(flag: &str, re: Option<&str>) -> Result<Option<Regex>, Str
 }
 
 /// The whole command line: [`Cli`] plus, for every collector of the registry, its
-/// enable/disable pair and its own flags; `--help` lists the collectors.
+/// enable/disable pair and its own flags; `--help` lists the collectors. Help, the man page
+/// and docs/flags.md all come from it.
 pub fn command() -> Command {
     command_with(REGISTRY)
 }

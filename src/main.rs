@@ -9,12 +9,30 @@ use netstat_exporter::scrape::Scraper;
 use netstat_exporter::web_config::WebRuntime;
 use netstat_exporter::{logging, metrics, server};
 
+/// `--version` / `-V`, laid out like the Prometheus exporters' (prometheus/common version.Print).
+fn version_text() -> String {
+    format!(
+        "netstat_exporter, version {} (branch: {}, revision: {})\n  build user:       {}\n  build date:       {}\n  rustc version:    {}\n  platform:         {}\n",
+        netstat_exporter::scrape::VERSION,
+        env!("NETSTAT_EXPORTER_BRANCH"),
+        netstat_exporter::scrape::REVISION,
+        env!("NETSTAT_EXPORTER_BUILD_USER"),
+        env!("NETSTAT_EXPORTER_BUILD_DATE"),
+        netstat_exporter::scrape::RUSTC,
+        env!("NETSTAT_EXPORTER_PLATFORM"),
+    )
+}
+
 fn main() -> ExitCode {
     let matches = match config::command().try_get_matches() {
         Ok(m) => m,
         Err(e) => {
             use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            if e.kind() == ErrorKind::DisplayVersion {
+                print!("{}", version_text());
+                return ExitCode::SUCCESS;
+            }
+            if e.kind() == ErrorKind::DisplayHelp {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }

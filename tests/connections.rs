@@ -58,7 +58,7 @@ struct Lab {
     _servers: Vec<OwnedFd>,
     _inbound: (TcpListener, TcpStream, TcpStream),
     _veth: Veth,
-    ns: TestNetns,
+    _ns: TestNetns,
     dir: TempDir,
 }
 
@@ -112,7 +112,7 @@ impl Lab {
             _servers: servers,
             _inbound: (host_listener, client, accepted),
             _veth: veth,
-            ns,
+            _ns: ns,
             dir,
         }
     }
@@ -337,7 +337,6 @@ fn outbound_series_equal_ss_and_the_policy_flags_ircbot_and_telnet() {
         .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
         .sum();
     assert_eq!(others, n_folded);
-    drop(lab.ns.name.len());
 }
 
 #[test]

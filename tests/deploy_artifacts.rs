@@ -418,7 +418,7 @@ fn systemd_unit_verifies_and_is_hardened() {
     let f = dir.join("netstat_exporter.service");
     std::fs::write(
         &f,
-        unit.replace("/usr/local/bin/netstat_exporter", common::exporter_bin()),
+        unit.replace("/usr/bin/netstat_exporter", common::exporter_bin()),
     )
     .unwrap();
     let out = assert_ok(Command::new("systemd-analyze").arg("verify").arg(&f));

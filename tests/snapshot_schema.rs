@@ -138,12 +138,15 @@ fn snapshot_schema_and_live_content() {
     let client = std::net::TcpStream::connect(("127.0.0.1", tcp_port)).unwrap();
     let v2 = get_snapshot(&e, "/api/v1/snapshot");
     let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    // Its owner is new since the last walk of /proc/*/fd (at start-up): it may show as unknown
+    // until the next walk interval.
     let mine: Vec<_> = objects(&v2, "outbound")
         .into_iter()
-        .filter(|o| o["process"] == comm.trim() && o["remote_network"] == "loopback")
+        .filter(|o| o["remote_network"] == "loopback")
+        .filter(|o| o["process"] == comm.trim() || o["process"] == "unknown")
         .collect();
     assert!(!mine.is_empty(), "{v2}");
-    for o in &mine {
+    for o in objects(&v2, "outbound") {
         check(
             o,
             "outbound",
@@ -268,7 +271,7 @@ fn snapshot_schema_and_live_content() {
 
     // collect[] is not needed, and does not narrow the snapshot.
     let narrowed = get_snapshot(&e, "/api/v1/snapshot?collect[]=sockets");
-    assert_eq!(objects(&narrowed, "collectors").len(), 4);
+    assert_eq!(objects(&narrowed, "collectors").len(), enabled.len());
     assert!(!objects(&narrowed, "interfaces").is_empty());
     drop((tcp, udp));
 }
@@ -296,7 +299,7 @@ fn snapshot_with_collectors_disabled_and_a_policy() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["listeners", "protocols"]);
+    assert_eq!(names, ["listeners", "connections", "protocols"]);
     assert!(objects(&v, "interfaces").is_empty());
     assert!(objects(&v, "sockets").is_empty());
     assert_eq!(v["expected_listeners_policy"], true);

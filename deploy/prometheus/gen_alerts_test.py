@@ -124,6 +124,7 @@ tests.append({
     ],
 })
 # --- listeners
+OUT = {'protocol': 'tcp', 'remote_port': '6667', 'service': 'ircd', 'remote_network': 'public', 'process': 'ircbot'}
 lst = lambda addr, port, proto='tcp': {'protocol': proto, 'family': 'ipv4', 'address': addr, 'port': str(port)}
 tests.append({
     'name': 'listener accept queue near its limit, listen overflows, unexpected listeners',
@@ -138,6 +139,7 @@ tests.append({
         S('netstat_tcp_listen_overflows_total', {}, '0+60x20'),
         S('netstat_tcp_listen_overflows_total', {}, '7x20', base=H2),
         S('netstat_listener_unexpected', dict(lst('0.0.0.0', 4444), service='krb524', process='nc'), '1x10'),
+        S('netstat_outbound_unexpected', OUT, '1x10'),
     ],
     'alert_rule_test': [
         {'eval_time': '3m', 'alertname': 'NetstatListenerAcceptQueueNearLimit', 'exp_alerts': []},
@@ -149,6 +151,9 @@ tests.append({
         {'eval_time': '1m', 'alertname': 'NetstatUnexpectedListener', 'exp_alerts': []},
         {'eval_time': '5m', 'alertname': 'NetstatUnexpectedListener', 'exp_alerts': [
             exp('NetstatUnexpectedListener', L(dict(lst('0.0.0.0', 4444), service='krb524', process='nc')), 1)]},
+        {'eval_time': '1m', 'alertname': 'NetstatUnexpectedOutboundConnection', 'exp_alerts': []},
+        {'eval_time': '5m', 'alertname': 'NetstatUnexpectedOutboundConnection', 'exp_alerts': [
+            exp('NetstatUnexpectedOutboundConnection', L(OUT), 1)]},
     ],
 })
 # --- socket queues: tcp receive never drains (fires); tcp send drains once (does not).

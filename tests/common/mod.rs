@@ -310,3 +310,23 @@ pub fn assert_golden(path: &Path, actual: &str) {
         );
     }
 }
+
+/// True when `python3` can import `module` (installed from PyPI as `pip_name`). Same rules as
+/// [`require_tool`]: under CI=true a missing module fails the test, locally it is a loud skip.
+pub fn require_python_module(module: &str, pip_name: &str) -> bool {
+    if !require_tool("python3") {
+        return false;
+    }
+    let found = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return true;
+    }
+    if in_ci() {
+        panic!("python module `{module}` is missing under CI=true (.ci/run must pip install {pip_name})");
+    }
+    eprintln!("\n*** SKIPPED: python module `{module}` missing; pip install {pip_name} (or run .ci/run) ***\n");
+    false
+}

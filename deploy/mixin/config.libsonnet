@@ -1,0 +1,53 @@
+// Defaults of the netstat_exporter mixin. Override any of them in your own jsonnet:
+//
+//   (import 'netstat-exporter-mixin/mixin.libsonnet') + {
+//     _config+:: { netstatExporterSelector: 'job="netstat"', timeWaitThreshold: 100000 },
+//   }
+//
+// The shipped deploy/prometheus/alerts.yml and dashboards/*.json are these defaults rendered.
+{
+  _config+:: {
+    // --- Selectors
+    // Label matchers selecting the exporter's series in every alert: the scrape job of
+    // deploy/prometheus/prometheus.yml and the Service name in deploy/kubernetes. Add your own
+    // matchers here (e.g. 'job="netstat-exporter", cluster="prod"').
+    netstatExporterSelector: 'job="netstat-exporter"',
+    // Devices NetstatInterfacePromiscuous ignores (anchored regex): bridge ports (veth, tap,
+    // vnet and CNI devices) are promiscuous by design.
+    promiscuousInterfaceExcludeRegex: 'veth.*|vnet.*|tap.*|cali.*|cilium.*|flannel.*|cni.*|docker.*|br-.*|virbr.*|lxc.*',
+    // Window of the rate()s in the alerts.
+    alertRateInterval: '5m',
+
+    // --- Thresholds and `for:` durations of the alerts
+    interfaceErrorRatio: 0.01,  // share of a direction's packets that are errors
+    interfaceErrorFor: '15m',
+    interfaceDropRatio: 0.01,
+    interfaceDropFor: '15m',
+    interfaceOverrunRatio: 0.001,
+    interfaceOverrunFor: '10m',
+    interfacePromiscuousFor: '5m',
+    acceptQueueFillRatio: 0.8,  // accept queue / its limit (also the dashboard's red line)
+    acceptQueueFor: '5m',
+    listenOverflowsFor: '5m',
+    unexpectedListenerFor: '2m',
+    unexpectedOutboundFor: '2m',
+    socketQueueWindow: '10m',  // a queue must stay non-empty at every scrape of this window
+    socketQueueFor: '5m',
+    timeWaitThreshold: 50000,  // TIME_WAIT sockets per host (also the dashboard's orange)
+    timeWaitFor: '15m',
+    closeWaitThreshold: 100,  // CLOSE_WAIT sockets per host (also the dashboard's orange)
+    closeWaitFor: '15m',
+    udpReceiveBufferErrorsFor: '10m',
+    collectorFailedFor: '5m',
+    exporterDownFor: '5m',
+    exporterAbsentFor: '15m',
+
+    // --- Dashboard
+    dashboardUid: 'netstat-exporter',
+    dashboardTitle: 'netstat_exporter',
+    dashboardTags: ['netstat', 'network', 'prometheus'],
+    dashboardRefresh: '30s',
+    dashboardTimeFrom: 'now-3h',
+    dashboardTimezone: '',
+  },
+}

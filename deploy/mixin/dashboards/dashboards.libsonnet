@@ -1,0 +1,1 @@
+(import 'netstat_exporter.libsonnet')
