@@ -379,3 +379,74 @@ fn a_new_destination_counts_once() {
         Some(2.0)
     );
 }
+
+/// The shipped alert's expression, from alerts.yml.
+fn alert_expr(name: &str) -> String {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/alerts.yml"),
+    )
+    .unwrap();
+    let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    v["groups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_sequence().unwrap())
+        .find(|r| r["alert"].as_str() == Some(name))
+        .and_then(|r| r["expr"].as_str())
+        .unwrap_or_else(|| panic!("no alert {name}"))
+        .to_string()
+}
+
+#[test]
+fn the_shipped_alert_names_ircbot_and_telnet_in_a_live_prometheus() {
+    if !require_root() || !require_tool("ip") || !require_tool("prometheus") {
+        return;
+    }
+    let lab = Lab::new();
+    let _irc = hold_clients("ircbot", &lab_targets(SERVER, 6667, 2)).unwrap();
+    let _telnet = hold_clients("telnet", &lab_targets(SERVER, 23, 1)).unwrap();
+    let _curl = hold_clients("curl", &lab_targets(SERVER, 443, 2)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let args = lab.args(&[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let e = Exporter::start(&args);
+    let prom = common::prometheus::Prometheus::start(&[e.addr], 1);
+    prom.wait_for_scrapes(3, 1);
+    let expr = alert_expr("NetstatUnexpectedOutboundConnection");
+    let result = prom.query(&expr).expect("the alert expression parses");
+    let lab_flagged: BTreeMap<String, String> = result
+        .iter()
+        .filter(|r| r["metric"]["remote_network"].as_str() == Some("lab"))
+        .map(|r| {
+            (
+                r["metric"]["process"].as_str().unwrap_or("").to_string(),
+                r["metric"]["remote_port"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect();
+    let want: BTreeMap<String, String> = [
+        ("ircbot".to_string(), "6667".to_string()),
+        ("telnet".to_string(), "23".to_string()),
+    ]
+    .into();
+    assert_eq!(lab_flagged, want, "{result:?}");
+    // And the alert fires (its `for:` is shortened in the test copy of the rules).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let firing = "ALERTS{alertname=\"NetstatUnexpectedOutboundConnection\",alertstate=\"firing\",remote_network=\"lab\"}";
+    loop {
+        let n = prom.query(firing).map(|r| r.len()).unwrap_or(0);
+        if n == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alert not firing for ircbot and telnet: {:?}",
+            prom.query(firing)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

@@ -15,6 +15,7 @@
 //! to `proptest-regressions/` is off (the tests never write to the source tree).
 
 use std::io::Cursor;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -24,6 +25,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 
 use netstat_exporter::expected::ExpectedListeners;
+use netstat_exporter::networks::{unmap, Networks, Prefix};
 use netstat_exporter::source::etc::{parse_passwd, parse_services};
 use netstat_exporter::source::inet::{Family, Protocol};
 use netstat_exporter::source::netdev::{parse_stream, NetDevParser};
@@ -266,6 +268,56 @@ proptest! {
         if let Ok(x) = ExpectedListeners::parse(&text, "fuzz.yml") {
             let _ = x.allows(Protocol::Tcp, "0.0.0.0".parse().unwrap(), 22, Some("sshd"));
         }
+    }
+
+    #[test]
+    fn networks_file(data in input(vec![
+        b"networks:\n  lab: [\"10.213.9.0/24\"]\n  corp: [\"10.0.0.0/8\", \"fd00::/8\"]\n".to_vec(),
+    ])) {
+        tick();
+        let text = String::from_utf8_lossy(&data);
+        if let Ok(n) = Networks::parse(&text, "fuzz.yml") {
+            for a in ["10.213.9.1", "::ffff:10.0.0.1", "fd00::1", "8.8.8.8", "::1"] {
+                let class = n.classify(a.parse().unwrap());
+                prop_assert!(class < n.len());
+                prop_assert!(!n.name(class).is_empty());
+            }
+        }
+    }
+
+    /// The matcher against a reference: a prefix of length `len` holds an address exactly
+    /// when their first `len` bits agree.
+    #[test]
+    fn cidr_matcher(v4 in any::<bool>(), net in any::<u128>(), addr in any::<u128>(), len in 0u8..=128, text in "[0-9a-f:./]{0,48}") {
+        tick();
+        let _ = Prefix::parse(&text);
+        let (max, net, addr) = if v4 {
+            (32u8, net & 0xffff_ffff, addr & 0xffff_ffff)
+        } else {
+            (128u8, net, addr)
+        };
+        let len = len % (max + 1);
+        let (p, ip): (String, IpAddr) = if v4 {
+            (
+                format!("{}/{len}", Ipv4Addr::from(net as u32)),
+                IpAddr::V4(Ipv4Addr::from(addr as u32)),
+            )
+        } else {
+            (
+                format!("{}/{len}", Ipv6Addr::from(net)),
+                IpAddr::V6(Ipv6Addr::from(addr)),
+            )
+        };
+        let prefix = Prefix::parse(&p).unwrap();
+        let shift = u32::from(max - len);
+        let same = if len == 0 { true } else { (net >> shift) == (addr >> shift) };
+        // An IPv4-mapped IPv6 address is unmapped before matching, as the classifier does: it
+        // is then an IPv4 address, which no IPv6 prefix holds.
+        let expected = if unmap(ip) != ip { false } else { same };
+        prop_assert_eq!(prefix.contains(unmap(ip)), expected, "{} {}", p, ip);
+        // An address of the other family never matches, even a /0.
+        let other: IpAddr = if v4 { "::1".parse().unwrap() } else { "127.0.0.1".parse().unwrap() };
+        prop_assert!(!prefix.contains(other));
     }
 
     #[test]
