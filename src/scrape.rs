@@ -361,6 +361,9 @@ pub fn collect(
             info = source.pass(ns, &union, &mut pass_errors, &mut dispatch);
             pass_seconds = t.elapsed().as_secs_f64();
         }
+        for c in &mut collections {
+            c.pass_done();
+        }
         for (i, c) in collections.into_iter().enumerate() {
             let t = Instant::now();
             let mut got = Collected::default();

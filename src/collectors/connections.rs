@@ -15,6 +15,8 @@
 //! of remote addresses, for counting new destinations.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -32,7 +34,7 @@ use crate::source::inet::{
     TCP_NEW_SYN_RECV, TCP_STATE_NAMES, TCP_SYN_RECV,
 };
 use crate::source::netns::Netns;
-use crate::source::procfd::{Lookup, OwnerResolver};
+use crate::source::procfd::{Lookup, OwnerResolver, OwnerView};
 use crate::source::sockets::{PassInfo, SocketNeeds};
 
 use super::listeners::ListeningPorts;
@@ -277,7 +279,7 @@ impl Destinations {
         &mut self,
         ns: &str,
         now: Instant,
-        addresses: &HashMap<IpAddr, u16>,
+        addresses: &FxHashMap<IpAddr, u16>,
         classes: usize,
     ) -> Vec<u64> {
         let memory = self.memory;
@@ -369,11 +371,13 @@ struct ConnectionsPass<'a> {
     tcp_ports: ListeningPorts,
     udp_ports: ListeningPorts,
     udp_connected: Vec<UdpSock>,
-    counts: HashMap<RawKey, u64>,
+    counts: FxHashMap<RawKey, u64>,
     /// Sockets whose owner is not known yet: (inode, key with pid 0).
     pending: Vec<(u64, RawKey)>,
     /// Remote address -> network class.
-    addresses: HashMap<IpAddr, u16>,
+    addresses: FxHashMap<IpAddr, u16>,
+    /// The owner cache, locked for the pass (released in `pass_done`).
+    owners: Option<OwnerView<'a>>,
 }
 
 fn bit(v: &[u64], port: u16) -> bool {
@@ -405,9 +409,10 @@ impl<'a> ConnectionsPass<'a> {
             tcp_ports: ListeningPorts::default(),
             udp_ports: ListeningPorts::default(),
             udp_connected: Vec::new(),
-            counts: HashMap::new(),
+            counts: FxHashMap::default(),
             pending: Vec::new(),
-            addresses: HashMap::new(),
+            addresses: FxHashMap::default(),
+            owners: c.resolver.as_deref().map(OwnerResolver::view),
         }
     }
 
@@ -437,8 +442,8 @@ impl<'a> ConnectionsPass<'a> {
             pid: 0,
             state,
         };
-        if let (Some(r), true) = (&self.c.resolver, inode != 0) {
-            match r.lookup(inode, self.now) {
+        if let (Some(view), true) = (&mut self.owners, inode != 0) {
+            match view.lookup(inode, self.now) {
                 Lookup::Cached(pid) => key.pid = pid,
                 Lookup::Unknown if self.pending.len() < PENDING_MAX => {
                     self.pending.push((inode, key));
@@ -452,6 +457,10 @@ impl<'a> ConnectionsPass<'a> {
 }
 
 impl Collection for ConnectionsPass<'_> {
+    fn pass_done(&mut self) {
+        self.owners = None;
+    }
+
     fn inet(&mut self, s: &InetSocket) {
         match s.protocol {
             Protocol::Tcp => {
@@ -486,6 +495,10 @@ impl Collection for ConnectionsPass<'_> {
     }
 
     fn finish(mut self: Box<Self>, _pass: &PassInfo, out: &mut Collected) {
+        // The UDP sockets below still look owners up; then the cache is released for resolve.
+        if self.owners.is_none() {
+            self.owners = self.c.resolver.as_deref().map(OwnerResolver::view);
+        }
         for u in std::mem::take(&mut self.udp_connected) {
             let probe = InetSocket {
                 protocol: u.protocol,
@@ -511,6 +524,7 @@ impl Collection for ConnectionsPass<'_> {
                 );
             }
         }
+        self.owners = None;
         let c = self.c;
         let mut errors = std::mem::take(&mut self.errors);
         // Owners never looked for: one walk for all of them (when one is due).
@@ -804,7 +818,7 @@ mod tests {
         let t = Instant::now();
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
-        let addrs = |list: &[IpAddr]| list.iter().map(|a| (*a, 1u16)).collect::<HashMap<_, _>>();
+        let addrs = |list: &[IpAddr]| list.iter().map(|a| (*a, 1u16)).collect::<FxHashMap<_, _>>();
         assert_eq!(d.observe("", t, &addrs(&[a]), 2), vec![0, 0], "baseline");
         assert_eq!(d.observe("", t, &addrs(&[a, b]), 2), vec![0, 1]);
         assert_eq!(d.observe("", t, &addrs(&[a, b]), 2), vec![0, 1]);
@@ -819,11 +833,16 @@ mod tests {
     fn capacity_evicts_the_oldest_and_counts() {
         let mut d = Destinations::new(Duration::from_secs(3600), 10);
         let t = Instant::now();
-        d.observe("", t, &HashMap::new(), 1);
+        d.observe("", t, &FxHashMap::default(), 1);
         for i in 0..30u8 {
             let addr: IpAddr = [10, 0, 0, i].into();
             let at = t + Duration::from_millis(u64::from(i));
-            d.observe("", at, &[(addr, 0u16)].into_iter().collect(), 1);
+            d.observe(
+                "",
+                at,
+                &[(addr, 0u16)].into_iter().collect::<FxHashMap<_, _>>(),
+                1,
+            );
             assert!(d.len <= 10, "{}", d.len);
         }
         assert!(d.evictions >= 20, "{}", d.evictions);
@@ -834,7 +853,7 @@ mod tests {
         d.observe(
             "",
             t + Duration::from_millis(40),
-            &[(newest, 0u16)].into_iter().collect(),
+            &[(newest, 0u16)].into_iter().collect::<FxHashMap<_, _>>(),
             1,
         );
         assert_eq!(d.new[""][0], before);
@@ -843,7 +862,7 @@ mod tests {
         d.observe(
             "",
             t + Duration::from_millis(41),
-            &[(oldest, 0u16)].into_iter().collect(),
+            &[(oldest, 0u16)].into_iter().collect::<FxHashMap<_, _>>(),
             1,
         );
         assert_eq!(d.new[""][0], before + 1);

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use clap::{value_parser, Arg};
 use regex::Regex;
+use rustc_hash::FxHashMap;
 
 use crate::config::{toggle_args, Config};
 use crate::expected::{ExpectedListeners, PortRange};
@@ -278,14 +279,14 @@ impl ListenerTable {
 /// common case for outbound sockets) without hashing.
 pub struct ListeningPorts {
     bits: Vec<u64>,
-    by_port: HashMap<(Family, u16), Vec<IpAddr>>,
+    by_port: FxHashMap<(Family, u16), Vec<IpAddr>>,
 }
 
 impl Default for ListeningPorts {
     fn default() -> Self {
         ListeningPorts {
             bits: vec![0; 2 * 65536 / 64],
-            by_port: HashMap::new(),
+            by_port: FxHashMap::default(),
         }
     }
 }
@@ -542,7 +543,7 @@ pub struct ListenersPass<'a> {
     table: ListenerTable,
     ports: ListeningPorts,
     /// TCP listener key -> established connections seen so far.
-    connections: HashMap<ListenerKey, u64>,
+    connections: FxHashMap<ListenerKey, u64>,
 }
 
 impl<'a> ListenersPass<'a> {
@@ -551,7 +552,7 @@ impl<'a> ListenersPass<'a> {
             collector,
             table: ListenerTable::default(),
             ports: ListeningPorts::default(),
-            connections: HashMap::new(),
+            connections: FxHashMap::default(),
         }
     }
 }

@@ -87,6 +87,9 @@ pub trait Collection {
     fn inet(&mut self, _s: &InetSocket) {}
     /// A unix socket of the shared pass.
     fn unix(&mut self, _s: &UnixSocket) {}
+    /// The pass is over (called for every collection before any `finish`): release what was
+    /// held for the pass.
+    fn pass_done(&mut self) {}
     /// The pass is over (`pass` says which backend served each table): read any other
     /// source and render into `out`.
     fn finish(self: Box<Self>, pass: &PassInfo, out: &mut Collected);

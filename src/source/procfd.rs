@@ -18,6 +18,9 @@
 //! directories cannot be read: their sockets stay unresolved, which is not an error.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::MutexGuard;
+
+use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -48,6 +51,30 @@ pub struct ResolverStats {
     pub unresolved: u64,
 }
 
+/// The locked cache, see [`OwnerResolver::view`].
+pub struct OwnerView<'a>(MutexGuard<'a, State>);
+
+impl OwnerView<'_> {
+    /// What the cache knows of `inode`, without verifying it: a socket keeps its inode for
+    /// life and rarely changes owner, so per-connection lookups trust the cache (listener
+    /// lookups, few and important, are verified by [`OwnerResolver::resolve`]). Marks the
+    /// entry as used at `now`.
+    pub fn lookup(&mut self, inode: u64, now: Instant) -> Lookup {
+        let st = &mut *self.0;
+        if let Some(e) = st.cache.get_mut(&inode) {
+            e.2 = now;
+            return Lookup::Cached(e.0);
+        }
+        match st.unresolvable.get_mut(&inode) {
+            Some(t) => {
+                *t = now;
+                Lookup::Unresolvable
+            }
+            None => Lookup::Unknown,
+        }
+    }
+}
+
 /// What the cache says of an inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
@@ -63,11 +90,11 @@ pub enum Lookup {
 pub const FORGET_AFTER: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Default)]
-struct State {
+pub struct State {
     /// inode -> (pid, fd, last lookup)
-    cache: HashMap<u64, (u32, u32, Instant)>,
+    cache: FxHashMap<u64, (u32, u32, Instant)>,
     /// inode -> last lookup, for inodes a walk found no owner for.
-    unresolvable: HashMap<u64, Instant>,
+    unresolvable: FxHashMap<u64, Instant>,
     last_walk: Option<Instant>,
     last_prune: Option<Instant>,
     stats: ResolverStats,
@@ -105,23 +132,10 @@ impl OwnerResolver {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).stats
     }
 
-    /// What the cache knows of `inode`, without verifying it: a socket keeps its inode for
-    /// life and rarely changes owner, so per-connection lookups trust the cache (listener
-    /// lookups, few and important, are verified by [`OwnerResolver::resolve`]). Marks the
-    /// entry as used at `now`.
-    pub fn lookup(&self, inode: u64, now: Instant) -> Lookup {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = st.cache.get_mut(&inode) {
-            e.2 = now;
-            return Lookup::Cached(e.0);
-        }
-        match st.unresolvable.get_mut(&inode) {
-            Some(t) => {
-                *t = now;
-                Lookup::Unresolvable
-            }
-            None => Lookup::Unknown,
-        }
+    /// A locked view of the cache for many lookups in a row (one lock for a whole socket
+    /// pass instead of one per socket). Drop it before calling [`OwnerResolver::resolve`].
+    pub fn view(&self) -> OwnerView<'_> {
+        OwnerView(self.state.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The process name of `pid` (`<procfs>/<pid>/comm`), None when it is gone.
