@@ -105,6 +105,36 @@ pub struct Cli {
     )]
     pub web_scrape_timeout_offset: String,
 
+    /// Which network namespaces to report: self (the exporter's own, as before) or all (every
+    /// namespace on the host: each container and pod; their series gain a netns label).
+    #[arg(long = "netns", value_name = "WHICH", default_value = "self",
+          value_parser = ["self", "all"])]
+    pub netns: String,
+
+    /// With --netns=all: the collectors that read every namespace (the others read only the
+    /// exporter's own), comma-separated.
+    #[arg(
+        long = "netns.collectors",
+        value_name = "LIST",
+        default_value = "sockets,listeners,connections,interfaces"
+    )]
+    pub netns_collectors: String,
+
+    /// With --netns=all: regexp (anchored) of the namespaces to read, matched against the
+    /// ip-netns name, the container id and the pod uid (any of them).
+    #[arg(long = "netns.include", value_name = "REGEX")]
+    pub netns_include: Option<String>,
+
+    /// With --netns=all: regexp (anchored) of namespaces not to read (name, container id or
+    /// pod uid).
+    #[arg(long = "netns.exclude", value_name = "REGEX")]
+    pub netns_exclude: Option<String>,
+
+    /// With --netns=all: read at most this many namespaces (the exporter's own included; the
+    /// others by inode order); the rest are counted in netstat_netns_dropped.
+    #[arg(long = "netns.max", value_name = "N", default_value_t = 500)]
+    pub netns_max: usize,
+
     /// Print one scrape (Prometheus text format) to stdout and exit.
     #[arg(long = "once")]
     pub once: bool,
@@ -133,6 +163,8 @@ pub struct Config {
     pub web_scrape_timeout: Duration,
     pub web_scrape_timeout_offset: Duration,
     pub once: bool,
+    /// `--netns=all`: which namespaces and collectors; None for `self`.
+    pub netns: Option<NetnsConfig>,
     /// Everything parsed, for the collectors' own flags (see [`Config::arg`]).
     pub matches: ArgMatches,
     /// The collectors these flags were parsed for.
@@ -140,6 +172,65 @@ pub struct Config {
     /// The one owner resolver (socket inode -> process) that every collector shares.
     owners: Arc<OnceLock<Arc<OwnerResolver>>>,
     pub events_capacity: usize,
+}
+
+/// What `--netns=all` reads.
+#[derive(Debug, Clone)]
+pub struct NetnsConfig {
+    /// Collectors that read every namespace.
+    pub collectors: Vec<String>,
+    pub include: Option<Regex>,
+    pub exclude: Option<Regex>,
+    pub max: usize,
+    /// Where `ip netns` keeps its bind mounts: /run/netns, and the same under --path.rootfs.
+    pub dirs: Vec<PathBuf>,
+}
+
+impl NetnsConfig {
+    fn from_cli(cli: &Cli, registry: &[&CollectorDecl]) -> Result<Option<NetnsConfig>, String> {
+        if cli.netns != "all" {
+            return Ok(None);
+        }
+        let collectors: Vec<String> = cli
+            .netns_collectors
+            .split(',')
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect();
+        for c in &collectors {
+            if !registry.iter().any(|d| d.name == c) {
+                return Err(format!(
+                    "invalid --netns.collectors: unknown collector {c:?} (available: {})",
+                    registry
+                        .iter()
+                        .map(|d| d.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        if cli.netns_max == 0 {
+            return Err("invalid --netns.max: at least 1 (the exporter's own namespace)".into());
+        }
+        let mut dirs = vec![PathBuf::from("/run/netns")];
+        let under_root = cli.rootfs.join("run/netns");
+        if under_root != dirs[0] {
+            dirs.push(under_root);
+        }
+        Ok(Some(NetnsConfig {
+            collectors,
+            include: anchored_regex("--netns.include", cli.netns_include.as_deref())?,
+            exclude: anchored_regex("--netns.exclude", cli.netns_exclude.as_deref())?,
+            max: cli.netns_max,
+            dirs,
+        }))
+    }
+
+    /// Whether a namespace with these identities is read (name, container id, pod uid).
+    pub fn keeps(&self, ids: &[&str]) -> bool {
+        let any = |re: &Regex| ids.iter().any(|v| !v.is_empty() && re.is_match(v));
+        self.include.as_ref().is_none_or(any) && !self.exclude.as_ref().is_some_and(any)
+    }
 }
 
 /// A listen address: `:PORT` (all addresses) or a concrete socket address.
@@ -312,6 +403,7 @@ impl Config {
             })
             .map(|d| d.name)
             .collect();
+        let netns = NetnsConfig::from_cli(&cli, registry)?;
         let requested: SourceMode = cli.sockets_source.parse()?;
         // netlink sees the exporter's own network namespace; a --path.procfs elsewhere means
         // the user wants that tree read, so auto reads it.
@@ -343,6 +435,7 @@ impl Config {
             registry,
             owners: Arc::default(),
             events_capacity: crate::events::check_capacity(cli.events_capacity)?,
+            netns,
         })
     }
 

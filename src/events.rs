@@ -53,7 +53,7 @@ const FAMILIES: Families = Families {
     listener_unexpected: (listeners::UNEXPECTED.name, Some(listeners::DECL.name)),
     interface_info: (interfaces::INFO.name, Some(interfaces::DECL.name)),
     interface_flag: (interfaces::FLAG.name, Some(interfaces::DECL.name)),
-    netns_info: ("netstat_netns_info", None),
+    netns_info: (crate::scrape::NETNS_INFO.name, None),
     outbound_unexpected: (connections::UNEXPECTED.name, Some(connections::DECL.name)),
     collector_success: COLLECTOR_SUCCESS.name,
 };

@@ -5,14 +5,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::collectors::{self, Collected, Collection, Collector};
 use crate::config::Config;
+use crate::config::NetnsConfig;
 use crate::metrics::{Desc, MetricFamily};
+use crate::source::cgroup;
 use crate::source::inet::{InetSocket, UnixSocket};
-use crate::source::netns::Netns;
+use crate::source::netns::{self, Found, Netns, NetnsInfo};
 use crate::source::sockets::{SocketNeeds, SocketSource, SocketVisitor, SourceMode};
 use crate::source::{process, SourceError};
 
@@ -76,6 +79,29 @@ pub static PROCESS_MAX_FDS: Desc = Desc::gauge(
     "Maximum number of open file descriptors.",
 );
 
+pub static NETNS_INFO: Desc = Desc::gauge(
+    "netstat_netns_info",
+    &["netns", "name", "container_id", "pod_uid"],
+    "With --netns=all: 1 per network namespace read. netns: its inode (empty for the exporter's own, whose series carry no netns label), name: its ip-netns name, container_id: the full id of the container of its lowest pid, pod_uid: the Kubernetes pod uid (join with kube_pod_info on uid for pod names).",
+);
+pub static NETNS_READ: Desc = Desc::gauge(
+    "netstat_netns",
+    &[],
+    "With --netns=all: network namespaces read in this scrape, the exporter's own included.",
+);
+pub static NETNS_DROPPED: Desc = Desc::gauge(
+    "netstat_netns_dropped",
+    &[],
+    "With --netns=all: network namespaces left out of this scrape because there were more than --netns.max.",
+);
+pub static NETNS_ERRORS: Desc = Desc::counter(
+    "netstat_netns_errors",
+    &["reason"],
+    "With --netns=all: network namespaces skipped since start, by reason: vanished (gone while being read: not a failure), no_permission (no process to read it through without CAP_SYS_ADMIN), enter_failed (setns refused otherwise).",
+);
+/// Every reason of `netstat_netns_errors_total`, always exported.
+const NETNS_ERROR_REASONS: [&str; 3] = ["vanished", "no_permission", "enter_failed"];
+
 /// The exporter's own metrics, present in every scrape whatever `collect[]` selects.
 pub fn metrics() -> Vec<&'static Desc> {
     vec![
@@ -91,6 +117,10 @@ pub fn metrics() -> Vec<&'static Desc> {
         &PROCESS_MAX_FDS,
         &crate::events::EVENTS,
         &crate::events::EVENTS_DROPPED,
+        &NETNS_INFO,
+        &NETNS_READ,
+        &NETNS_DROPPED,
+        &NETNS_ERRORS,
     ]
 }
 
@@ -125,8 +155,35 @@ pub struct Scraper {
 struct Shared {
     collectors: Vec<Arc<dyn Collector>>,
     source: SocketSource,
-    namespaces: Vec<Netns>,
+    /// The exporter's own namespace, always read first.
+    own: Netns,
+    /// `--netns=all`: the other namespaces and which collectors read them.
+    netns: Option<NetnsAll>,
+    procfs: PathBuf,
     errors_total: ErrorTotals,
+    /// reason -> namespaces skipped since start, for `netstat_netns_errors_total`.
+    netns_errors: Mutex<BTreeMap<&'static str, u64>>,
+    /// Entering a namespace was refused (no CAP_SYS_ADMIN): read /proc/<pid>/net from then on.
+    unprivileged: AtomicBool,
+}
+
+struct NetnsAll {
+    config: NetnsConfig,
+    /// Per collector (index in `Shared::collectors`): whether it reads other namespaces.
+    reads: Vec<bool>,
+}
+
+/// The namespaces one run read, for `netstat_netns_info` and friends.
+struct NetnsReport {
+    /// (label, info) of every namespace read.
+    read: Vec<(String, NetnsInfo)>,
+    dropped: usize,
+}
+
+/// A namespace to read in one run, and how to tell whether it vanished meanwhile.
+struct Target {
+    ns: Netns,
+    found: Option<Found>,
 }
 
 /// One job and its coalescing state.
@@ -150,6 +207,7 @@ struct SlotState {
 /// What one run of a job produced, per member collector, shared by all requests it serves.
 struct Run {
     results: Vec<CollectorRun>,
+    netns: Option<NetnsReport>,
 }
 
 struct CollectorRun {
@@ -221,6 +279,7 @@ impl Slot {
                         seconds: 0.0,
                     })
                     .collect(),
+                netns: None,
             }));
             self.done.notify_all();
         }
@@ -232,11 +291,9 @@ impl Slot {
             .iter()
             .map(|&i| shared.collectors[i].as_ref())
             .collect();
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            collect(&members, &shared.namespaces, &shared.source)
-        }));
-        let collected = outcome.unwrap_or_else(|_| {
-            members
+        let outcome = catch_unwind(AssertUnwindSafe(|| shared.collect(&self.members)));
+        let (collected, netns) = outcome.unwrap_or_else(|_| {
+            let failed = members
                 .iter()
                 .map(|c| {
                     let collected = Collected {
@@ -250,7 +307,8 @@ impl Slot {
                     };
                     (collected, 0.0)
                 })
-                .collect()
+                .collect();
+            (failed, None)
         });
         let results = members
             .iter()
@@ -270,7 +328,7 @@ impl Slot {
         let mut st = lock(&self.state);
         st.running = false;
         st.finished = number;
-        st.last = Some(Arc::new(Run { results }));
+        st.last = Some(Arc::new(Run { results, netns }));
         self.done.notify_all();
     }
 }
@@ -331,53 +389,8 @@ impl SocketVisitor for Dispatch<'_, '_> {
     }
 }
 
-/// Run `collectors` together in every namespace: per namespace, one pass over the socket
-/// tables that any of them needs, then each one's own reads and rendering. Returns, per
-/// collector, what it collected (families of the same name from several namespaces merged)
-/// and the seconds it took (the shared pass counts for each collector that needed it).
-pub fn collect(
-    collectors: &[&dyn Collector],
-    namespaces: &[Netns],
-    source: &SocketSource,
-) -> Vec<(Collected, f64)> {
-    let needs: Vec<SocketNeeds> = collectors.iter().map(|c| c.socket_needs()).collect();
-    let union = needs.iter().fold(SocketNeeds::NONE, |acc, n| acc.union(n));
-    let mut out: Vec<(Collected, f64)> = collectors
-        .iter()
-        .map(|_| (Collected::default(), 0.0))
-        .collect();
-    for ns in namespaces {
-        let mut collections: Vec<Box<dyn Collection + '_>> =
-            collectors.iter().map(|c| c.begin(ns)).collect();
-        let mut pass_errors = Vec::new();
-        let mut pass_seconds = 0.0;
-        let mut info = Default::default();
-        if !union.is_empty() {
-            let t = Instant::now();
-            let mut dispatch = Dispatch {
-                collections: &mut collections,
-                needs: &needs,
-            };
-            info = source.pass(ns, &union, &mut pass_errors, &mut dispatch);
-            pass_seconds = t.elapsed().as_secs_f64();
-        }
-        for c in &mut collections {
-            c.pass_done();
-        }
-        for (i, c) in collections.into_iter().enumerate() {
-            let t = Instant::now();
-            let mut got = Collected::default();
-            if !needs[i].is_empty() {
-                got.errors.extend(pass_errors.iter().cloned());
-                out[i].1 += pass_seconds;
-            }
-            c.finish(&info, &mut got);
-            out[i].1 += t.elapsed().as_secs_f64();
-            label_netns(&mut got.families, ns.label());
-            out[i].0.families.extend(got.families);
-            out[i].0.errors.extend(got.errors);
-        }
-    }
+/// Host-wide families once, then the per-namespace families of each name merged.
+fn finish_scrape(collectors: &[&dyn Collector], out: &mut [(Collected, f64)]) {
     for (i, c) in collectors.iter().enumerate() {
         let t = Instant::now();
         c.end_scrape(&mut out[i].0);
@@ -385,7 +398,217 @@ pub fn collect(
         let families = std::mem::take(&mut out[i].0.families);
         out[i].0.families = merge_families(families);
     }
+}
+
+/// One namespace: the shared socket pass, then every collector's own reads; families
+/// labelled with the namespace.
+fn collect_ns(
+    collectors: &[&dyn Collector],
+    ns: &Netns,
+    source: &SocketSource,
+) -> Vec<(Collected, f64)> {
+    let needs: Vec<SocketNeeds> = collectors.iter().map(|c| c.socket_needs()).collect();
+    let union = needs.iter().fold(SocketNeeds::NONE, |acc, n| acc.union(n));
+    let mut collections: Vec<Box<dyn Collection + '_>> =
+        collectors.iter().map(|c| c.begin(ns)).collect();
+    let mut pass_errors = Vec::new();
+    let mut pass_seconds = 0.0;
+    let mut info = Default::default();
+    if !union.is_empty() {
+        let t = Instant::now();
+        let mut dispatch = Dispatch {
+            collections: &mut collections,
+            needs: &needs,
+        };
+        info = source.pass(ns, &union, &mut pass_errors, &mut dispatch);
+        pass_seconds = t.elapsed().as_secs_f64();
+    }
+    for c in &mut collections {
+        c.pass_done();
+    }
+    let mut out = Vec::with_capacity(collections.len());
+    for (i, c) in collections.into_iter().enumerate() {
+        let t = Instant::now();
+        let mut got = Collected::default();
+        let mut seconds = 0.0;
+        if !needs[i].is_empty() {
+            got.errors.extend(pass_errors.iter().cloned());
+            seconds += pass_seconds;
+        }
+        c.finish(&info, &mut got);
+        seconds += t.elapsed().as_secs_f64();
+        label_netns(&mut got.families, ns.label());
+        out.push((got, seconds));
+    }
     out
+}
+
+impl Shared {
+    fn count_netns_error(&self, reason: &'static str) {
+        *lock(&self.netns_errors).entry(reason).or_default() += 1;
+    }
+
+    /// The namespaces of one run: the exporter's own, then (`--netns=all`) the others found
+    /// now, filtered and capped.
+    fn targets(&self) -> (Vec<Target>, Option<NetnsReport>) {
+        let own = Target {
+            ns: self.own.clone(),
+            found: None,
+        };
+        let Some(all) = &self.netns else {
+            return (vec![own], None);
+        };
+        let mut errors = Vec::new();
+        let found = netns::discover(&self.procfs, &all.config.dirs, &mut errors);
+        for e in &errors {
+            tracing::warn!(error = %e, "network namespace discovery");
+        }
+        let mut report = NetnsReport {
+            read: Vec::new(),
+            dropped: 0,
+        };
+        let mut targets = vec![own];
+        let unprivileged = self.unprivileged.load(Ordering::Relaxed);
+        for f in found.found {
+            let id = match f.pid {
+                Some(pid) => cgroup::read(&self.procfs, pid, &mut errors),
+                None => Default::default(),
+            };
+            let info = NetnsInfo {
+                inode: f.inode,
+                name: f.name.clone(),
+                container_id: id.container_id,
+                pod_uid: id.pod_uid,
+            };
+            if !all
+                .config
+                .keeps(&[&info.name, &info.container_id, &info.pod_uid])
+            {
+                continue;
+            }
+            if targets.len() >= all.config.max {
+                report.dropped += 1;
+                continue;
+            }
+            let ns = match (unprivileged, f.pid) {
+                (false, _) => Netns::entered(&self.procfs, info, f.path.clone()),
+                (true, Some(pid)) => Netns::proc_only(&self.procfs, info, pid),
+                (true, None) => {
+                    self.count_netns_error("no_permission");
+                    continue;
+                }
+            };
+            targets.push(Target { ns, found: Some(f) });
+        }
+        (targets, Some(report))
+    }
+
+    /// Run the collectors `members` (indexes) in every namespace of this run.
+    fn collect(&self, members: &[usize]) -> (Vec<(Collected, f64)>, Option<NetnsReport>) {
+        let collectors: Vec<&dyn Collector> = members
+            .iter()
+            .map(|&i| self.collectors[i].as_ref())
+            .collect();
+        let mut out: Vec<(Collected, f64)> = members
+            .iter()
+            .map(|_| (Collected::default(), 0.0))
+            .collect();
+        let (targets, mut report) = self.targets();
+        for target in &targets {
+            // Which members read this namespace: all of them in the own one.
+            let chosen: Vec<usize> = (0..members.len())
+                .filter(|&k| {
+                    target.found.is_none()
+                        || self.netns.as_ref().is_some_and(|a| a.reads[members[k]])
+                })
+                .collect();
+            if chosen.is_empty() {
+                continue;
+            }
+            let subset: Vec<&dyn Collector> = chosen.iter().map(|&k| collectors[k]).collect();
+            let Some(got) = self.collect_target(target, &subset) else {
+                continue;
+            };
+            if let Some(r) = report.as_mut() {
+                r.read
+                    .push((target.ns.label().to_string(), target.ns.info.clone()));
+            }
+            for (&k, (c, secs)) in chosen.iter().zip(got) {
+                out[k].0.families.extend(c.families);
+                out[k].0.errors.extend(c.errors);
+                out[k].1 += secs;
+            }
+        }
+        finish_scrape(&collectors, &mut out);
+        (out, report)
+    }
+
+    /// Read one namespace, entering it on a short-lived thread when it must be entered.
+    /// None: it vanished or could not be read at all (counted, not an error of the
+    /// collectors).
+    fn collect_target(
+        &self,
+        target: &Target,
+        collectors: &[&dyn Collector],
+    ) -> Option<Vec<(Collected, f64)>> {
+        let got = match target.ns.enter_path() {
+            None => collect_ns(collectors, &target.ns, &self.source),
+            Some(path) => {
+                let entered = std::thread::scope(|s| {
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("netns-{}", target.ns.label()))
+                        .spawn_scoped(s, || -> std::io::Result<_> {
+                            netns::enter(path)?;
+                            Ok(collect_ns(collectors, &target.ns, &self.source))
+                        });
+                    match spawned {
+                        Ok(h) => match h.join() {
+                            Ok(r) => r,
+                            Err(panic) => std::panic::resume_unwind(panic),
+                        },
+                        Err(e) => Err(e),
+                    }
+                });
+                match entered {
+                    Ok(got) => got,
+                    Err(e) => {
+                        let errno = e.raw_os_error().unwrap_or(0);
+                        if errno == libc::EPERM || errno == libc::EACCES {
+                            // No CAP_SYS_ADMIN: the text files of a process in it, from now on.
+                            if !self.unprivileged.swap(true, Ordering::Relaxed) {
+                                tracing::warn!(error = %e, "cannot enter other network namespaces (CAP_SYS_ADMIN); reading /proc/<pid>/net instead: no netlink, no interface flags");
+                            }
+                            let pid = target.found.as_ref().and_then(|f| f.pid);
+                            let Some(pid) = pid else {
+                                self.count_netns_error("no_permission");
+                                return None;
+                            };
+                            let ns = Netns::proc_only(&self.procfs, target.ns.info.clone(), pid);
+                            collect_ns(collectors, &ns, &self.source)
+                        } else if errno == libc::ENOENT || errno == libc::ESRCH {
+                            self.count_netns_error("vanished");
+                            return None;
+                        } else {
+                            tracing::warn!(netns = target.ns.label(), error = %e, "cannot enter network namespace");
+                            self.count_netns_error("enter_failed");
+                            return None;
+                        }
+                    }
+                }
+            }
+        };
+        // Errors in a namespace that is gone now are its disappearance, not a failure.
+        let failed = got.iter().any(|(c, _)| !c.errors.is_empty());
+        if failed {
+            if let Some(f) = &target.found {
+                if !netns::still_there(f) {
+                    self.count_netns_error("vanished");
+                    return None;
+                }
+            }
+        }
+        Some(got)
+    }
 }
 
 /// Add `netns="<label>"` to every sample (nothing for the exporter's own namespace, whose
@@ -427,23 +650,37 @@ impl Scraper {
         Self::with_namespaces(
             collectors,
             SocketSource::new(SourceMode::Auto),
-            vec![own],
+            own,
+            None,
             procfs,
         )
     }
 
+    /// The collectors reading `own` and, with `netns` (`--netns=all`), every other namespace.
     pub fn with_namespaces(
         collectors: Vec<Box<dyn Collector>>,
         source: SocketSource,
-        namespaces: Vec<Netns>,
+        own: Netns,
+        netns: Option<NetnsConfig>,
         procfs: PathBuf,
     ) -> Self {
+        let netns = netns.map(|config| NetnsAll {
+            reads: collectors
+                .iter()
+                .map(|c| config.collectors.iter().any(|n| n == c.name()))
+                .collect(),
+            config,
+        });
         Scraper {
             shared: Arc::new(Shared {
                 collectors: collectors.into_iter().map(Arc::from).collect(),
                 source,
-                namespaces,
+                own,
+                netns,
+                procfs: procfs.clone(),
                 errors_total: Mutex::new(BTreeMap::new()),
+                netns_errors: Mutex::new(BTreeMap::new()),
+                unprivileged: AtomicBool::new(false),
             }),
             jobs: Mutex::new(HashMap::new()),
             procfs,
@@ -460,7 +697,8 @@ impl Scraper {
         Ok(Self::with_namespaces(
             collectors::build(config)?,
             SocketSource::new(config.sockets_source()),
-            vec![own],
+            own,
+            config.netns.clone(),
             config.procfs.clone(),
         )
         .with_timeout(config.web_scrape_timeout)
@@ -586,9 +824,14 @@ impl Scraper {
             .collect();
         // Collector index -> (families, ok, seconds), to answer in registry order.
         let mut by_collector: BTreeMap<usize, (Vec<MetricFamily>, bool, f64)> = BTreeMap::new();
+        // The namespaces one run read (the first run that reports them).
+        let mut netns_run: Option<Arc<Run>> = None;
         for ticket in tickets {
             match ticket.wait(deadline, &self.shared) {
                 Some(run) => {
+                    if netns_run.is_none() && run.netns.is_some() {
+                        netns_run = Some(run.clone());
+                    }
                     for (&i, r) in ticket.slot.members.iter().zip(&run.results) {
                         by_collector.insert(i, (r.families.clone(), r.ok, r.seconds));
                     }
@@ -616,6 +859,10 @@ impl Scraper {
             duration.push(vec![("collector", name.into())], seconds);
             success.push(vec![("collector", name.into())], ok);
         }
+        if self.shared.netns.is_some() {
+            let report = netns_run.as_ref().and_then(|r| r.netns.as_ref());
+            families.extend(self.netns_families(report));
+        }
         families.push(duration);
         families.push(success);
         families.push(self.errors_family());
@@ -626,6 +873,40 @@ impl Scraper {
             families.extend(events.families());
         }
         families
+    }
+
+    /// `netstat_netns_info`, `netstat_netns`, `netstat_netns_dropped` (from the run that read
+    /// the namespaces; absent when no collector that reads them was scraped) and
+    /// `netstat_netns_errors_total`.
+    fn netns_families(&self, report: Option<&NetnsReport>) -> Vec<MetricFamily> {
+        let mut out = Vec::new();
+        if let Some(r) = report {
+            let mut info = NETNS_INFO.family();
+            for (label, i) in &r.read {
+                info.push(
+                    vec![
+                        ("netns", label.clone()),
+                        ("name", i.name.clone()),
+                        ("container_id", i.container_id.clone()),
+                        ("pod_uid", i.pod_uid.clone()),
+                    ],
+                    1u64,
+                );
+            }
+            out.push(info);
+            out.push(NETNS_READ.family().with(vec![], r.read.len()));
+            out.push(NETNS_DROPPED.family().with(vec![], r.dropped));
+        }
+        let mut errors = NETNS_ERRORS.family();
+        let totals = lock(&self.shared.netns_errors);
+        for reason in NETNS_ERROR_REASONS {
+            errors.push(
+                vec![("reason", reason.to_string())],
+                totals.get(reason).copied().unwrap_or(0),
+            );
+        }
+        out.push(errors);
+        out
     }
 
     fn errors_family(&self) -> MetricFamily {

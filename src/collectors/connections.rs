@@ -746,6 +746,9 @@ impl Collector for ConnectionsCollector {
     }
 
     fn end_scrape(&self, out: &mut Collected) {
+        if let Some(r) = &self.resolver {
+            r.end_scrape();
+        }
         let live = std::mem::take(&mut *self.collected.lock().unwrap_or_else(|p| p.into_inner()));
         let mut d = self.destinations.lock().unwrap_or_else(|p| p.into_inner());
         // The memory of a namespace that is gone goes with it.

@@ -26,7 +26,7 @@ use regex::Regex;
 
 use crate::config::Config;
 use crate::metrics::{Desc, Labels, MetricFamily};
-use crate::source::netdev::{Column, Counters, NetDevFile, SysAttrs, SysClassNet};
+use crate::source::netdev::{Column, Counters, NetDevFile, SysAttrs};
 use crate::source::netns::Netns;
 use crate::source::SourceError;
 
@@ -469,11 +469,10 @@ impl InterfacesCollector {
                 });
             }
         });
-        if let Some(dir) = ns.sys_class_net() {
-            let sysfs = SysClassNet::at(dir);
-            for i in &mut ifaces {
-                i.sys = sysfs.read(&i.name, errors);
-            }
+        let names: Vec<&str> = ifaces.iter().map(|i| i.name.as_str()).collect();
+        let mut attrs = ns.link_attrs(&names, errors);
+        for i in &mut ifaces {
+            i.sys = attrs.remove(&i.name);
         }
         ifaces
     }

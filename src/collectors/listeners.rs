@@ -687,6 +687,7 @@ impl Collector for ListenersCollector {
     /// Attribution is host-wide (one resolver for every namespace): its metrics once.
     fn end_scrape(&self, out: &mut Collected) {
         if let Some(r) = &self.resolver {
+            r.end_scrape();
             out.families.extend(render_resolver(&r.stats()));
         }
     }

@@ -4,6 +4,7 @@
 //! Every reader takes its root directories from the configuration (`--path.procfs` etc.):
 //! nothing here hard-codes `/proc`.
 
+pub mod cgroup;
 pub mod etc;
 pub mod inet;
 pub mod netdev;
@@ -12,6 +13,7 @@ pub mod netns;
 pub mod proc_net;
 pub mod process;
 pub mod procfd;
+pub mod rtnetlink;
 pub mod snmp;
 pub mod sockets;
 

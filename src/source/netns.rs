@@ -7,9 +7,14 @@
 //! `<sysfs>/class/net`, which shows only the namespace that mounted that sysfs.
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use std::collections::HashMap;
+
+use super::netdev::{SysAttrs, SysClassNet};
 use super::netlink::DiagSocket;
+use super::rtnetlink;
 use super::SourceError;
 
 /// `32768\t60999\n` -> (32768, 60999).
@@ -22,11 +27,144 @@ pub fn parse_port_range(text: &str) -> Option<(u16, u16)> {
 /// How netlink reaches a namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetlinkAccess {
-    /// The exporter's own namespace: open sockets directly.
+    /// The calling thread is in this namespace (the exporter's own, or one a collection thread
+    /// entered): open sockets directly.
     Own,
     /// No netlink for this namespace (e.g. `--path.procfs` points at another tree, whose
-    /// namespace the exporter is not in): the `/proc` text files are the only source.
+    /// namespace the exporter is not in, or another namespace read without the privilege to
+    /// enter it): the `/proc` text files are the only source.
     Unavailable,
+}
+
+/// Who a namespace belongs to, for `netstat_netns_info`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetnsInfo {
+    /// The nsfs inode number (0 when unknown).
+    pub inode: u64,
+    /// Its `ip netns` name (a file under /run/netns), or "".
+    pub name: String,
+    pub container_id: String,
+    pub pod_uid: String,
+}
+
+/// A network namespace found on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub inode: u64,
+    /// The lowest pid in it (None: a bind-mounted namespace no process is in).
+    pub pid: Option<u32>,
+    /// The file to enter it by: `<procfs>/<pid>/ns/net` or the bind mount.
+    pub path: PathBuf,
+    pub name: String,
+}
+
+/// Every network namespace of the host: those of all processes (deduplicated by inode, the
+/// lowest pid kept) and the bind-mounted ones under `netns_dirs` (`ip netns add` makes them
+/// in /run/netns), plus the inode of the exporter's own.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    pub own_inode: Option<u64>,
+    /// By inode, the own namespace excluded.
+    pub found: Vec<Found>,
+}
+
+/// Whether `path` is on nsfs (a namespace file).
+fn is_nsfs(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    const NSFS_MAGIC: i64 = 0x6e73_6673;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs fills the struct for a valid NUL-terminated path.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    rc == 0 && st.f_type as i64 == NSFS_MAGIC
+}
+
+/// `net:[4026531840]` -> 4026531840.
+pub fn parse_ns_link(link: &[u8]) -> Option<u64> {
+    let digits = link.strip_prefix(b"net:[")?.strip_suffix(b"]")?;
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+fn ns_link(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let target = std::fs::read_link(path).ok()?;
+    parse_ns_link(target.as_os_str().as_bytes())
+}
+
+/// Find the host's network namespaces. Processes that exit or deny access mid-walk are
+/// skipped (their namespace is still found through any other process in it).
+pub fn discover(procfs: &Path, netns_dirs: &[PathBuf], errors: &mut Vec<SourceError>) -> Discovery {
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::MetadataExt;
+    let own_inode = ns_link(&procfs.join("self/ns/net"));
+    let mut by_inode: BTreeMap<u64, Found> = BTreeMap::new();
+    match std::fs::read_dir(procfs) {
+        Ok(dir) => {
+            for entry in dir.flatten() {
+                let Some(pid) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                let path = entry.path().join("ns/net");
+                let Some(inode) = ns_link(&path) else {
+                    continue;
+                };
+                let f = by_inode.entry(inode).or_insert_with(|| Found {
+                    inode,
+                    pid: Some(pid),
+                    path: path.clone(),
+                    name: String::new(),
+                });
+                if f.pid.is_some_and(|p| pid < p) {
+                    f.pid = Some(pid);
+                    f.path = path;
+                }
+            }
+        }
+        Err(e) => errors.push(SourceError::file(
+            "proc/pid/ns",
+            procfs,
+            format!("cannot list processes: {e}"),
+        )),
+    }
+    for dir in netns_dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue; // no `ip netns` namespaces here
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            // A bind mount of an nsfs file: its inode is the namespace's. (A file left
+            // behind without its mount is not a namespace.)
+            if !is_nsfs(&path) {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let f = by_inode.entry(meta.ino()).or_insert_with(|| Found {
+                inode: meta.ino(),
+                pid: None,
+                path: path.clone(),
+                name: String::new(),
+            });
+            if f.name.is_empty() {
+                f.name = name;
+            }
+        }
+    }
+    if let Some(own) = own_inode {
+        by_inode.remove(&own);
+    }
+    Discovery {
+        own_inode,
+        found: by_inode.into_values().collect(),
+    }
 }
 
 /// One network namespace as collectors see it.
@@ -34,6 +172,10 @@ pub enum NetlinkAccess {
 pub struct Netns {
     /// Value of the `netns` label: empty for the exporter's own namespace.
     label: String,
+    /// Whose namespace it is.
+    pub info: NetnsInfo,
+    /// Enter it (setns on the collecting thread) through this file before reading it.
+    enter: Option<PathBuf>,
     /// The namespace's `net` directory: `<procfs>/net` or `<procfs>/<pid>/net`.
     net_dir: PathBuf,
     /// `<sysfs>/class/net` when it shows this namespace's devices.
@@ -52,6 +194,8 @@ impl Netns {
     pub fn own(procfs: &Path, sysfs: &Path, netlink: bool) -> Netns {
         Netns {
             label: String::new(),
+            info: NetnsInfo::default(),
+            enter: None,
             net_dir: procfs.join("net"),
             sys_class_net: Some(sysfs.join("class/net")),
             sysctl_net: Some(procfs.join("sys/net")),
@@ -61,6 +205,77 @@ impl Netns {
                 NetlinkAccess::Unavailable
             },
         }
+    }
+
+    /// Another namespace, to be read by a thread that enters it through `found.path`: once
+    /// entered, its files are `<procfs>/thread-self/net`, its settings `<procfs>/sys/net`
+    /// (opened from inside), and netlink sockets opened there answer for it. Link
+    /// attributes come from rtnetlink (sysfs shows only the exporter's own namespace).
+    pub fn entered(procfs: &Path, info: NetnsInfo, path: PathBuf) -> Netns {
+        Netns {
+            label: info.inode.to_string(),
+            info,
+            enter: Some(path),
+            net_dir: procfs.join("thread-self/net"),
+            sys_class_net: None,
+            sysctl_net: Some(procfs.join("sys/net")),
+            netlink: NetlinkAccess::Own,
+        }
+    }
+
+    /// Another namespace read without entering it: `<procfs>/<pid>/net` text only (no
+    /// netlink, no link attributes, the default ephemeral port range).
+    pub fn proc_only(procfs: &Path, info: NetnsInfo, pid: u32) -> Netns {
+        Netns {
+            label: info.inode.to_string(),
+            info,
+            enter: None,
+            net_dir: procfs.join(pid.to_string()).join("net"),
+            sys_class_net: None,
+            sysctl_net: None,
+            netlink: NetlinkAccess::Unavailable,
+        }
+    }
+
+    /// The file to enter this namespace by, when it must be entered before reading.
+    pub fn enter_path(&self) -> Option<&Path> {
+        self.enter.as_deref()
+    }
+
+    /// Link attributes of the devices `names`: from `<sysfs>/class/net` for the exporter's
+    /// own namespace, over rtnetlink for an entered one (called on its thread), none for a
+    /// namespace read from /proc text only.
+    pub fn link_attrs(
+        &self,
+        names: &[&str],
+        errors: &mut Vec<SourceError>,
+    ) -> HashMap<String, SysAttrs> {
+        let mut out = HashMap::new();
+        if let Some(dir) = &self.sys_class_net {
+            let sysfs = SysClassNet::at(dir);
+            for n in names {
+                if let Some(a) = sysfs.read(n, errors) {
+                    out.insert(n.to_string(), a);
+                }
+            }
+        } else if self.netlink == NetlinkAccess::Own {
+            match rtnetlink::links() {
+                Ok(mut all) => {
+                    for n in names {
+                        if let Some(a) = all.remove(*n) {
+                            out.insert(n.to_string(), a);
+                        }
+                    }
+                }
+                Err(e) => errors.push(SourceError {
+                    source: "rtnetlink".into(),
+                    location: format!("RTM_GETLINK dump in network namespace {}", self.label),
+                    line: None,
+                    message: e.to_string(),
+                }),
+            }
+        }
+        out
     }
 
     /// The `netns` label value ("" for the exporter's own namespace).
@@ -139,5 +354,49 @@ mod tests {
         for bad in ["", "1", "2 1", "1 2 3", "a b", "1 70000"] {
             assert_eq!(parse_port_range(bad), None, "{bad:?}");
         }
+    }
+}
+
+/// Whether a namespace found earlier is still there: its process still in it, or its bind
+/// mount still present.
+pub fn still_there(f: &Found) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match f.pid {
+        Some(_) => ns_link(&f.path) == Some(f.inode),
+        None => std::fs::metadata(&f.path).is_ok_and(|m| m.ino() == f.inode),
+    }
+}
+
+/// Move the calling thread into the network namespace of `path` (an nsfs file). Needs
+/// CAP_SYS_ADMIN. Only for threads that exit afterwards (the collection threads).
+pub fn enter(path: &Path) -> io::Result<()> {
+    let file = std::fs::File::open(path)?;
+    // SAFETY: setns on a valid fd; it changes only the calling thread's network namespace.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod discovery_tests {
+    use super::*;
+
+    #[test]
+    fn ns_links() {
+        assert_eq!(parse_ns_link(b"net:[4026531840]"), Some(4026531840));
+        assert_eq!(parse_ns_link(b"mnt:[4026531840]"), None);
+        assert_eq!(parse_ns_link(b"net:[]"), None);
+        assert_eq!(parse_ns_link(b"net:[12"), None);
+    }
+
+    #[test]
+    fn finds_its_own_namespace() {
+        let mut errors = Vec::new();
+        let d = discover(Path::new("/proc"), &[], &mut errors);
+        assert!(errors.is_empty());
+        let own = d.own_inode.expect("own namespace");
+        assert!(d.found.iter().all(|f| f.inode != own));
     }
 }

@@ -75,6 +75,9 @@ impl OwnerView<'_> {
     }
 }
 
+/// How long a walk's map of every socket serves lookups when no end of scrape cleared it.
+const WALK_MAP_TTL: Duration = Duration::from_secs(10);
+
 /// What the cache says of an inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
@@ -97,6 +100,10 @@ pub struct State {
     unresolvable: FxHashMap<u64, Instant>,
     last_walk: Option<Instant>,
     last_prune: Option<Instant>,
+    /// Every socket inode the last walk saw, kept until the end of the scrape that walked
+    /// ([`OwnerResolver::end_scrape`]): the namespaces read after the walk in the same scrape
+    /// find their new sockets there instead of waiting for the next walk.
+    walk_map: Option<(Instant, FxHashMap<u64, (u32, u32)>)>,
     stats: ResolverStats,
 }
 
@@ -195,6 +202,23 @@ impl OwnerResolver {
         }
         st.stats.failed += unresolvable;
 
+        // This scrape's walk, if there was one, saw the sockets of every namespace.
+        if let Some((_, map)) = st
+            .walk_map
+            .as_ref()
+            .filter(|(t, _)| t.elapsed() < WALK_MAP_TTL)
+        {
+            let hits: Vec<(u64, (u32, u32))> = missing
+                .iter()
+                .filter_map(|i| map.get(i).map(|o| (*i, *o)))
+                .collect();
+            for (inode, (pid, fd)) in hits {
+                st.cache.insert(inode, (pid, fd, now));
+                found.insert(inode, pid);
+                missing.remove(&inode);
+                st.stats.walked += 1;
+            }
+        }
         if !missing.is_empty() {
             let due = st
                 .last_walk
@@ -202,18 +226,20 @@ impl OwnerResolver {
             if due {
                 let start = Instant::now();
                 let errors_before = errors.len();
-                let (walked, fds) = self.walk(&missing, errors);
+                let (all, fds) = self.walk(errors);
                 let complete = errors.len() == errors_before;
                 st.last_walk = Some(Instant::now());
                 st.stats.walks += 1;
                 st.stats.last_walk_seconds = start.elapsed().as_secs_f64();
                 st.stats.last_walk_fds = fds;
-                for (inode, (pid, fd)) in walked {
-                    st.cache.insert(inode, (pid, fd, now));
-                    found.insert(inode, pid);
-                    missing.remove(&inode);
-                    st.stats.walked += 1;
+                for (&inode, &(pid, fd)) in &all {
+                    if missing.remove(&inode) {
+                        st.cache.insert(inode, (pid, fd, now));
+                        found.insert(inode, pid);
+                        st.stats.walked += 1;
+                    }
                 }
+                st.walk_map = Some((Instant::now(), all));
                 // What a whole walk did not find, no later walk will find either (until the
                 // socket is gone): remember it instead of walking again.
                 // (A walk that could not list the processes proves nothing.)
@@ -246,15 +272,19 @@ impl OwnerResolver {
         out
     }
 
-    /// Walk every `<procfs>/<pid>/fd/*` once; for each wanted inode keep the lowest pid that
+    /// The end of a scrape: forget the last walk's map of every socket.
+    pub fn end_scrape(&self) {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .walk_map = None;
+    }
+
+    /// Walk every `<procfs>/<pid>/fd/*` once; for each socket inode keep the lowest pid that
     /// holds it. Returns the owners and the number of fds looked at. Processes that exit or
     /// deny access mid-walk are skipped: they are not errors.
-    fn walk(
-        &self,
-        wanted: &HashSet<u64>,
-        errors: &mut Vec<SourceError>,
-    ) -> (HashMap<u64, (u32, u32)>, u64) {
-        let mut owners: HashMap<u64, (u32, u32)> = HashMap::new();
+    fn walk(&self, errors: &mut Vec<SourceError>) -> (FxHashMap<u64, (u32, u32)>, u64) {
+        let mut owners: FxHashMap<u64, (u32, u32)> = FxHashMap::default();
         let mut fds = 0u64;
         let dir = match std::fs::read_dir(&self.procfs) {
             Ok(d) => d,
@@ -291,11 +321,9 @@ impl OwnerResolver {
                 let Some(inode) = readlink_inode(&fd_entry.path()) else {
                     continue;
                 };
-                if wanted.contains(&inode) {
-                    let e = owners.entry(inode).or_insert((pid, fd));
-                    if pid < e.0 {
-                        *e = (pid, fd);
-                    }
+                let e = owners.entry(inode).or_insert((pid, fd));
+                if pid < e.0 {
+                    *e = (pid, fd);
                 }
             }
         }
@@ -351,9 +379,11 @@ mod tests {
         let mut errors = Vec::new();
         // u64::MAX is no socket of any process: the walk cannot find it.
         assert!(r.resolve(&[u64::MAX], &mut errors).is_empty());
+        r.end_scrape();
         assert_eq!((r.stats().walks, r.stats().unresolved), (1, 1));
         for _ in 0..5 {
             assert!(r.resolve(&[u64::MAX], &mut errors).is_empty());
+            r.end_scrape();
         }
         assert_eq!(r.stats().walks, 1, "no walk for a known-unresolvable inode");
         // A new inode still gets its walk, and the unresolvable one stays remembered.
@@ -371,9 +401,28 @@ mod tests {
         let inode = own_inode(l.as_raw_fd());
         let mut errors = Vec::new();
         assert!(r.resolve(&[inode], &mut errors).contains_key(&inode));
+        r.end_scrape();
         drop(l);
         assert!(r.resolve(&[inode], &mut errors).is_empty());
         assert!(r.stats().failed >= 1);
+    }
+
+    #[test]
+    fn a_walk_serves_every_namespace_of_its_scrape() {
+        let r = OwnerResolver::new("/proc", Duration::from_secs(3600));
+        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (ia, ib) = (own_inode(a.as_raw_fd()), own_inode(b.as_raw_fd()));
+        let mut errors = Vec::new();
+        // One namespace asks for a, walks; another asks for b in the same scrape: no walk is
+        // due, but the walk's map has it.
+        assert!(r.resolve(&[ia], &mut errors).contains_key(&ia));
+        assert!(r.resolve(&[ib], &mut errors).contains_key(&ib));
+        assert_eq!(r.stats().walks, 1);
+        // Next scrape: the map is gone, b is cached.
+        r.end_scrape();
+        assert!(r.resolve(&[ib], &mut errors).contains_key(&ib));
+        assert_eq!(r.stats().walks, 1);
     }
 
     #[test]
