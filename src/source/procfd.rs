@@ -75,6 +75,9 @@ impl OwnerView<'_> {
     }
 }
 
+/// socket inode -> (lowest pid, fd) holding it.
+type OwnerMap = FxHashMap<u64, (u32, u32)>;
+
 /// How long a walk's map of every socket serves lookups when no end of scrape cleared it.
 const WALK_MAP_TTL: Duration = Duration::from_secs(10);
 
@@ -103,7 +106,7 @@ pub struct State {
     /// Every socket inode the last walk saw, kept until the end of the scrape that walked
     /// ([`OwnerResolver::end_scrape`]): the namespaces read after the walk in the same scrape
     /// find their new sockets there instead of waiting for the next walk.
-    walk_map: Option<(Instant, FxHashMap<u64, (u32, u32)>)>,
+    walk_map: Option<(Instant, OwnerMap)>,
     stats: ResolverStats,
 }
 
@@ -283,8 +286,8 @@ impl OwnerResolver {
     /// Walk every `<procfs>/<pid>/fd/*` once; for each socket inode keep the lowest pid that
     /// holds it. Returns the owners and the number of fds looked at. Processes that exit or
     /// deny access mid-walk are skipped: they are not errors.
-    fn walk(&self, errors: &mut Vec<SourceError>) -> (FxHashMap<u64, (u32, u32)>, u64) {
-        let mut owners: FxHashMap<u64, (u32, u32)> = FxHashMap::default();
+    fn walk(&self, errors: &mut Vec<SourceError>) -> (OwnerMap, u64) {
+        let mut owners = OwnerMap::default();
         let mut fds = 0u64;
         let dir = match std::fs::read_dir(&self.procfs) {
             Ok(d) => d,
