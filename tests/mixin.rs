@@ -183,6 +183,8 @@ fn config_overrides_reach_every_alert_and_the_dashboard() {
             interfaceOverrunRatio: 0.002,
             dashboardUid: 'custom-uid',
             dashboardTitle: 'Custom netstat',
+            netnsInfoJoinLabels: 'cluster, job, instance',
+            netnsInfoLabels: 'pod_uid',
         } }"#,
     );
     let rules: Vec<&Value> = alerts["groups"]
@@ -240,6 +242,38 @@ fn config_overrides_reach_every_alert_and_the_dashboard() {
         .as_str()
         .unwrap()
         .contains(r#"device!~"kube-bridge""#));
+
+    // The alerts on per-namespace series join netstat_netns_info with the overridden labels;
+    // the exporter's own alerts do not.
+    for name in [
+        "NetstatInterfaceErrors",
+        "NetstatInterfaceDrops",
+        "NetstatInterfaceOverruns",
+        "NetstatInterfacePromiscuous",
+        "NetstatListenerAcceptQueueNearLimit",
+        "NetstatTcpListenOverflows",
+        "NetstatUnexpectedListener",
+        "NetstatUnexpectedOutboundConnection",
+        "NetstatSocketQueueBacklog",
+        "NetstatTcpTimeWaitPileUp",
+        "NetstatTcpCloseWaitPileUp",
+        "NetstatUdpReceiveBufferErrors",
+    ] {
+        let expr = rule(name)["expr"].as_str().unwrap();
+        assert!(
+            expr.contains("* on (cluster, job, instance, netns) group_left (pod_uid)")
+                && expr.contains("or ignoring (pod_uid)"),
+            "{name}: {expr}"
+        );
+        let summary = rule(name)["annotations"]["summary"].as_str().unwrap();
+        assert!(summary.contains("$labels.pod_uid"), "{name}: {summary}");
+    }
+    for name in ["NetstatExporterDown", "NetstatExporterCollectorFailed"] {
+        assert!(!rule(name)["expr"]
+            .as_str()
+            .unwrap()
+            .contains("netstat_netns_info"));
+    }
 
     let d = &dashboards["netstat_exporter.json"];
     assert_eq!(d["uid"], "custom-uid");

@@ -17,6 +17,11 @@
     promiscuousInterfaceExcludeRegex: 'veth.*|vnet.*|tap.*|cali.*|cilium.*|flannel.*|cni.*|docker.*|br-.*|virbr.*|lxc.*',
     // Window of the rate()s in the alerts.
     alertRateInterval: '5m',
+    // Network namespaces (--netns=all): the alerts on per-namespace series join
+    // netstat_netns_info on these labels plus netns (add e.g. cluster when instance names
+    // repeat across clusters) and copy netnsInfoLabels from it, so an alert names the pod.
+    netnsInfoJoinLabels: 'job, instance',
+    netnsInfoLabels: 'pod_uid, container_id',
 
     // --- Thresholds and `for:` durations of the alerts
     interfaceErrorRatio: 0.01,  // share of a direction's packets that are errors
@@ -38,6 +43,8 @@
     closeWaitThreshold: 100,  // CLOSE_WAIT sockets per host (also the dashboard's orange)
     closeWaitFor: '15m',
     udpReceiveBufferErrorsFor: '10m',
+    netnsUnreadableFor: '15m',  // NetstatNetnsUnreadable (namespaces that cannot be read)
+    netnsDroppedFor: '15m',  // NetstatNetnsDropped (namespaces left out by --netns.max)
     collectorFailedFor: '5m',
     exporterDownFor: '5m',
     exporterAbsentFor: '15m',

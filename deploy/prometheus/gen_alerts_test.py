@@ -48,8 +48,12 @@ def plain(v):
     return repr(v)
 
 def render(tmpl, labels, value):
-    def sub(m):
-        expr = m.group(1).strip()
+    """The subset of Go's text/template the annotations use: {{ $labels.x }}, {{ $value }} with
+    the humanize functions, {{ . }}, and {{ with X }}...{{ else }}...{{ end }} (empty = false)."""
+    tokens = re.split(r'(\{\{.*?\}\})', tmpl)
+    pos = [0]
+    def ev(expr, dot):
+        if expr == '.': return dot
         if expr.startswith('$labels.'):
             return labels.get(expr[len('$labels.'):], '')
         if expr == '$value': return plain(value)
@@ -57,7 +61,29 @@ def render(tmpl, labels, value):
         if expr == '$value | humanize': return humanize(value)
         if expr == '$value | humanize1024': return humanize1024(value)
         raise Exception(expr)
-    return re.sub(r'\{\{(.*?)\}\}', sub, tmpl)
+    def block(dot):
+        out = ''
+        while pos[0] < len(tokens):
+            t = tokens[pos[0]]; pos[0] += 1
+            if not t.startswith('{{'):
+                out += t; continue
+            e = t[2:-2].strip()
+            if e in ('else', 'end'):
+                return out, e
+            if e.startswith('with '):
+                v = ev(e[5:].strip(), dot)
+                body, stop = block(v)
+                alt = ''
+                if stop == 'else':
+                    alt, stop = block(dot)
+                assert stop == 'end', tmpl
+                out += body if v else alt
+            else:
+                out += ev(e, dot)
+        return out, None
+    out, stop = block('')
+    assert stop is None, tmpl
+    return out
 
 def exp(alert, labels, value):
     r = rules[alert]
@@ -238,6 +264,71 @@ tests.append({
         {'eval_time': '10m', 'alertname': 'NetstatExporterAbsent', 'exp_alerts': []},
         {'eval_time': '20m', 'alertname': 'NetstatExporterAbsent', 'exp_alerts': [
             exp('NetstatExporterAbsent', {'job': 'netstat-exporter'}, 1)]},
+    ],
+})
+
+# --- network namespaces (--netns=all): the per-namespace alerts carry pod_uid and container_id
+# from netstat_netns_info. Every test above has no netstat_netns_info at all (--netns=self): the
+# alerts fire there with the series' own labels. Here one host reads four namespaces: its own
+# (netns="", info with empty ids), a pod's, a plain Docker container's, and one that vanished
+# before its info was written (no info: the alert still fires, without pod or container).
+# host2's info for the same inode must not leak onto host1's alerts.
+POD = {'netns': '4026532001'}
+POD_INFO = {'pod_uid': '5f0c4c8e-2a3b-4c5d-8e9f-0a1b2c3d4e5f', 'container_id': 'a' * 64}
+CTR = {'netns': '4026532002'}
+CTR_INFO = {'container_id': 'b' * 64}
+GONE = {'netns': '4026532003'}
+ulst = dict(lst('0.0.0.0', 4444), service='krb524', process='nc')
+tests.append({
+    'name': 'per-namespace alerts name the pod and container (--netns=all)',
+    'interval': '1m',
+    'input_series': [
+        S('netstat_netns_info', {'netns': '', 'name': '', 'container_id': '', 'pod_uid': ''}, '1x40'),
+        S('netstat_netns_info', dict(POD, name='', **POD_INFO), '1x40'),
+        S('netstat_netns_info', dict(CTR, name='', pod_uid='', **CTR_INFO), '1x40'),
+        S('netstat_netns_info', dict(POD, name='', pod_uid='other-host-pod', container_id='c' * 64), '1x40', base=H2),
+        S('netstat_listener_unexpected', ulst, '1x10'),
+        S('netstat_listener_unexpected', dict(ulst, **POD), '1x10'),
+        S('netstat_listener_unexpected', dict(ulst, **CTR), '1x10'),
+        S('netstat_listener_unexpected', dict(ulst, **GONE), '1x10'),
+        S('netstat_listener_unexpected', dict(lst('0.0.0.0', 22), service='ssh', process='sshd', **POD), '0x10'),
+        S('netstat_sockets', dict(st('ipv4', 'close_wait'), **POD), '150x30'),
+        S('netstat_sockets', dict(st('ipv6', 'close_wait'), **POD), '0x30'),
+        S('netstat_sockets', st('ipv4', 'close_wait'), '60x30'),
+    ] + [dict(x, series=x['series'].replace('}', ', netns="4026532001"}')) for x in iface('eth0', 'receive', 900, 100, 0, 0)]
+      + iface('eth0', 'receive', 1000, 0, 0, 0),
+    'alert_rule_test': [
+        {'eval_time': '1m', 'alertname': 'NetstatUnexpectedListener', 'exp_alerts': []},
+        {'eval_time': '5m', 'alertname': 'NetstatUnexpectedListener', 'exp_alerts': [
+            exp('NetstatUnexpectedListener', L(ulst), 1),
+            exp('NetstatUnexpectedListener', L(dict(ulst, **POD, **POD_INFO)), 1),
+            exp('NetstatUnexpectedListener', L(dict(ulst, **CTR, **CTR_INFO)), 1),
+            exp('NetstatUnexpectedListener', L(dict(ulst, **GONE)), 1),
+        ]},
+        {'eval_time': '10m', 'alertname': 'NetstatTcpCloseWaitPileUp', 'exp_alerts': []},
+        {'eval_time': '20m', 'alertname': 'NetstatTcpCloseWaitPileUp', 'exp_alerts': [
+            exp('NetstatTcpCloseWaitPileUp', L(dict({'protocol': 'tcp', 'state': 'close_wait'}, **POD, **POD_INFO)), 150)]},
+        {'eval_time': '10m', 'alertname': 'NetstatInterfaceErrors', 'exp_alerts': []},
+        {'eval_time': '25m', 'alertname': 'NetstatInterfaceErrors', 'exp_alerts': [
+            exp('NetstatInterfaceErrors', L(dict({'device': 'eth0', 'direction': 'receive'}, **POD, **POD_INFO)), 0.1)]},
+    ],
+})
+tests.append({
+    'name': 'network namespaces that cannot be read or are left out',
+    'interval': '1m',
+    'input_series': [
+        S('netstat_netns_errors_total', {'reason': 'permission'}, '0+2x40'),
+        S('netstat_netns_errors_total', {'reason': 'vanished'}, '0+5x40', base=H2),
+        S('netstat_netns_dropped', {}, '3x40'),
+        S('netstat_netns_dropped', {}, '0x40', base=H2),
+    ],
+    'alert_rule_test': [
+        {'eval_time': '10m', 'alertname': 'NetstatNetnsUnreadable', 'exp_alerts': []},
+        {'eval_time': '30m', 'alertname': 'NetstatNetnsUnreadable', 'exp_alerts': [
+            exp('NetstatNetnsUnreadable', L({}), 2 / 60)]},
+        {'eval_time': '10m', 'alertname': 'NetstatNetnsDropped', 'exp_alerts': []},
+        {'eval_time': '30m', 'alertname': 'NetstatNetnsDropped', 'exp_alerts': [
+            exp('NetstatNetnsDropped', L({}), 3)]},
     ],
 })
 

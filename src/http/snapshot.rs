@@ -14,6 +14,9 @@ use crate::scrape::{BUILD_INFO, COLLECTOR_DURATION, COLLECTOR_SUCCESS, PROCESS_S
 /// Version of the snapshot schema (bumped on incompatible changes).
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// One series per network namespace read (`--netns=all`; the own namespace with netns="").
+const NETNS_INFO: &str = "netstat_netns_info";
+
 /// Everything the landing page shows, from one scrape.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
@@ -41,6 +44,21 @@ pub struct Snapshot {
     pub outbound: Vec<OutboundRow>,
     /// Sockets in folded series (null without the connections collector).
     pub outbound_folded: Option<u64>,
+    /// The network namespaces read (`netstat_netns_info`; empty with --netns=self).
+    pub namespaces: Vec<NamespaceRow>,
+}
+
+/// One series of `netstat_netns_info`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NamespaceRow {
+    /// The namespace's inode number in decimal; "" for the exporter's own namespace.
+    pub netns: String,
+    /// Its name under /run/netns ("" when none).
+    pub name: String,
+    /// The full id of the container that owns it ("" when none).
+    pub container_id: String,
+    /// The uid of the Kubernetes pod that owns it ("" when none).
+    pub pod_uid: String,
 }
 
 /// One series of `netstat_outbound_connections`.
@@ -72,6 +90,8 @@ pub struct SocketCount {
     pub family: String,
     pub state: String,
     pub count: u64,
+    /// The netns label ("" for the exporter's own namespace).
+    pub netns: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -80,6 +100,8 @@ pub struct UnixSocketCount {
     pub kind: String,
     pub state: String,
     pub count: u64,
+    /// The netns label ("" for the exporter's own namespace).
+    pub netns: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -105,6 +127,8 @@ pub struct ListenerRow {
     pub drops: Option<u64>,
     /// Null without an expected-listeners file.
     pub unexpected: Option<bool>,
+    /// The netns label ("" for the exporter's own namespace).
+    pub netns: String,
 }
 
 /// One row of `netstat -i`, plus bytes.
@@ -125,6 +149,8 @@ pub struct InterfaceRow {
     pub tx_ovr: u64,
     pub rx_bytes: u64,
     pub tx_bytes: u64,
+    /// The netns label ("" for the exporter's own namespace).
+    pub netns: String,
 }
 
 fn label<'a>(s: &'a Sample, name: &str) -> &'a str {
@@ -154,7 +180,8 @@ fn has_family(families: &[MetricFamily], name: &str) -> bool {
     families.iter().any(|f| f.name == name)
 }
 
-type ListenerKey = (String, String, String, String);
+/// protocol, family, address, port, netns: two namespaces may listen on the same address.
+type ListenerKey = (String, String, String, String, String);
 
 fn listener_key(s: &Sample) -> ListenerKey {
     (
@@ -162,10 +189,11 @@ fn listener_key(s: &Sample) -> ListenerKey {
         label(s, "family").to_string(),
         label(s, "address").to_string(),
         label(s, "port").to_string(),
+        label(s, "netns").to_string(),
     )
 }
 
-/// Per-listener values of `name`, keyed by protocol/family/address/port.
+/// Per-listener values of `name`, keyed by protocol/family/address/port/netns.
 fn listener_values(families: &[MetricFamily], name: &str) -> HashMap<ListenerKey, u64> {
     samples(families, name)
         .map(|s| (listener_key(s), int(s.value)))
@@ -201,6 +229,7 @@ impl Snapshot {
                     family: label(s, "family").into(),
                     state: label(s, "state").into(),
                     count: int(s.value),
+                    netns: label(s, "netns").into(),
                 })
                 .collect(),
             unix_sockets: samples(families, sockets::UNIX_SOCKETS.name)
@@ -208,6 +237,7 @@ impl Snapshot {
                     kind: label(s, "type").into(),
                     state: label(s, "state").into(),
                     count: int(s.value),
+                    netns: label(s, "netns").into(),
                 })
                 .collect(),
             expected_listeners_policy: expected,
@@ -221,6 +251,14 @@ impl Snapshot {
             outbound_folded: samples(families, connections::FOLDED.name)
                 .next()
                 .map(|s| int(s.value)),
+            namespaces: samples(families, NETNS_INFO)
+                .map(|s| NamespaceRow {
+                    netns: label(s, "netns").into(),
+                    name: label(s, "name").into(),
+                    container_id: label(s, "container_id").into(),
+                    pod_uid: label(s, "pod_uid").into(),
+                })
+                .collect(),
         }
     }
 }
@@ -300,6 +338,7 @@ fn listeners(families: &[MetricFamily], expected: bool) -> Vec<ListenerRow> {
                 receive_queue_bytes: get(&rqueue),
                 drops: get(&drops),
                 unexpected: expected.then(|| get(&unexpected).is_some_and(|v| v > 0)),
+                netns: key.4.clone(),
             }
         })
         .collect()
@@ -307,30 +346,35 @@ fn listeners(families: &[MetricFamily], expected: bool) -> Vec<ListenerRow> {
 
 fn interfaces(families: &[MetricFamily]) -> Vec<InterfaceRow> {
     let mut rows: Vec<InterfaceRow> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut row = |rows: &mut Vec<InterfaceRow>, device: &str| -> usize {
-        *index.entry(device.to_string()).or_insert_with(|| {
-            rows.push(InterfaceRow {
-                device: device.to_string(),
-                mtu: None,
-                flags: String::new(),
-                operstate: None,
-                rx_ok: 0,
-                rx_err: 0,
-                rx_drp: 0,
-                rx_ovr: 0,
-                tx_ok: 0,
-                tx_err: 0,
-                tx_drp: 0,
-                tx_ovr: 0,
-                rx_bytes: 0,
-                tx_bytes: 0,
-            });
-            rows.len() - 1
-        })
+    // Keyed by (netns, device): every namespace has its own lo and eth0.
+    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    let mut row = |rows: &mut Vec<InterfaceRow>, s: &Sample| -> usize {
+        let (netns, device) = (label(s, "netns"), label(s, "device"));
+        *index
+            .entry((netns.to_string(), device.to_string()))
+            .or_insert_with(|| {
+                rows.push(InterfaceRow {
+                    device: device.to_string(),
+                    mtu: None,
+                    flags: String::new(),
+                    operstate: None,
+                    rx_ok: 0,
+                    rx_err: 0,
+                    rx_drp: 0,
+                    rx_ovr: 0,
+                    tx_ok: 0,
+                    tx_err: 0,
+                    tx_drp: 0,
+                    tx_ovr: 0,
+                    rx_bytes: 0,
+                    tx_bytes: 0,
+                    netns: netns.to_string(),
+                });
+                rows.len() - 1
+            })
     };
     for s in samples(families, interfaces::PACKETS.name) {
-        let i = row(&mut rows, label(s, "device"));
+        let i = row(&mut rows, s);
         let r = &mut rows[i];
         let v = int(s.value);
         let slot = match (label(s, "direction"), label(s, "outcome")) {
@@ -347,7 +391,7 @@ fn interfaces(families: &[MetricFamily]) -> Vec<InterfaceRow> {
         *slot = v;
     }
     for s in samples(families, interfaces::BYTES.name) {
-        let i = row(&mut rows, label(s, "device"));
+        let i = row(&mut rows, s);
         match label(s, "direction") {
             "receive" => rows[i].rx_bytes = int(s.value),
             "transmit" => rows[i].tx_bytes = int(s.value),
@@ -355,11 +399,11 @@ fn interfaces(families: &[MetricFamily]) -> Vec<InterfaceRow> {
         }
     }
     for s in samples(families, interfaces::MTU.name) {
-        let i = row(&mut rows, label(s, "device"));
+        let i = row(&mut rows, s);
         rows[i].mtu = Some(int(s.value));
     }
     for s in samples(families, interfaces::INFO.name) {
-        let i = row(&mut rows, label(s, "device"));
+        let i = row(&mut rows, s);
         rows[i].flags = label(s, "flags").into();
         let op = label(s, "operstate");
         rows[i].operstate = (!op.is_empty()).then(|| op.to_string());
@@ -535,6 +579,7 @@ mod tests {
                 receive_queue_bytes: None,
                 drops: None,
                 unexpected: None,
+                netns: String::new(),
             }
         );
         let udp = &s.listeners[1];
@@ -568,8 +613,112 @@ mod tests {
                 tx_ovr: 80,
                 rx_bytes: 1000,
                 tx_bytes: 2000,
+                netns: String::new(),
             }]
         );
+        assert!(
+            s.namespaces.is_empty(),
+            "no netstat_netns_info: --netns=self"
+        );
+        assert!(s.sockets.iter().all(|r| r.netns.is_empty()));
+    }
+
+    #[test]
+    fn namespaces_and_per_namespace_rows_are_kept_apart() {
+        // --netns=all: the own namespace (no netns label) and a pod's, each with the same
+        // listener 0.0.0.0:22 and its own lo.
+        let pod = "4026532001";
+        let mut l22 = key("22");
+        let mut l22_pod = key("22");
+        l22_pod.push(("netns", pod));
+        let with = |k: &[(&'static str, &str)], extra: &[(&'static str, &str)]| {
+            let mut l = k.to_vec();
+            l.extend_from_slice(extra);
+            lbl(&l)
+        };
+        l22.extend([("service", "ssh"), ("process", "sshd"), ("user", "root")]);
+        let fams = vec![
+            F::gauge(NETNS_INFO, "")
+                .with(
+                    lbl(&[
+                        ("netns", ""),
+                        ("name", ""),
+                        ("container_id", ""),
+                        ("pod_uid", ""),
+                    ]),
+                    1u64,
+                )
+                .with(
+                    lbl(&[
+                        ("netns", pod),
+                        ("name", "cni-1"),
+                        ("container_id", "ab12"),
+                        ("pod_uid", "5f0c4c8e-2a3b-4c5d-8e9f-0a1b2c3d4e5f"),
+                    ]),
+                    1u64,
+                ),
+            F::gauge("netstat_listener_info", "")
+                .with(lbl(&l22), 1u64)
+                .with(
+                    with(
+                        &l22_pod,
+                        &[("service", "ssh"), ("process", "dropbear"), ("user", "app")],
+                    ),
+                    1u64,
+                ),
+            F::gauge("netstat_listener_accept_queue", "")
+                .with(lbl(&key("22")), 1u64)
+                .with(lbl(&l22_pod), 7u64),
+            F::gauge("netstat_interface_mtu_bytes", "")
+                .with(lbl(&[("device", "lo")]), 65536u64)
+                .with(lbl(&[("device", "lo"), ("netns", pod)]), 1500u64),
+            F::gauge("netstat_sockets", "").with(
+                lbl(&[
+                    ("protocol", "tcp"),
+                    ("family", "ipv4"),
+                    ("state", "listen"),
+                    ("netns", pod),
+                ]),
+                1u64,
+            ),
+            F::gauge("netstat_unix_sockets", "").with(
+                lbl(&[("type", "stream"), ("state", "connected"), ("netns", pod)]),
+                2u64,
+            ),
+        ];
+        let s = Snapshot::from_families(&fams, 1.0);
+        assert_eq!(s.namespaces.len(), 2);
+        assert_eq!(s.namespaces[0].netns, "");
+        assert_eq!(
+            s.namespaces[1],
+            NamespaceRow {
+                netns: pod.into(),
+                name: "cni-1".into(),
+                container_id: "ab12".into(),
+                pod_uid: "5f0c4c8e-2a3b-4c5d-8e9f-0a1b2c3d4e5f".into(),
+            }
+        );
+        let l: Vec<(&str, &str, Option<u64>)> = s
+            .listeners
+            .iter()
+            .map(|r| (r.netns.as_str(), r.process.as_str(), r.accept_queue))
+            .collect();
+        assert_eq!(l, vec![("", "sshd", Some(1)), (pod, "dropbear", Some(7))]);
+        let i: Vec<(&str, &str, Option<u64>)> = s
+            .interfaces
+            .iter()
+            .map(|r| (r.netns.as_str(), r.device.as_str(), r.mtu))
+            .collect();
+        assert_eq!(i, vec![("", "lo", Some(65536)), (pod, "lo", Some(1500))]);
+        assert_eq!(s.sockets[0].netns, pod);
+        assert_eq!(s.unix_sockets[0].netns, pod);
+        let j = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            j["namespaces"][1]["pod_uid"],
+            "5f0c4c8e-2a3b-4c5d-8e9f-0a1b2c3d4e5f"
+        );
+        assert_eq!(j["listeners"][1]["netns"], pod);
+        assert_eq!(j["interfaces"][0]["netns"], "");
     }
 
     #[test]

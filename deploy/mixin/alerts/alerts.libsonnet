@@ -12,6 +12,8 @@ local num(x) = if x == std.floor(x) then std.format('%d', x) else std.format('%.
 local pct(r) = num(r * 100);
 // A ||| text block as one line, like a YAML folded (>-) scalar.
 local oneLine(s) = std.strReplace(std.rstripChars(s, '\n'), '\n', ' ');
+// Indent every line of a ||| block (the signal inside the namespace join below).
+local indent(s, n) = std.join('\n', [if l == '' then l else std.repeat(' ', n) + l for l in std.split(std.rstripChars(s, '\n'), '\n')]);
 
 {
   prometheusAlerts+:: {
@@ -24,22 +26,62 @@ local oneLine(s) = std.strReplace(std.rstripChars(s, '\n'), '\n', ' ');
       timeWaitThresholdText: num($._config.timeWaitThreshold),
       closeWaitThresholdText: num($._config.closeWaitThreshold),
     },
-    local ratioRule(name, outcome, ratio, forDuration, summaryText, descriptionText) = {
+    // --- Network namespaces (--netns=all): the alerts on per-namespace series name the pod.
+    //
+    // nsExpr(signal) is the signal with the labels of netstat_netns_info
+    // (_config.netnsInfoLabels: pod_uid and container_id) joined on the namespace:
+    //
+    //     signal * on (job, instance, netns) group_left (pod_uid, container_id) netstat_netns_info
+    //   or ignoring (pod_uid, container_id)
+    //     signal
+    //
+    // netstat_netns_info is 1, so the value is unchanged. The `or ignoring` keeps every series
+    // the join cannot name: all of them with --netns=self (no netstat_netns_info at all), and a
+    // namespace whose info is missing (it vanished between the two reads). The own namespace has
+    // netns="" on both sides, so it joins too (empty pod_uid and container_id: no label).
+    // Comparisons go outside: (nsExpr(signal)) > threshold.
+    local nsExpr(signal) = std.rstripChars(|||
+      (
+      %(signal)s
+        * on (%(join)s, netns) group_left (%(info)s)
+          netstat_netns_info{%(sel)s}
+      or ignoring (%(info)s)
+      %(signal)s
+      )
+    ||| % {
+      signal: indent(signal, 2),
+      join: c.netnsInfoJoinLabels,
+      info: c.netnsInfoLabels,
+      sel: c.netstatExporterSelector,
+    }, '\n'),
+    // Where a per-namespace alert is: nothing for the own namespace, else the namespace and the
+    // pod or container that owns it (Go templates: `with` is empty for an empty label).
+    local nsSummary = '{{ with $labels.pod_uid }} (pod {{ . }}){{ else }}{{ with $labels.container_id }} (container {{ . }}){{ else }}{{ with $labels.netns }} (netns {{ . }}){{ end }}{{ end }}{{ end }}',
+    local nsDescription = '{{ with $labels.netns }} In network namespace {{ . }}{{ end }}{{ with $labels.pod_uid }} of pod uid {{ . }} (kube_pod_info{uid="{{ . }}"} names it){{ end }}{{ with $labels.container_id }}, container {{ . }}{{ end }}{{ with $labels.netns }}: run the commands above in it (`nsenter --net=/proc/<pid>/ns/net`, pid of a process of the container).{{ end }}',
+    // A rule on a per-namespace series: the pod/container in its summary and description.
+    local nsRule(rule) = rule {
+      annotations+: {
+        summary: std.strReplace(rule.annotations.summary, '{{ $labels.instance }}', '{{ $labels.instance }}' + nsSummary),
+        description: rule.annotations.description + nsDescription,
+      },
+    },
+
+    local ratioRule(name, outcome, ratio, forDuration, summaryText, descriptionText) = nsRule({
       alert: name,
-      expr: |||
+      expr: nsExpr(|||
         (
             sum without (outcome) (rate(netstat_interface_packets_total{%(sel)s, outcome="%(outcome)s"}[%(rate)s]))
           /
             sum without (outcome) (rate(netstat_interface_packets_total{%(sel)s}[%(rate)s]))
-        ) > %(ratio)s
-      ||| % { sel: c.netstatExporterSelector, outcome: outcome, rate: c.alertRateInterval, ratio: num(ratio) },
+        )
+      ||| % { sel: c.netstatExporterSelector, outcome: outcome, rate: c.alertRateInterval }) + ' > %s\n' % num(ratio),
       'for': forDuration,
       labels: { severity: 'warning' },
       annotations: {
         summary: summaryText,
         description: oneLine(descriptionText % c),
       },
-    },
+    }),
 
     groups+: [
       {
@@ -83,11 +125,11 @@ local oneLine(s) = std.strReplace(std.rstripChars(s, '\n'), '\n', ' ');
               interrupt coalescing (`ethtool -c`).
             |||
           ),
-          {
+          nsRule({
             alert: 'NetstatInterfacePromiscuous',
-            expr: |||
-              netstat_interface_flag{%(netstatExporterSelector)s, flag="promisc", device!~"%(promiscuousInterfaceExcludeRegex)s"} == 1
-            ||| % c,
+            expr: nsExpr(|||
+              netstat_interface_flag{%(netstatExporterSelector)s, flag="promisc", device!~"%(promiscuousInterfaceExcludeRegex)s"}
+            ||| % c) + ' == 1\n' % c,
             'for': c.interfacePromiscuousFor,
             labels: { severity: 'info' },
             annotations: {
@@ -101,21 +143,21 @@ local oneLine(s) = std.strReplace(std.rstripChars(s, '\n'), '\n', ' ');
                 device to the mixin's promiscuousInterfaceExcludeRegex.
               ||| % c),
             },
-          },
+          }),
         ],
       },
       {
         name: 'netstat-exporter-sockets',
         rules: [
-          {
+          nsRule({
             alert: 'NetstatListenerAcceptQueueNearLimit',
-            expr: |||
+            expr: nsExpr(|||
               (
                   netstat_listener_accept_queue{%(netstatExporterSelector)s}
                 /
                   (netstat_listener_accept_queue_limit{%(netstatExporterSelector)s} > 0)
-              ) > %(acceptQueueFillRatioText)s
-            ||| % c,
+              )
+            ||| % c) + ' > %(acceptQueueFillRatioText)s\n' % c,
             'for': c.acceptQueueFor,
             labels: { severity: 'warning' },
             annotations: {
@@ -129,12 +171,12 @@ local oneLine(s) = std.strReplace(std.rstripChars(s, '\n'), '\n', ' ');
                 thread pool, CPU and locks; or its backlog is too small for its connection rate.
               ||| % c),
             },
-          },
-          {
+          }),
+          nsRule({
             alert: 'NetstatTcpListenOverflows',
-            expr: |||
-              rate(netstat_tcp_listen_overflows_total{%(netstatExporterSelector)s}[%(alertRateInterval)s]) > 0
-            ||| % c,
+            expr: nsExpr(|||
+              rate(netstat_tcp_listen_overflows_total{%(netstatExporterSelector)s}[%(alertRateInterval)s])
+            ||| % c) + ' > 0\n' % c,
             'for': c.listenOverflowsFor,
             labels: { severity: 'warning' },
             annotations: {
@@ -149,12 +191,12 @@ local oneLine(s) = std.strReplace(std.rstripChars(s, '\n'), '\n', ' ');
                 net.core.somaxconn.
               ||| % c),
             },
-          },
-          {
+          }),
+          nsRule({
             alert: 'NetstatUnexpectedListener',
-            expr: |||
-              netstat_listener_unexpected{%(netstatExporterSelector)s} == 1
-            ||| % c,
+            expr: nsExpr(|||
+              netstat_listener_unexpected{%(netstatExporterSelector)s}
+            ||| % c) + ' == 1\n' % c,
             'for': c.unexpectedListenerFor,
             labels: { severity: 'warning' },
             annotations: {
@@ -168,12 +210,12 @@ local oneLine(s) = std.strReplace(std.rstripChars(s, '\n'), '\n', ' ');
                 legitimate, add it to the expected-listeners file, otherwise stop it.
               ||| % c),
             },
-          },
-          {
+          }),
+          nsRule({
             alert: 'NetstatUnexpectedOutboundConnection',
-            expr: |||
-              netstat_outbound_unexpected{%(netstatExporterSelector)s} == 1
-            ||| % c,
+            expr: nsExpr(|||
+              netstat_outbound_unexpected{%(netstatExporterSelector)s}
+            ||| % c) + ' == 1\n' % c,
             'for': c.unexpectedOutboundFor,
             labels: { severity: 'warning' },
             annotations: {
@@ -187,15 +229,15 @@ local oneLine(s) = std.strReplace(std.rstripChars(s, '\n'), '\n', ' ');
                 add an entry, otherwise stop it: a process phoning home looks like this.
               ||| % c),
             },
-          },
-          {
+          }),
+          nsRule({
             alert: 'NetstatSocketQueueBacklog',
             // netstat_socket_queue_max_bytes is the largest single Recv-Q/Send-Q at scrape
             // time; its minimum over the window stays above zero only if some socket never
             // drained.
-            expr: |||
-              min_over_time(netstat_socket_queue_max_bytes{%(netstatExporterSelector)s}[%(socketQueueWindow)s]) > 0
-            ||| % c,
+            expr: nsExpr(|||
+              min_over_time(netstat_socket_queue_max_bytes{%(netstatExporterSelector)s}[%(socketQueueWindow)s])
+            ||| % c) + ' > 0\n' % c,
             'for': c.socketQueueFor,
             labels: { severity: 'warning' },
             annotations: {
@@ -210,12 +252,12 @@ local oneLine(s) = std.strReplace(std.rstripChars(s, '\n'), '\n', ' ');
                 queued and how many sockets (netstat_sockets_queued).
               ||| % c),
             },
-          },
-          {
+          }),
+          nsRule({
             alert: 'NetstatTcpTimeWaitPileUp',
-            expr: |||
-              sum without (family) (netstat_sockets{%(netstatExporterSelector)s, protocol="tcp", state="time_wait"}) > %(timeWaitThresholdText)s
-            ||| % c,
+            expr: nsExpr(|||
+              sum without (family) (netstat_sockets{%(netstatExporterSelector)s, protocol="tcp", state="time_wait"})
+            ||| % c) + ' > %(timeWaitThresholdText)s\n' % c,
             'for': c.timeWaitFor,
             labels: { severity: 'warning' },
             annotations: {
@@ -229,12 +271,12 @@ local oneLine(s) = std.strReplace(std.rstripChars(s, '\n'), '\n', ' ');
                 `ss -tan state time-wait` and reuse connections.
               ||| % c),
             },
-          },
-          {
+          }),
+          nsRule({
             alert: 'NetstatTcpCloseWaitPileUp',
-            expr: |||
-              sum without (family) (netstat_sockets{%(netstatExporterSelector)s, protocol="tcp", state="close_wait"}) > %(closeWaitThresholdText)s
-            ||| % c,
+            expr: nsExpr(|||
+              sum without (family) (netstat_sockets{%(netstatExporterSelector)s, protocol="tcp", state="close_wait"})
+            ||| % c) + ' > %(closeWaitThresholdText)s\n' % c,
             'for': c.closeWaitFor,
             labels: { severity: 'warning' },
             annotations: {
@@ -246,12 +288,12 @@ local oneLine(s) = std.strReplace(std.rstripChars(s, '\n'), '\n', ' ');
                 files". Find the process with `ss -tanp state close-wait`.
               ||| % c),
             },
-          },
-          {
+          }),
+          nsRule({
             alert: 'NetstatUdpReceiveBufferErrors',
-            expr: |||
-              rate(netstat_udp_receive_buffer_errors_total{%(netstatExporterSelector)s}[%(alertRateInterval)s]) > 0
-            ||| % c,
+            expr: nsExpr(|||
+              rate(netstat_udp_receive_buffer_errors_total{%(netstatExporterSelector)s}[%(alertRateInterval)s])
+            ||| % c) + ' > 0\n' % c,
             'for': c.udpReceiveBufferErrorsFor,
             labels: { severity: 'warning' },
             annotations: {
@@ -264,7 +306,7 @@ local oneLine(s) = std.strReplace(std.rstripChars(s, '\n'), '\n', ' ');
                 and netstat_listener_receive_queue_bytes (or `ss -lunm`) show which socket.
               ||| % c),
             },
-          },
+          }),
         ],
       },
       {
@@ -286,6 +328,43 @@ local oneLine(s) = std.strReplace(std.rstripChars(s, '\n'), '\n', ' ');
                 counts the errors by source. Common causes: missing privileges (see the
                 deployment's capabilities), a /proc or /sys not mounted where --path.procfs /
                 --path.sysfs point.
+              ||| % c),
+            },
+          },
+          {
+            alert: 'NetstatNetnsUnreadable',
+            // "vanished": a container stopped while it was being read, normal churn.
+            expr: |||
+              sum without (reason) (rate(netstat_netns_errors_total{%(netstatExporterSelector)s, reason!="vanished"}[%(alertRateInterval)s])) > 0
+            ||| % c,
+            'for': c.netnsUnreadableFor,
+            labels: { severity: 'warning' },
+            annotations: {
+              summary: 'netstat_exporter on {{ $labels.instance }} cannot read some network namespaces ({{ $value | humanize }}/s)',
+              description: oneLine(|||
+                For %(netnsUnreadableFor)s netstat_exporter (--netns=all) on {{ $labels.instance }} has failed to
+                read network namespaces (netstat_netns_errors_total, reasons other than "vanished"), so the
+                sockets, listeners and interfaces of some containers or pods are missing. Usually missing
+                privileges: CAP_SYS_ADMIN (setns), CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (other processes'
+                /proc/<pid>/ns/net), hostPID, or /run/netns not mounted; the exporter's log names the
+                namespace and the error. See docs/deploying.md, "Containers and pods".
+              ||| % c),
+            },
+          },
+          {
+            alert: 'NetstatNetnsDropped',
+            expr: |||
+              netstat_netns_dropped{%(netstatExporterSelector)s} > 0
+            ||| % c,
+            'for': c.netnsDroppedFor,
+            labels: { severity: 'warning' },
+            annotations: {
+              summary: 'netstat_exporter on {{ $labels.instance }} leaves out {{ $value }} network namespaces (--netns.max)',
+              description: oneLine(|||
+                For %(netnsDroppedFor)s netstat_exporter on {{ $labels.instance }} has found more network namespaces than
+                --netns.max allows and left {{ $value }} of them out (netstat_netns_dropped): their containers and
+                pods are not monitored. Raise --netns.max (each namespace costs a few series per
+                collector) or narrow --netns.include / --netns.exclude.
               ||| % c),
             },
           },

@@ -8,7 +8,20 @@ local p = import '../lib/panels.libsonnet';
     'netstat_exporter.json':
       local c = $._config;
       // Every query is filtered by the two variables (%(sel)s below).
-      local v = { sel: 'job=~"$job",instance=~"$instance"' };
+      //   sel: the exporter's own series (health, build info);
+      //   ns:  per-namespace series (sockets, listeners, connections, interfaces, protocols),
+      //        also filtered by $netns. With --netns=self they have no netns label, and
+      //        $netns's All value (.*) matches the empty label, so nothing changes there.
+      //   pod: the namespaces of the pods picked by $pod (netstat_netns_info, --netns=all).
+      local v = {
+        sel: 'job=~"$job",instance=~"$instance"',
+        ns: 'job=~"$job",instance=~"$instance",netns=~"$netns"',
+        info: 'job=~"$job",instance=~"$instance",netns=~"$netns",pod_uid=~"$pod"',
+      };
+      // `X` restricted to the namespaces picked by $netns and $pod, with their name and pod uid
+      // as labels (netstat_netns_info, one per namespace and host).
+      local withInfo(x) =
+        '%s * on (instance, netns) group_left (name, pod_uid, container_id) max by (instance, netns, name, pod_uid, container_id) (netstat_netns_info{%s})' % [x, v.info];
       {
         __requires: [
           { type: 'grafana', id: 'grafana', name: 'Grafana', version: '10.0.0' },
@@ -41,6 +54,10 @@ local p = import '../lib/panels.libsonnet';
             p.datasourceVariable,
             p.queryVariable('job', 'Job', 'label_values(netstat_exporter_build_info, job)'),
             p.queryVariable('instance', 'Instance', 'label_values(netstat_exporter_build_info{job=~"$job"}, instance)'),
+            // Namespaces exist with --netns=all; the own namespace has netns="" (the first
+            // option, labelled by its empty value), so All must be .* to match it.
+            p.queryVariable('pod', 'Pod uid', 'label_values(netstat_netns_info{job=~"$job",instance=~"$instance"}, pod_uid)', allValue='.*'),
+            p.queryVariable('netns', 'Network namespace', 'label_values(netstat_netns_info{job=~"$job",instance=~"$instance",pod_uid=~"$pod"}, netns)', allValue='.*'),
           ],
         },
         panels: p.withIds([
@@ -49,59 +66,59 @@ local p = import '../lib/panels.libsonnet';
                  'sum(up{%(sel)s})' % v,
                  [{"color": "red", "value": null}, {"color": "green", "value": 1}], [0, 1, 3, 4]),
           p.stat('TCP established', 'TCP connections in ESTABLISHED on the selected hosts (netstat_sockets).',
-                 'sum(netstat_sockets{%(sel)s,protocol="tcp",state="established"})' % v,
+                 'sum(netstat_sockets{%(ns)s,protocol="tcp",state="established"})' % v,
                  [{"color": "green", "value": null}], [3, 1, 3, 4]),
           p.stat('TIME_WAIT', 'TCP sockets in TIME_WAIT: connections this host closed first. Many of them mean many short-lived outgoing connections.',
-                 'sum(netstat_sockets{%(sel)s,protocol="tcp",state="time_wait"})' % v,
+                 'sum(netstat_sockets{%(ns)s,protocol="tcp",state="time_wait"})' % v,
                  [{"color": "green", "value": null}, {"color": "orange", "value": c.timeWaitThreshold}], [6, 1, 3, 4]),
           p.stat('CLOSE_WAIT', 'TCP sockets in CLOSE_WAIT: the peer closed, the local application has not. A growing number is a socket leak.',
-                 'sum(netstat_sockets{%(sel)s,protocol="tcp",state="close_wait"})' % v,
+                 'sum(netstat_sockets{%(ns)s,protocol="tcp",state="close_wait"})' % v,
                  [{"color": "green", "value": null}, {"color": "orange", "value": c.closeWaitThreshold}], [9, 1, 3, 4]),
           p.stat('Listeners', 'Listening sockets (address, port, protocol) on the selected hosts.',
-                 'count(netstat_listener_info{%(sel)s})' % v,
+                 'count(netstat_listener_info{%(ns)s})' % v,
                  [{"color": "green", "value": null}], [12, 1, 3, 4]),
           p.stat('Unexpected listeners', 'Listeners that no entry of --collector.listeners.expected allows (0 when the file is not used).',
-                 'count(netstat_listener_unexpected{%(sel)s} == 1) or vector(0)' % v,
+                 'count(netstat_listener_unexpected{%(ns)s} == 1) or vector(0)' % v,
                  [{"color": "green", "value": null}, {"color": "red", "value": 1}], [15, 1, 3, 4]),
           p.stat('Promiscuous interfaces', 'Interfaces with the promisc flag (a packet capture, a bridge port, or ip link set promisc on).',
-                 'sum(netstat_interface_flag{%(sel)s,flag="promisc"})' % v,
+                 'sum(netstat_interface_flag{%(ns)s,flag="promisc"})' % v,
                  [{"color": "green", "value": null}, {"color": "orange", "value": 1}], [18, 1, 3, 4]),
           p.stat('Failing collectors', 'Collectors whose last scrape met an error (netstat_scrape_collector_success == 0); the exporter\'s log says which file and line.',
                  'count(netstat_scrape_collector_success{%(sel)s} == 0) or vector(0)' % v,
                  [{"color": "green", "value": null}, {"color": "red", "value": 1}], [21, 1, 3, 4]),
           p.row('Sockets', [0, 5, 24, 1]),
           p.timeseries('TCP sockets by state', 'netstat_sockets for TCP, by address family and state (netstat -ant / ss -s).', 'short', [
-            p.target('sum by (family, state) (netstat_sockets{%(sel)s,protocol="tcp"})' % v, '{{family}} {{state}}'),
+            p.target('sum by (family, state) (netstat_sockets{%(ns)s,protocol="tcp"})' % v, '{{family}} {{state}}'),
           ], [0, 6, 12, 8]),
           p.timeseries('TIME_WAIT and CLOSE_WAIT per host', 'TIME_WAIT: closed by this host, waiting 60 s (ephemeral ports in use). CLOSE_WAIT: closed by the peer, not yet by the application (a leak if it grows). Alerts: NetstatTcpTimeWaitPileUp, NetstatTcpCloseWaitPileUp.', 'short', [
-            p.target('sum by (instance, state) (netstat_sockets{%(sel)s,protocol="tcp",state=~"time_wait|close_wait"})' % v, '{{instance}} {{state}}'),
+            p.target('sum by (instance, state) (netstat_sockets{%(ns)s,protocol="tcp",state=~"time_wait|close_wait"})' % v, '{{instance}} {{state}}'),
           ], [12, 6, 12, 8]),
           p.timeseries('UDP, UDP-Lite and raw sockets', 'Datagram sockets by protocol, family and state (connected: connect() called).', 'short', [
-            p.target('sum by (protocol, family, state) (netstat_sockets{%(sel)s,protocol!="tcp"})' % v, '{{protocol}}/{{family}} {{state}}'),
+            p.target('sum by (protocol, family, state) (netstat_sockets{%(ns)s,protocol!="tcp"})' % v, '{{protocol}}/{{family}} {{state}}'),
           ], [0, 14, 12, 8]),
           p.timeseries('Unix sockets', 'Unix domain sockets by type and state (/proc/net/unix).', 'short', [
-            p.target('sum by (type, state) (netstat_unix_sockets{%(sel)s})' % v, '{{type}} {{state}}'),
+            p.target('sum by (type, state) (netstat_unix_sockets{%(ns)s})' % v, '{{type}} {{state}}'),
           ], [12, 14, 12, 8]),
           p.timeseries('Queued bytes (sum of Recv-Q / Send-Q)', 'Bytes waiting in socket queues, summed over non-listening sockets. Receive: the application does not read; send: the peer does not read or the path is slow. Should stay near zero.', 'bytes', [
-            p.target('sum by (instance, protocol, queue) (netstat_socket_queued_bytes{%(sel)s})' % v, '{{instance}} {{protocol}} {{queue}}'),
+            p.target('sum by (instance, protocol, queue) (netstat_socket_queued_bytes{%(ns)s})' % v, '{{instance}} {{protocol}} {{queue}}'),
           ], [0, 22, 8, 8]),
           p.timeseries('Largest single queue', 'The largest Recv-Q / Send-Q of a single socket. Alert NetstatSocketQueueBacklog fires when it never drops to zero for 15 minutes.', 'bytes', [
-            p.target('max by (instance, protocol, queue) (netstat_socket_queue_max_bytes{%(sel)s})' % v, '{{instance}} {{protocol}} {{queue}}'),
+            p.target('max by (instance, protocol, queue) (netstat_socket_queue_max_bytes{%(ns)s})' % v, '{{instance}} {{protocol}} {{queue}}'),
           ], [8, 22, 8, 8]),
           p.timeseries('Sockets with data queued', 'Number of non-listening sockets whose receive or send queue is not empty.', 'short', [
-            p.target('sum by (instance, protocol, queue) (netstat_sockets_queued{%(sel)s})' % v, '{{instance}} {{protocol}} {{queue}}'),
+            p.target('sum by (instance, protocol, queue) (netstat_sockets_queued{%(ns)s})' % v, '{{instance}} {{protocol}} {{queue}}'),
           ], [16, 22, 8, 8]),
           p.row('Listeners', [0, 30, 24, 1]),
           p.table('Listeners', 'Every listening socket: who listens (service from /etc/services, process and user), how many sockets share the address (SO_REUSEPORT), the accept queue against its limit (TCP), established connections, UDP receive queue and drops. Unexpected listeners (not allowed by --collector.listeners.expected) are highlighted.', [
-            p.tableTarget('max by (instance, protocol, family, address, port, service, process, user) (netstat_listener_info{%(sel)s})' % v, '__auto'),
-            p.tableTarget('max by (instance, protocol, family, address, port) (netstat_listener_sockets{%(sel)s})' % v, '__auto'),
-            p.tableTarget('max by (instance, protocol, family, address, port) (netstat_listener_accept_queue{%(sel)s})' % v, '__auto'),
-            p.tableTarget('max by (instance, protocol, family, address, port) (netstat_listener_accept_queue_limit{%(sel)s})' % v, '__auto'),
-            p.tableTarget('max by (instance, protocol, family, address, port) (netstat_listener_accept_queue{%(sel)s} / (netstat_listener_accept_queue_limit{%(sel)s} > 0))' % v, '__auto'),
-            p.tableTarget('max by (instance, protocol, family, address, port) (netstat_listener_connections{%(sel)s})' % v, '__auto'),
-            p.tableTarget('max by (instance, protocol, family, address, port) (netstat_listener_receive_queue_bytes{%(sel)s})' % v, '__auto'),
-            p.tableTarget('sum by (instance, protocol, family, address, port) (rate(netstat_listener_drops_total{%(sel)s}[$__rate_interval]))' % v, '__auto'),
-            p.tableTarget('max by (instance, protocol, family, address, port) (netstat_listener_unexpected{%(sel)s})' % v, '__auto'),
+            p.tableTarget('max by (instance, netns, protocol, family, address, port, service, process, user) (netstat_listener_info{%(ns)s})' % v, '__auto'),
+            p.tableTarget('max by (instance, netns, protocol, family, address, port) (netstat_listener_sockets{%(ns)s})' % v, '__auto'),
+            p.tableTarget('max by (instance, netns, protocol, family, address, port) (netstat_listener_accept_queue{%(ns)s})' % v, '__auto'),
+            p.tableTarget('max by (instance, netns, protocol, family, address, port) (netstat_listener_accept_queue_limit{%(ns)s})' % v, '__auto'),
+            p.tableTarget('max by (instance, netns, protocol, family, address, port) (netstat_listener_accept_queue{%(ns)s} / (netstat_listener_accept_queue_limit{%(ns)s} > 0))' % v, '__auto'),
+            p.tableTarget('max by (instance, netns, protocol, family, address, port) (netstat_listener_connections{%(ns)s})' % v, '__auto'),
+            p.tableTarget('max by (instance, netns, protocol, family, address, port) (netstat_listener_receive_queue_bytes{%(ns)s})' % v, '__auto'),
+            p.tableTarget('sum by (instance, netns, protocol, family, address, port) (rate(netstat_listener_drops_total{%(ns)s}[$__rate_interval]))' % v, '__auto'),
+            p.tableTarget('max by (instance, netns, protocol, family, address, port) (netstat_listener_unexpected{%(ns)s})' % v, '__auto'),
           ], [
             {
               "id": "merge",
@@ -116,6 +133,7 @@ local p = import '../lib/panels.libsonnet';
                 },
                 "renameByName": {
                   "instance": "Instance",
+                  "netns": "Netns",
                   "protocol": "Protocol",
                   "family": "Family",
                   "address": "Address",
@@ -135,21 +153,22 @@ local p = import '../lib/panels.libsonnet';
                 },
                 "indexByName": {
                   "instance": 0,
-                  "protocol": 1,
-                  "family": 2,
-                  "address": 3,
-                  "port": 4,
-                  "service": 5,
-                  "process": 6,
-                  "user": 7,
-                  "Value #B": 8,
-                  "Value #C": 9,
-                  "Value #D": 10,
-                  "Value #E": 11,
-                  "Value #F": 12,
-                  "Value #G": 13,
-                  "Value #H": 14,
-                  "Value #I": 15
+                  "netns": 1,
+                  "protocol": 2,
+                  "family": 3,
+                  "address": 4,
+                  "port": 5,
+                  "service": 6,
+                  "process": 7,
+                  "user": 8,
+                  "Value #B": 9,
+                  "Value #C": 10,
+                  "Value #D": 11,
+                  "Value #E": 12,
+                  "Value #F": 13,
+                  "Value #G": 14,
+                  "Value #H": 15,
+                  "Value #I": 16
                 }
               }
             }
@@ -260,7 +279,7 @@ local p = import '../lib/panels.libsonnet';
             }
           ], [0, 31, 24, 12]),
           p.timeseries('Accept queue fill (top 10 listeners)', 'Accept queue / limit for the ten fullest TCP listeners. At 100% new connections are dropped (listen overflows). Alert NetstatListenerAcceptQueueNearLimit: over 80% for 5 minutes.', 'percentunit', [
-            p.target('topk(10, max by (instance, address, port) (netstat_listener_accept_queue{%(sel)s} / (netstat_listener_accept_queue_limit{%(sel)s} > 0)))' % v, '{{instance}} {{address}}:{{port}}'),
+            p.target('topk(10, max by (instance, netns, address, port) (netstat_listener_accept_queue{%(ns)s} / (netstat_listener_accept_queue_limit{%(ns)s} > 0)))' % v, '{{instance}} {{netns}} {{address}}:{{port}}'),
           ], [0, 43, 8, 8]) + {
             fieldConfig+: {
               defaults+: {
@@ -288,14 +307,14 @@ local p = import '../lib/panels.libsonnet';
             }
           },
           p.timeseries('UDP listener drops', 'Datagrams dropped per UDP listener (full receive buffer), from netstat_listener_drops_total.', 'pps', [
-            p.target('sum by (instance, address, port) (rate(netstat_listener_drops_total{%(sel)s}[$__rate_interval]))' % v, '{{instance}} {{address}}:{{port}}'),
+            p.target('sum by (instance, netns, address, port) (rate(netstat_listener_drops_total{%(ns)s}[$__rate_interval]))' % v, '{{instance}} {{netns}} {{address}}:{{port}}'),
           ], [8, 43, 8, 8]),
           p.timeseries('Established connections per listener (top 10)', 'Connections established to each listening port (netstat_listener_connections).', 'short', [
-            p.target('topk(10, max by (instance, address, port) (netstat_listener_connections{%(sel)s}))' % v, '{{instance}} {{address}}:{{port}}'),
+            p.target('topk(10, max by (instance, netns, address, port) (netstat_listener_connections{%(ns)s}))' % v, '{{instance}} {{netns}} {{address}}:{{port}}'),
           ], [16, 43, 8, 8]),
           p.row('Interfaces', [0, 51, 24, 1]),
           p.timeseries('Throughput', 'Bits per second received (positive) and transmitted (negative) per interface (netstat_interface_bytes_total).', 'bps', [
-            p.target('sum by (instance, device, direction) (rate(netstat_interface_bytes_total{%(sel)s}[$__rate_interval])) * 8' % v, '{{instance}} {{device}} {{direction}}'),
+            p.target('sum by (instance, netns, device, direction) (rate(netstat_interface_bytes_total{%(ns)s}[$__rate_interval])) * 8' % v, '{{instance}} {{netns}} {{device}} {{direction}}'),
           ], [0, 52, 12, 8]) + {
             fieldConfig+: {
               "overrides": [
@@ -315,7 +334,7 @@ local p = import '../lib/panels.libsonnet';
             }
           },
           p.timeseries('Packets', 'Packets received and transmitted per interface (netstat -i RX-OK / TX-OK).', 'pps', [
-            p.target('sum by (instance, device, direction) (rate(netstat_interface_packets_total{%(sel)s,outcome="ok"}[$__rate_interval]))' % v, '{{instance}} {{device}} {{direction}}'),
+            p.target('sum by (instance, netns, device, direction) (rate(netstat_interface_packets_total{%(ns)s,outcome="ok"}[$__rate_interval]))' % v, '{{instance}} {{netns}} {{device}} {{direction}}'),
           ], [12, 52, 12, 8]) + {
             fieldConfig+: {
               "overrides": [
@@ -335,16 +354,16 @@ local p = import '../lib/panels.libsonnet';
             }
           },
           p.timeseries('Errors, drops and overruns', 'netstat -i RX-ERR/TX-ERR, RX-DRP/TX-DRP and RX-OVR/TX-OVR per interface and second. Alerts: NetstatInterfaceErrors, NetstatInterfaceDrops, NetstatInterfaceOverruns.', 'pps', [
-            p.target('sum by (instance, device, direction, outcome) (rate(netstat_interface_packets_total{%(sel)s,outcome!="ok"}[$__rate_interval]))' % v, '{{instance}} {{device}} {{direction}} {{outcome}}'),
+            p.target('sum by (instance, netns, device, direction, outcome) (rate(netstat_interface_packets_total{%(ns)s,outcome!="ok"}[$__rate_interval]))' % v, '{{instance}} {{netns}} {{device}} {{direction}} {{outcome}}'),
           ], [0, 60, 12, 8]),
           p.timeseries('Errors, drops and overruns as a share of packets', 'The ratio the interface alerts use: errors (1%), drops (1%) and overruns (0.1%) over all packets of that direction.', 'percentunit', [
-            p.target('sum by (instance, device, direction, outcome) (rate(netstat_interface_packets_total{%(sel)s,outcome!="ok"}[$__rate_interval])) / on (instance, device, direction) group_left sum by (instance, device, direction) (rate(netstat_interface_packets_total{%(sel)s}[$__rate_interval]))' % v, '{{instance}} {{device}} {{direction}} {{outcome}}'),
+            p.target('sum by (instance, netns, device, direction, outcome) (rate(netstat_interface_packets_total{%(ns)s,outcome!="ok"}[$__rate_interval])) / on (instance, netns, device, direction) group_left sum by (instance, netns, device, direction) (rate(netstat_interface_packets_total{%(ns)s}[$__rate_interval]))' % v, '{{instance}} {{netns}} {{device}} {{direction}} {{outcome}}'),
           ], [12, 60, 12, 8]),
           p.table('Interfaces (promiscuous highlighted)', 'Every interface with its netstat -i flags (Flg), operational state, MTU and link speed; promiscuous interfaces are highlighted (alert NetstatInterfacePromiscuous).', [
-            p.tableTarget('max by (instance, device, flags, operstate, type) (netstat_interface_info{%(sel)s})' % v, '__auto'),
-            p.tableTarget('max by (instance, device) (netstat_interface_flag{%(sel)s,flag="promisc"})' % v, '__auto'),
-            p.tableTarget('max by (instance, device) (netstat_interface_mtu_bytes{%(sel)s})' % v, '__auto'),
-            p.tableTarget('max by (instance, device) (netstat_interface_flag{%(sel)s,flag="up"})' % v, '__auto'),
+            p.tableTarget('max by (instance, netns, device, flags, operstate, type) (netstat_interface_info{%(ns)s})' % v, '__auto'),
+            p.tableTarget('max by (instance, netns, device) (netstat_interface_flag{%(ns)s,flag="promisc"})' % v, '__auto'),
+            p.tableTarget('max by (instance, netns, device) (netstat_interface_mtu_bytes{%(ns)s})' % v, '__auto'),
+            p.tableTarget('max by (instance, netns, device) (netstat_interface_flag{%(ns)s,flag="up"})' % v, '__auto'),
           ], [
             {
               "id": "merge",
@@ -359,6 +378,7 @@ local p = import '../lib/panels.libsonnet';
                 },
                 "renameByName": {
                   "instance": "Instance",
+                  "netns": "Netns",
                   "device": "Device",
                   "flags": "Flags",
                   "operstate": "State",
@@ -370,13 +390,14 @@ local p = import '../lib/panels.libsonnet';
                 },
                 "indexByName": {
                   "instance": 0,
-                  "device": 1,
-                  "flags": 2,
-                  "operstate": 3,
-                  "type": 4,
-                  "Value #B": 5,
-                  "Value #C": 6,
-                  "Value #D": 7
+                  "netns": 1,
+                  "device": 2,
+                  "flags": 3,
+                  "operstate": 4,
+                  "type": 5,
+                  "Value #B": 6,
+                  "Value #C": 7,
+                  "Value #D": 8
                 }
               }
             }
@@ -463,8 +484,8 @@ local p = import '../lib/panels.libsonnet';
           ], [0, 68, 24, 10]),
           p.row('Protocols (netstat -s)', [0, 78, 24, 1]),
           p.timeseries('TCP retransmissions', 'Segments retransmitted per second, and as a share of segments sent (netstat -s: segments retransmitted).', 'short', [
-            p.target('sum by (instance) (rate(netstat_tcp_retransmitted_segments_total{%(sel)s}[$__rate_interval]))' % v, '{{instance}} retransmitted/s'),
-            p.target('sum by (instance) (rate(netstat_tcp_retransmitted_segments_total{%(sel)s}[$__rate_interval])) / sum by (instance) (rate(netstat_tcp_segments_sent_total{%(sel)s}[$__rate_interval]))' % v, '{{instance}} share of sent'),
+            p.target('sum by (instance) (rate(netstat_tcp_retransmitted_segments_total{%(ns)s}[$__rate_interval]))' % v, '{{instance}} retransmitted/s'),
+            p.target('sum by (instance) (rate(netstat_tcp_retransmitted_segments_total{%(ns)s}[$__rate_interval])) / sum by (instance) (rate(netstat_tcp_segments_sent_total{%(ns)s}[$__rate_interval]))' % v, '{{instance}} share of sent'),
           ], [0, 79, 8, 8]) + {
             fieldConfig+: {
               "overrides": [
@@ -488,27 +509,27 @@ local p = import '../lib/panels.libsonnet';
             }
           },
           p.timeseries('Listen overflows and drops', 'Completed handshakes dropped because an accept queue was full (ListenOverflows) and all SYNs/ACKs to listeners dropped (ListenDrops). Alert NetstatTcpListenOverflows.', 'ops', [
-            p.target('sum by (instance) (rate(netstat_tcp_listen_overflows_total{%(sel)s}[$__rate_interval]))' % v, '{{instance}} overflows'),
-            p.target('sum by (instance) (rate(netstat_tcp_listen_drops_total{%(sel)s}[$__rate_interval]))' % v, '{{instance}} drops'),
+            p.target('sum by (instance) (rate(netstat_tcp_listen_overflows_total{%(ns)s}[$__rate_interval]))' % v, '{{instance}} overflows'),
+            p.target('sum by (instance) (rate(netstat_tcp_listen_drops_total{%(ns)s}[$__rate_interval]))' % v, '{{instance}} drops'),
           ], [8, 79, 8, 8]),
           p.timeseries('SYN cookies', 'SYN cookies sent because a SYN queue was full (a SYN flood or a listener far behind), valid ones received back, and invalid ones.', 'ops', [
-            p.target('sum by (instance) (rate(netstat_tcp_syncookies_sent_total{%(sel)s}[$__rate_interval]))' % v, '{{instance}} sent'),
-            p.target('sum by (instance) (rate(netstat_tcp_syncookies_received_total{%(sel)s}[$__rate_interval]))' % v, '{{instance}} received'),
-            p.target('sum by (instance) (rate(netstat_tcp_syncookies_failed_total{%(sel)s}[$__rate_interval]))' % v, '{{instance}} failed'),
+            p.target('sum by (instance) (rate(netstat_tcp_syncookies_sent_total{%(ns)s}[$__rate_interval]))' % v, '{{instance}} sent'),
+            p.target('sum by (instance) (rate(netstat_tcp_syncookies_received_total{%(ns)s}[$__rate_interval]))' % v, '{{instance}} received'),
+            p.target('sum by (instance) (rate(netstat_tcp_syncookies_failed_total{%(ns)s}[$__rate_interval]))' % v, '{{instance}} failed'),
           ], [16, 79, 8, 8]),
           p.timeseries('UDP buffer errors', 'Datagrams dropped because a socket\'s receive buffer was full (RcvbufErrors) and sends that failed for a full send buffer (SndbufErrors). Alert NetstatUdpReceiveBufferErrors.', 'pps', [
-            p.target('sum by (instance, family) (rate(netstat_udp_receive_buffer_errors_total{%(sel)s}[$__rate_interval]))' % v, '{{instance}} {{family}} receive'),
-            p.target('sum by (instance, family) (rate(netstat_udp_send_buffer_errors_total{%(sel)s}[$__rate_interval]))' % v, '{{instance}} {{family}} send'),
+            p.target('sum by (instance, family) (rate(netstat_udp_receive_buffer_errors_total{%(ns)s}[$__rate_interval]))' % v, '{{instance}} {{family}} receive'),
+            p.target('sum by (instance, family) (rate(netstat_udp_send_buffer_errors_total{%(ns)s}[$__rate_interval]))' % v, '{{instance}} {{family}} send'),
           ], [0, 87, 8, 8]),
           p.timeseries('TCP connection opens', 'Connections opened by this host (active), accepted (passive) and failed attempts, per second.', 'ops', [
-            p.target('sum by (instance) (rate(netstat_tcp_active_opens_total{%(sel)s}[$__rate_interval]))' % v, '{{instance}} active'),
-            p.target('sum by (instance) (rate(netstat_tcp_passive_opens_total{%(sel)s}[$__rate_interval]))' % v, '{{instance}} passive'),
-            p.target('sum by (instance) (rate(netstat_tcp_attempt_fails_total{%(sel)s}[$__rate_interval]))' % v, '{{instance}} failed'),
+            p.target('sum by (instance) (rate(netstat_tcp_active_opens_total{%(ns)s}[$__rate_interval]))' % v, '{{instance}} active'),
+            p.target('sum by (instance) (rate(netstat_tcp_passive_opens_total{%(ns)s}[$__rate_interval]))' % v, '{{instance}} passive'),
+            p.target('sum by (instance) (rate(netstat_tcp_attempt_fails_total{%(ns)s}[$__rate_interval]))' % v, '{{instance}} failed'),
           ], [8, 87, 8, 8]),
           p.timeseries('UDP datagrams', 'Datagrams received and sent, and datagrams to ports nobody listens on.', 'pps', [
-            p.target('sum by (instance, family) (rate(netstat_udp_datagrams_received_total{%(sel)s}[$__rate_interval]))' % v, '{{instance}} {{family}} received'),
-            p.target('sum by (instance, family) (rate(netstat_udp_datagrams_sent_total{%(sel)s}[$__rate_interval]))' % v, '{{instance}} {{family}} sent'),
-            p.target('sum by (instance, family) (rate(netstat_udp_no_ports_total{%(sel)s}[$__rate_interval]))' % v, '{{instance}} {{family}} no port'),
+            p.target('sum by (instance, family) (rate(netstat_udp_datagrams_received_total{%(ns)s}[$__rate_interval]))' % v, '{{instance}} {{family}} received'),
+            p.target('sum by (instance, family) (rate(netstat_udp_datagrams_sent_total{%(ns)s}[$__rate_interval]))' % v, '{{instance}} {{family}} sent'),
+            p.target('sum by (instance, family) (rate(netstat_udp_no_ports_total{%(ns)s}[$__rate_interval]))' % v, '{{instance}} {{family}} no port'),
           ], [16, 87, 8, 8]),
           p.row('Exporter health', [0, 95, 24, 1]),
           p.timeseries('Collector success', '1 when the collector read everything in the scrape, 0 when it met an error (alert NetstatExporterCollectorFailed).', 'short', [
@@ -579,8 +600,8 @@ local p = import '../lib/panels.libsonnet';
           },
           p.row('Outbound connections (who this host talks to)', [0, 112, 24, 1]),
           p.table('Outbound connections by process and destination', 'Sockets this host opened (netstat -tunp without the inbound ones), by process, remote port and service, remote network and state. Series that no connections: entry of the expected file allows are highlighted (alert NetstatUnexpectedOutboundConnection); remote_port="other" and process="other" are folded series (--collector.connections.max).', [
-            p.tableTarget('sum by (instance, protocol, process, remote_port, service, remote_network, state) (netstat_outbound_connections{%(sel)s})' % v, '__auto'),
-            p.tableTarget('max by (instance, protocol, process, remote_port, service, remote_network) (netstat_outbound_unexpected{%(sel)s})' % v, '__auto'),
+            p.tableTarget('sum by (instance, netns, protocol, process, remote_port, service, remote_network, state) (netstat_outbound_connections{%(ns)s})' % v, '__auto'),
+            p.tableTarget('max by (instance, netns, protocol, process, remote_port, service, remote_network) (netstat_outbound_unexpected{%(ns)s})' % v, '__auto'),
           ], [
             { id: 'merge', options: {} },
             {
@@ -602,19 +623,81 @@ local p = import '../lib/panels.libsonnet';
               ],
             },
           ], [0, 113, 16, 10]),
-          p.stat('Unexpected outbound sockets', 'Outbound sockets that no connections: entry of the expected file allows (absent without the section).', 'sum(netstat_outbound_unexpected_connections{%(sel)s})' % v, [
+          p.stat('Unexpected outbound sockets', 'Outbound sockets that no connections: entry of the expected file allows (absent without the section).', 'sum(netstat_outbound_unexpected_connections{%(ns)s})' % v, [
             { color: 'green', value: null },
             { color: 'red', value: 1 },
           ], [16, 113, 8, 5]),
           p.timeseries('New destinations', 'Remote addresses not seen within --collector.connections.destination-memory, per remote network and interval: a host that starts phoning home shows up here without a per-address label.', 'short', [
-            p.target('sum by (instance, remote_network) (increase(netstat_outbound_new_destinations_total{%(sel)s}[$__rate_interval]))' % v, '{{instance}} {{remote_network}}'),
+            p.target('sum by (instance, netns, remote_network) (increase(netstat_outbound_new_destinations_total{%(ns)s}[$__rate_interval]))' % v, '{{instance}} {{netns}} {{remote_network}}'),
           ], [16, 118, 8, 5]),
           p.timeseries('Outbound sockets by process', 'Outbound sockets per owning process (unknown: no owner visible, such as TIME-WAIT sockets).', 'short', [
-            p.target('sum by (instance, process) (netstat_outbound_connections{%(sel)s})' % v, '{{instance}} {{process}}'),
+            p.target('sum by (instance, netns, process) (netstat_outbound_connections{%(ns)s})' % v, '{{instance}} {{netns}} {{process}}'),
           ], [0, 123, 12, 8]),
           p.timeseries('Distinct destinations by network', 'Distinct remote addresses of outbound sockets now, per remote network.', 'short', [
-            p.target('sum by (instance, remote_network) (netstat_outbound_destinations{%(sel)s})' % v, '{{instance}} {{remote_network}}'),
+            p.target('sum by (instance, netns, remote_network) (netstat_outbound_destinations{%(ns)s})' % v, '{{instance}} {{netns}} {{remote_network}}'),
           ], [12, 123, 12, 8]),
+          p.row('Network namespaces (containers and pods, --netns=all)', [0, 131, 24, 1]),
+          p.stat('Namespaces read', 'Network namespaces the exporter read in its last scrape, its own included (netstat_netns). 1 with --netns=self (no netstat_netns then: no data).',
+                 'sum(netstat_netns{%(sel)s})' % v,
+                 [{ color: 'green', value: null }], [0, 132, 4, 4]),
+          p.stat('Namespaces left out', 'Namespaces not read because of --netns.max (netstat_netns_dropped): raise the limit or narrow --netns.include/--netns.exclude.',
+                 'sum(netstat_netns_dropped{%(sel)s})' % v,
+                 [{ color: 'green', value: null }, { color: 'orange', value: 1 }], [4, 132, 4, 4]),
+          p.timeseries('Namespace read errors', 'Namespaces that could not be read, by reason (netstat_netns_errors_total). "vanished" is a container that stopped during the scrape and is harmless; the others mean missing privileges (CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, hostPID) or an unmounted /run/netns. Zero per host when there are none. Alert NetstatNetnsUnreadable.', 'short', [
+            p.target('sum by (instance, reason) (increase(netstat_netns_errors_total{%(sel)s}[$__rate_interval])) or sum by (instance) (0 * netstat_netns{%(sel)s})' % v, '{{instance}} {{reason}}'),
+          ], [8, 132, 16, 4]),
+          p.table('Network namespaces', 'One row per network namespace read (netstat_netns_info): its inode (netns, empty for the exporter\'s own), its name in /run/netns, the container id and pod uid that own it, and what is in it: sockets, TCP established, listeners, outbound sockets, interfaces. Join the pod uid with kube-state-metrics\' kube_pod_info{uid} for the pod name (docs/deploying.md). Filtered by $pod and $netns.', [
+            p.tableTarget('max by (instance, netns, name, container_id, pod_uid) (netstat_netns_info{%(info)s})' % v, '__auto'),
+            p.tableTarget('sum by (instance, netns) (netstat_sockets{%(ns)s}) and on (instance, netns) netstat_netns_info{%(info)s}' % v, '__auto'),
+            p.tableTarget('sum by (instance, netns) (netstat_sockets{%(ns)s,protocol="tcp",state="established"}) and on (instance, netns) netstat_netns_info{%(info)s}' % v, '__auto'),
+            p.tableTarget('count by (instance, netns) (netstat_listener_info{%(ns)s}) and on (instance, netns) netstat_netns_info{%(info)s}' % v, '__auto'),
+            p.tableTarget('sum by (instance, netns) (netstat_outbound_connections{%(ns)s}) and on (instance, netns) netstat_netns_info{%(info)s}' % v, '__auto'),
+            p.tableTarget('count by (instance, netns) (netstat_interface_info{%(ns)s}) and on (instance, netns) netstat_netns_info{%(info)s}' % v, '__auto'),
+          ], [
+            { id: 'merge', options: {} },
+            {
+              id: 'organize',
+              options: {
+                excludeByName: { Time: true, 'Value #A': true },
+                renameByName: {
+                  instance: 'Instance',
+                  netns: 'Netns',
+                  name: 'Name',
+                  container_id: 'Container id',
+                  pod_uid: 'Pod uid',
+                  'Value #B': 'Sockets',
+                  'Value #C': 'TCP established',
+                  'Value #D': 'Listeners',
+                  'Value #E': 'Outbound sockets',
+                  'Value #F': 'Interfaces',
+                },
+                indexByName: {
+                  instance: 0,
+                  netns: 1,
+                  name: 2,
+                  pod_uid: 3,
+                  container_id: 4,
+                  'Value #B': 5,
+                  'Value #C': 6,
+                  'Value #D': 7,
+                  'Value #E': 8,
+                  'Value #F': 9,
+                },
+              },
+            },
+          ], [], [0, 136, 24, 10]),
+          p.timeseries('TCP sockets by state and namespace', 'netstat_sockets for TCP per network namespace and state, labelled with the namespace\'s name and pod uid (netstat_netns_info). Filtered by $pod and $netns.', 'short', [
+            p.target(withInfo('sum by (instance, netns, state) (netstat_sockets{%(ns)s,protocol="tcp"})' % v), '{{instance}} {{netns}} {{name}} {{pod_uid}} {{state}}'),
+          ], [0, 146, 12, 8]),
+          p.timeseries('Interface errors and drops by namespace', 'netstat -i RX/TX errors, drops and overruns per second, summed per network namespace (a pod\'s eth0 and the host\'s veth peer are two namespaces). Alerts NetstatInterfaceErrors/Drops/Overruns name the pod.', 'pps', [
+            p.target(withInfo('sum by (instance, netns, outcome) (rate(netstat_interface_packets_total{%(ns)s,outcome!="ok"}[$__rate_interval]))' % v), '{{instance}} {{netns}} {{name}} {{pod_uid}} {{outcome}}'),
+          ], [12, 146, 12, 8]),
+          p.timeseries('Top namespaces by outbound sockets', 'The ten network namespaces (containers, pods) with the most outbound sockets (netstat_outbound_connections): which pod talks to the world the most.', 'short', [
+            p.target('topk(10, ' + withInfo('sum by (instance, netns) (netstat_outbound_connections{%(ns)s})' % v) + ')', '{{instance}} {{netns}} {{name}} {{pod_uid}}'),
+          ], [0, 154, 12, 8]),
+          p.timeseries('Top namespaces by listeners', 'The ten network namespaces with the most listening sockets (netstat_listener_info): where the services run.', 'short', [
+            p.target('topk(10, ' + withInfo('count by (instance, netns) (netstat_listener_info{%(ns)s})' % v) + ')', '{{instance}} {{netns}} {{name}} {{pod_uid}}'),
+          ], [12, 154, 12, 8]),
         ]),
       },
   },

@@ -105,9 +105,9 @@
     options: { showHeader: true, cellHeight: 'sm', footer: { show: false } },
   },
 
-  // A dashboard variable listing the values of `label` (multi-select, All = .+), refreshed
-  // when the time range changes.
-  queryVariable(name, label, query):: {
+  // A dashboard variable listing the values of `label` (multi-select, All = allValue, .+ by
+  // default), refreshed when the time range changes.
+  queryVariable(name, label, query, allValue='.+'):: {
     name: name,
     label: label,
     type: 'query',
@@ -121,7 +121,7 @@
     current: {},
     hide: 0,
     includeAll: true,
-    allValue: '.+',
+    allValue: allValue,
     multi: true,
     refresh: 2,
     regex: '',

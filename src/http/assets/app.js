@@ -18,6 +18,10 @@
   let inFlight = false;
   let previous = null; // last snapshot, for rates
   let refreshes = 0;
+  // Network namespace filter (--netns=all): "all" or a netns label value ("" = the host's own).
+  let netnsFilter = "all";
+  let nsLabels = new Map(); // netns -> label shown in the selector and row titles
+  let shown = null; // [snapshot, previous] last rendered, to re-render on a filter change
 
   const $ = (id) => document.getElementById(id);
 
@@ -133,6 +137,10 @@
     const tbody = el("tbody");
     for (const r of rows) {
       const tr = el("tr");
+      if (typeof r.netns === "string") {
+        tr.dataset.netns = r.netns;
+        if (nsLabels.size > 1) tr.title = "namespace: " + (nsLabels.get(r.netns) || r.netns);
+      }
       if (state.rowClass) {
         const rc = state.rowClass(r);
         if (rc) tr.className = rc;
@@ -272,13 +280,62 @@
 
   const RATE_KEYS = ["rx_ok", "tx_ok", "rx_err", "tx_err", "rx_bytes", "tx_bytes"];
 
+  // ---- network namespaces ----------------------------------------------------------------
+
+  // A namespace as a person knows it: its ip-netns name, its pod, its container, or "host".
+  function nsLabel(n) {
+    if (!n.netns) return "host";
+    if (n.name) return n.name;
+    if (n.pod_uid) return "pod " + n.pod_uid;
+    if (n.container_id) return "container " + n.container_id.slice(0, 12);
+    return "netns " + n.netns;
+  }
+
+  const inNs = (r) => netnsFilter === "all" || (r.netns || "") === netnsFilter;
+
+  // The selector lists All and every namespace of the snapshot; hidden with one or none
+  // (--netns=self). The choice survives refreshes while its namespace exists.
+  function updateNamespaces(snap) {
+    const list = (snap.namespaces || []).map((n) => ({ netns: n.netns || "", label: nsLabel(n) }));
+    list.sort((a, b) => (a.netns === "" ? -1 : b.netns === "" ? 1 : compare(a.label, b.label)));
+    nsLabels = new Map(list.map((n) => [n.netns, n.label]));
+    const pick = $("netns-pick");
+    const select = $("netns-filter");
+    if (list.length <= 1) {
+      pick.hidden = true;
+      netnsFilter = "all";
+      return;
+    }
+    if (netnsFilter !== "all" && !nsLabels.has(netnsFilter)) netnsFilter = "all";
+    const key = JSON.stringify(list);
+    if (select.dataset.key !== key) {
+      select.textContent = "";
+      select.appendChild(el("option", "All (" + list.length + ")")).value = "all";
+      for (const n of list) {
+        const o = el("option", n.label);
+        o.value = n.netns;
+        if (n.netns) o.title = "netns " + n.netns;
+        select.appendChild(o);
+      }
+      select.dataset.key = key;
+    }
+    select.value = netnsFilter;
+    pick.hidden = false;
+  }
+
+  $("netns-filter").addEventListener("change", (ev) => {
+    netnsFilter = ev.target.value;
+    if (shown) render(shown[0], shown[1]);
+  });
+
   function interfaceRows(snap, prev) {
+    const ifKey = (i) => (i.netns || "") + "/" + i.device;
     const before = new Map();
-    if (prev) for (const i of prev.interfaces) before.set(i.device, i);
+    if (prev) for (const i of prev.interfaces) before.set(ifKey(i), i);
     const dt = prev ? snap.time - prev.time : 0;
-    return snap.interfaces.map((i) => {
+    return snap.interfaces.filter(inNs).map((i) => {
       const row = Object.assign({}, i);
-      const p = before.get(i.device);
+      const p = before.get(ifKey(i));
       if (p && dt > 0) {
         row.rates = {};
         for (const k of RATE_KEYS) {
@@ -302,17 +359,20 @@
       g.total += count;
       if (count > 0) g.states.push(state.toUpperCase() + " " + count);
     };
-    for (const s of snap.sockets) add(s.protocol, s.family, s.state, s.count);
-    for (const s of snap.unix_sockets) add("unix", s.type, s.state, s.count);
+    for (const s of snap.sockets.filter(inNs)) add(s.protocol, s.family, s.state, s.count);
+    for (const s of snap.unix_sockets.filter(inNs)) add("unix", s.type, s.state, s.count);
     return Array.from(groups.values());
   }
 
-  function render(snap) {
+  function render(snap, prev) {
+    shown = [snap, prev];
+    updateNamespaces(snap);
+    const shownListeners = snap.listeners.filter(inNs);
     $("uptime").textContent = duration(snap.uptime_seconds);
-    $("n-listeners").textContent = String(snap.listeners.length);
-    $("n-interfaces").textContent = String(snap.interfaces.length);
+    $("n-listeners").textContent = String(shownListeners.length);
+    $("n-interfaces").textContent = String(snap.interfaces.filter(inNs).length);
     const est = snap.sockets
-      .filter((s) => s.protocol === "tcp" && s.state === "established")
+      .filter((s) => inNs(s) && s.protocol === "tcp" && s.state === "established")
       .reduce((a, s) => a + s.count, 0);
     $("n-established").textContent = String(est);
     $("build").textContent = "· v" + snap.version + " (" + snap.revision + ", rustc " + snap.rustc + ")";
@@ -332,9 +392,9 @@
     }
     if (snap.collectors.length === 0) chips.textContent = "none";
 
-    listeners.rows = snap.listeners;
+    listeners.rows = shownListeners;
     renderRows(listeners);
-    const unexpected = snap.listeners.filter((l) => l.unexpected).length;
+    const unexpected = shownListeners.filter((l) => l.unexpected).length;
     const notes = [];
     if (snap.expected_listeners_policy) {
       notes.push(unexpected === 0 ? "all listeners expected by policy" : unexpected + " unexpected by policy");
@@ -343,7 +403,7 @@
     $("listeners-note").textContent = notes.join(" · ");
     $("listeners-note").className = "note" + (unexpected > 0 ? " bad" : "");
 
-    const out = snap.outbound || [];
+    const out = (snap.outbound || []).filter(inNs);
     outbound.rows = out;
     renderRows(outbound);
     const flagged = out.filter((r) => r.unexpected);
@@ -355,7 +415,7 @@
     $("outbound-note").textContent = outNotes.join(" · ");
     $("outbound-note").className = "note" + (flagged.length > 0 ? " bad" : "");
 
-    interfaces.rows = interfaceRows(snap, previous);
+    interfaces.rows = interfaceRows(snap, prev);
     renderRows(interfaces);
 
     sockets.rows = socketRows(snap);
@@ -380,7 +440,7 @@
       if (!resp.ok) throw new Error("HTTP " + resp.status + " from " + SNAPSHOT_URL);
       const snap = await resp.json();
       const t0 = performance.now(); // events: render time, shown in data-render-ms
-      render(snap);
+      render(snap, previous);
       body.dataset.renderMs = (performance.now() - t0).toFixed(1); // events
       previous = snap;
       refreshes++;
