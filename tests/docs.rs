@@ -139,6 +139,7 @@ fn a_full_scrape_exposes_exactly_the_declared_families_with_their_labels() {
         &format!("--collector.listeners.expected={}", expected.display()),
         &format!("--path.rootfs={}", rootfs.display()),
         "--collector.protocols.fields=.*",
+        "--netns=all",
     ]);
     assert!(
         out.status.success(),

@@ -15,7 +15,7 @@ use crate::scrape::{BUILD_INFO, COLLECTOR_DURATION, COLLECTOR_SUCCESS, PROCESS_S
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// One series per network namespace read (`--netns=all`; the own namespace with netns="").
-const NETNS_INFO: &str = "netstat_netns_info";
+const NETNS_INFO: &str = crate::scrape::NETNS_INFO.name;
 
 /// Everything the landing page shows, from one scrape.
 #[derive(Debug, Clone, PartialEq, Serialize)]
