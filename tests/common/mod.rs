@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod oci;
 pub mod prometheus;
 pub mod sockload;
 

@@ -243,3 +243,53 @@ pub fn hold_clients(name: &str, targets: &[std::net::SocketAddrV4]) -> io::Resul
         connections: targets.len(),
     })
 }
+
+/// A process that joins the network namespace of `ns_path` (setns), listens on 127.0.0.1:`port`
+/// and opens `connections` connections to itself; it holds them until dropped. Its
+/// /proc/<pid>/net shows that namespace.
+pub fn hold_in_netns(ns_path: &str, port: u16, connections: usize) -> io::Result<Holder> {
+    let path = std::ffi::CString::new(ns_path).map_err(io::Error::other)?;
+    // SAFETY: sockaddr_in is plain old data; all-zero is valid.
+    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    addr.sin_family = libc::AF_INET as libc::sa_family_t;
+    addr.sin_port = port.to_be();
+    addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+    let alen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: only system calls in the child (the path and address were built before).
+    let child = unsafe {
+        fork_holder(&format!("holder in {ns_path}"), || {
+            let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if fd < 0 || libc::setns(fd, libc::CLONE_NEWNET) < 0 {
+                return 2;
+            }
+            let l = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            if l < 0
+                || libc::bind(l, (&addr as *const libc::sockaddr_in).cast(), alen) < 0
+                || libc::listen(l, 64) < 0
+            {
+                return 2;
+            }
+            for _ in 0..connections {
+                let c = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                if c < 0
+                    || libc::connect(c, (&addr as *const libc::sockaddr_in).cast(), alen) < 0
+                    || libc::accept(l, std::ptr::null_mut(), std::ptr::null_mut()) < 0
+                {
+                    return 2;
+                }
+            }
+            1
+        })
+    }?;
+    Ok(Holder {
+        children: vec![child],
+        connections,
+    })
+}
+
+impl Holder {
+    /// The pids of the holder processes.
+    pub fn pids(&self) -> Vec<i32> {
+        self.children.iter().map(|(pid, _)| *pid).collect()
+    }
+}
