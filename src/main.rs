@@ -24,6 +24,14 @@ fn version_text() -> String {
 }
 
 fn main() -> ExitCode {
+    // Collections run on short-lived threads (one per job, workers per network namespace);
+    // glibc gives each new thread its own malloc arena, and idle arenas keep their memory.
+    // Two arenas bound the RSS without contention worth measuring at this load.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     let matches = match config::command().try_get_matches() {
         Ok(m) => m,
         Err(e) => {

@@ -34,7 +34,7 @@ use crate::source::inet::{
     TCP_NEW_SYN_RECV, TCP_STATE_NAMES, TCP_SYN_RECV,
 };
 use crate::source::netns::Netns;
-use crate::source::procfd::{Lookup, OwnerResolver, OwnerView};
+use crate::source::procfd::{Lookup, OwnerResolver};
 use crate::source::sockets::{PassInfo, SocketNeeds};
 
 use super::listeners::ListeningPorts;
@@ -175,6 +175,7 @@ fn build(config: &Config) -> Result<Box<dyn Collector>, String> {
     };
     Ok(Box::new(ConnectionsCollector {
         rootfs: config.rootfs.clone(),
+        services: Default::default(),
         networks,
         policy,
         max: config
@@ -238,6 +239,7 @@ pub struct SeriesKey {
 
 pub struct ConnectionsCollector {
     rootfs: PathBuf,
+    services: etc::Cached<Services>,
     networks: Networks,
     policy: Option<Vec<ConnectionEntry>>,
     max: usize,
@@ -363,7 +365,7 @@ struct ConnectionsPass<'a> {
     c: &'a ConnectionsCollector,
     ns: &'a Netns,
     now: Instant,
-    services: Services,
+    services: std::sync::Arc<Services>,
     /// Ports /etc/services names, per protocol (0 tcp, 1 udp), as bitmaps.
     named: [Vec<u64>; 2],
     ephemeral_low: u16,
@@ -376,8 +378,8 @@ struct ConnectionsPass<'a> {
     pending: Vec<(u64, RawKey)>,
     /// Remote address -> network class.
     addresses: FxHashMap<IpAddr, u16>,
-    /// The owner cache, locked for the pass (released in `pass_done`).
-    owners: Option<OwnerView<'a>>,
+    /// Outbound sockets whose owner is to be looked up: (inode, key with pid 0).
+    unattributed: Vec<(u64, RawKey)>,
 }
 
 fn bit(v: &[u64], port: u16) -> bool {
@@ -387,7 +389,7 @@ fn bit(v: &[u64], port: u16) -> bool {
 impl<'a> ConnectionsPass<'a> {
     fn new(c: &'a ConnectionsCollector, ns: &'a Netns) -> Self {
         let mut errors = Vec::new();
-        let services = etc::read_services(&c.rootfs, &mut errors);
+        let services = etc::services_cached(&c.services, &c.rootfs, &mut errors);
         let mut named = [vec![0u64; 1024], vec![0u64; 1024]];
         for (port, proto) in services.keys() {
             let i = match proto.as_str() {
@@ -412,7 +414,7 @@ impl<'a> ConnectionsPass<'a> {
             counts: FxHashMap::default(),
             pending: Vec::new(),
             addresses: FxHashMap::default(),
-            owners: c.resolver.as_deref().map(OwnerResolver::view),
+            unattributed: Vec::new(),
         }
     }
 
@@ -435,30 +437,49 @@ impl<'a> ConnectionsPass<'a> {
         } else {
             EPHEMERAL
         };
-        let mut key = RawKey {
+        let key = RawKey {
             protocol,
             port,
             network,
             pid: 0,
             state,
         };
-        if let (Some(view), true) = (&mut self.owners, inode != 0) {
+        if self.c.resolver.is_some() && inode != 0 {
+            // Owners are looked up after the kernel's walk, in one batch under one lock
+            // ([`Self::attribute`]): the lock is never held while the kernel streams.
+            self.unattributed.push((inode, key));
+        } else {
+            *self.counts.entry(key).or_default() += 1;
+        }
+    }
+
+    /// Look the owners of the sockets seen so far up in the shared cache, under one lock.
+    /// Owners it does not know wait in `pending` for one walk in `finish`.
+    fn attribute(&mut self) {
+        let Some(r) = self.c.resolver.as_deref() else {
+            return;
+        };
+        if self.unattributed.is_empty() {
+            return;
+        }
+        let mut view = r.view();
+        for (inode, mut key) in self.unattributed.drain(..) {
             match view.lookup(inode, self.now) {
                 Lookup::Cached(pid) => key.pid = pid,
                 Lookup::Unknown if self.pending.len() < PENDING_MAX => {
                     self.pending.push((inode, key));
-                    return;
+                    continue;
                 }
                 _ => {}
             }
+            *self.counts.entry(key).or_default() += 1;
         }
-        *self.counts.entry(key).or_default() += 1;
     }
 }
 
 impl Collection for ConnectionsPass<'_> {
     fn pass_done(&mut self) {
-        self.owners = None;
+        self.attribute();
     }
 
     fn inet(&mut self, s: &InetSocket) {
@@ -495,10 +516,6 @@ impl Collection for ConnectionsPass<'_> {
     }
 
     fn finish(mut self: Box<Self>, _pass: &PassInfo, out: &mut Collected) {
-        // The UDP sockets below still look owners up; then the cache is released for resolve.
-        if self.owners.is_none() {
-            self.owners = self.c.resolver.as_deref().map(OwnerResolver::view);
-        }
         for u in std::mem::take(&mut self.udp_connected) {
             let probe = InetSocket {
                 protocol: u.protocol,
@@ -524,7 +541,7 @@ impl Collection for ConnectionsPass<'_> {
                 );
             }
         }
-        self.owners = None;
+        self.attribute();
         let c = self.c;
         let mut errors = std::mem::take(&mut self.errors);
         // Owners never looked for: one walk for all of them (when one is due).

@@ -477,6 +477,8 @@ impl Selection {
 
 pub struct ListenersCollector {
     rootfs: PathBuf,
+    services: etc::Cached<Services>,
+    users: etc::Cached<Users>,
     resolver: Option<Arc<OwnerResolver>>,
     selection: Selection,
     expected: Option<ExpectedListeners>,
@@ -512,6 +514,8 @@ impl ListenersCollector {
         config.duration("collector.listeners.walk-interval")?;
         Ok(ListenersCollector {
             rootfs: config.rootfs.clone(),
+            services: Default::default(),
+            users: Default::default(),
             resolver: if config.toggle("collector.listeners.process", true) {
                 Some(config.owner_resolver()?)
             } else {
@@ -604,8 +608,8 @@ impl Collection for ListenersPass<'_> {
                 "more listeners than --collector.listeners.max; the highest ports are left out (see netstat_listeners_dropped)"
             );
         }
-        let services = etc::read_services(&c.rootfs, errors);
-        let users = etc::read_users(&c.rootfs, errors);
+        let services = etc::services_cached(&c.services, &c.rootfs, errors);
+        let users = etc::users_cached(&c.users, &c.rootfs, errors);
         let owners = match &c.resolver {
             Some(r) => {
                 let inodes: Vec<u64> = raw

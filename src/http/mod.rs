@@ -218,7 +218,9 @@ async fn metrics_handler(
     // Collection reads files and netlink sockets: keep it off the async workers.
     let body = tokio::task::spawn_blocking(move || {
         let families = scraper.scrape_with_timeout(Some(&selected), Some(timeout));
-        metrics::encode(families, format)
+        let body = metrics::encode(families, format);
+        crate::scrape::release_memory();
+        body
     })
     .await;
     match body {

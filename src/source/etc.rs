@@ -118,6 +118,69 @@ pub fn read_users(rootfs: &Path, errors: &mut Vec<SourceError>) -> Users {
     }
 }
 
+/// A parsed file and what its parse reported, kept while the file is unchanged (same inode,
+/// size and modification time), so that every namespace of a scrape, and every scrape, does
+/// not parse /etc/services again.
+#[derive(Debug, Default)]
+pub struct Cached<T> {
+    slot: std::sync::Mutex<Option<(Stamp, std::sync::Arc<T>, Vec<SourceError>)>>,
+}
+
+type Stamp = (u64, u64, std::time::SystemTime);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.ino(), m.len(), m.modified().ok()?))
+}
+
+impl<T> Cached<T> {
+    /// The parsed file: from the cache while the file is unchanged, else from `read`. Its
+    /// errors are reported again on every call.
+    pub fn get(
+        &self,
+        path: &Path,
+        errors: &mut Vec<SourceError>,
+        read: impl FnOnce(&mut Vec<SourceError>) -> T,
+    ) -> std::sync::Arc<T> {
+        let now = stamp(path);
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some(now), Some((then, value, errs))) = (now, slot.as_ref()) {
+            if *then == now {
+                errors.extend(errs.iter().cloned());
+                return value.clone();
+            }
+        }
+        let mut errs = Vec::new();
+        let value = std::sync::Arc::new(read(&mut errs));
+        errors.extend(errs.iter().cloned());
+        *slot = now.map(|n| (n, value.clone(), errs));
+        value
+    }
+}
+
+/// `<rootfs>/etc/services`, parsed once per change.
+pub fn services_cached(
+    cache: &Cached<Services>,
+    rootfs: &Path,
+    errors: &mut Vec<SourceError>,
+) -> std::sync::Arc<Services> {
+    cache.get(&rootfs.join("etc/services"), errors, |e| {
+        read_services(rootfs, e)
+    })
+}
+
+/// `<rootfs>/etc/passwd`, parsed once per change.
+pub fn users_cached(
+    cache: &Cached<Users>,
+    rootfs: &Path,
+    errors: &mut Vec<SourceError>,
+) -> std::sync::Arc<Users> {
+    cache.get(&rootfs.join("etc/passwd"), errors, |e| {
+        read_users(rootfs, e)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
