@@ -180,6 +180,9 @@ struct NetnsReport {
     dropped: usize,
 }
 
+/// What the collectors of a job read in one namespace, with the seconds each took.
+type NsResults = Vec<(Collected, f64)>;
+
 /// A namespace to read in one run, and how to tell whether it vanished meanwhile.
 struct Target {
     ns: Netns,
@@ -554,11 +557,11 @@ impl Shared {
         targets: &[Target],
         chosen: &[Vec<usize>],
         collectors: &[&dyn Collector],
-    ) -> Vec<Option<Vec<(Collected, f64)>>> {
+    ) -> Vec<Option<NsResults>> {
         let subset = |i: usize| -> Vec<&dyn Collector> {
             chosen[i].iter().map(|&k| collectors[k]).collect()
         };
-        let mut results: Vec<Option<Vec<(Collected, f64)>>> = Vec::with_capacity(targets.len());
+        let mut results: Vec<Option<NsResults>> = Vec::with_capacity(targets.len());
         results.resize_with(targets.len(), || None);
         let mut others = Vec::new();
         for (i, t) in targets.iter().enumerate() {
@@ -579,7 +582,7 @@ impl Shared {
             .clamp(1, 4)
             .min(others.len());
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let done: Mutex<Vec<(usize, Option<Vec<(Collected, f64)>>)>> = Mutex::new(Vec::new());
+        let done: Mutex<Vec<(usize, Option<NsResults>)>> = Mutex::new(Vec::new());
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..workers)
                 .filter_map(|w| {

@@ -123,8 +123,11 @@ pub fn read_users(rootfs: &Path, errors: &mut Vec<SourceError>) -> Users {
 /// not parse /etc/services again.
 #[derive(Debug, Default)]
 pub struct Cached<T> {
-    slot: std::sync::Mutex<Option<(Stamp, std::sync::Arc<T>, Vec<SourceError>)>>,
+    slot: std::sync::Mutex<Option<Entry<T>>>,
 }
+
+/// The file's stamp, what was parsed, and the parse's errors.
+type Entry<T> = (Stamp, std::sync::Arc<T>, Vec<SourceError>);
 
 type Stamp = (u64, u64, std::time::SystemTime);
 
