@@ -23,6 +23,8 @@ fn arg(name: &str, default: usize) -> usize {
         .map_or(default, |v| v.parse().expect(name))
 }
 
+type Probe<'a> = (&'static str, Box<dyn FnMut() + 'a>);
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -101,7 +103,7 @@ fn main() {
     );
     let all = common::Exporter::start(&["--netns=all"]);
     let own = common::Exporter::start(&[]);
-    let mut probes: Vec<(&str, Box<dyn FnMut()>)> = vec![
+    let mut probes: Vec<Probe> = vec![
         (
             "exporter --netns=all: full default scrape over HTTP",
             Box::new(|| {
