@@ -72,6 +72,20 @@ impl fmt::Display for SourceError {
 
 impl std::error::Error for SourceError {}
 
+/// The number in a `/proc` link target such as `socket:[12345]` or `net:[4026531840]`, for
+/// the given `kind:[` prefix.
+pub fn bracketed_number(link: &[u8], prefix: &[u8]) -> Option<u64> {
+    let digits = link.strip_prefix(prefix)?.strip_suffix(b"]")?;
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// [`bracketed_number`] of the target of the symlink `path` (None when it cannot be read).
+pub fn readlink_number(path: &Path, prefix: &[u8]) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let target = std::fs::read_link(path).ok()?;
+    bracketed_number(target.as_os_str().as_bytes(), prefix)
+}
+
 /// Read `reader` line by line through one reused buffer (no allocation per line) and call
 /// `line(lineno, bytes, errors)` with the 1-based line number and the line's bytes, newline
 /// included so that a caller can tell a truncated last line. A read error is recorded at the

@@ -68,6 +68,42 @@ impl std::fmt::Display for DumpError {
     }
 }
 
+/// A netlink socket of `protocol` in the calling thread's network namespace, with a receive
+/// timeout so that a kernel that stops answering never hangs a scrape.
+pub fn open_netlink(protocol: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the returned fd is owned by OwnedFd below.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            protocol,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a freshly created, valid descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let tv = libc::timeval {
+        tv_sec: 10,
+        tv_usec: 0,
+    };
+    // SAFETY: valid fd, pointer and length of a timeval.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
 /// What to dump.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DumpRequest {
@@ -115,37 +151,7 @@ fn align4(n: usize) -> usize {
 
 impl DiagSocket {
     pub fn open() -> io::Result<Self> {
-        // SAFETY: plain socket(2) call; the returned fd is owned by OwnedFd below.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-                NETLINK_SOCK_DIAG,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd is a freshly created, valid descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // Never hang a scrape on a kernel that stops answering.
-        let tv = libc::timeval {
-            tv_sec: 10,
-            tv_usec: 0,
-        };
-        // SAFETY: valid fd, pointer and length of a timeval.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = open_netlink(NETLINK_SOCK_DIAG)?;
         Ok(DiagSocket {
             fd,
             seq: 0,

@@ -83,14 +83,11 @@ fn is_nsfs(path: &Path) -> bool {
 
 /// `net:[4026531840]` -> 4026531840.
 pub fn parse_ns_link(link: &[u8]) -> Option<u64> {
-    let digits = link.strip_prefix(b"net:[")?.strip_suffix(b"]")?;
-    std::str::from_utf8(digits).ok()?.parse().ok()
+    super::bracketed_number(link, b"net:[")
 }
 
 fn ns_link(path: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let target = std::fs::read_link(path).ok()?;
-    parse_ns_link(target.as_os_str().as_bytes())
+    super::readlink_number(path, b"net:[")
 }
 
 /// Find the host's network namespaces. Processes that exit or deny access mid-walk are

@@ -119,14 +119,11 @@ pub struct OwnerResolver {
 
 /// Parse a `socket:[12345]` link target.
 pub fn socket_inode(link: &[u8]) -> Option<u64> {
-    let digits = link.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
-    std::str::from_utf8(digits).ok()?.parse().ok()
+    super::bracketed_number(link, b"socket:[")
 }
 
 fn readlink_inode(path: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let target = std::fs::read_link(path).ok()?;
-    socket_inode(target.as_os_str().as_bytes())
+    super::readlink_number(path, b"socket:[")
 }
 
 impl OwnerResolver {

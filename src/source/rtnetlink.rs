@@ -9,9 +9,10 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 
 use super::netdev::SysAttrs;
+use super::netlink::open_netlink;
 
 const NETLINK_ROUTE: libc::c_int = 0;
 const RTM_NEWLINK: u16 = 16;
@@ -111,33 +112,7 @@ pub fn decode_link(msg: &[u8]) -> Result<(String, SysAttrs), String> {
 
 /// Dump every link of the calling thread's network namespace.
 pub fn links() -> io::Result<HashMap<String, SysAttrs>> {
-    // SAFETY: plain socket(2) call; the fd is owned by OwnedFd below.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            NETLINK_ROUTE,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let tv = libc::timeval {
-        tv_sec: 5,
-        tv_usec: 0,
-    };
-    // SAFETY: valid fd, pointer and length of a timeval.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
+    let fd = open_netlink(NETLINK_ROUTE)?;
     let mut req = [0u8; NLMSG_HDRLEN + IFINFOMSG_LEN];
     let total = req.len() as u32;
     req[0..4].copy_from_slice(&total.to_ne_bytes());

@@ -22,7 +22,18 @@ impl Container {
         let bundle = TempDir::new(&format!("oci-{id}"));
         let bin = bundle.join("rootfs/bin");
         std::fs::create_dir_all(&bin).unwrap();
-        std::fs::copy("/usr/bin/busybox", bin.join("busybox")).expect("busybox-static");
+        // busybox-static: a static binary runs in a rootfs with no libc.
+        let busybox = std::env::var_os("PATH")
+            .map(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join("busybox"))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+            .into_iter()
+            .find(|p| p.exists())
+            .expect("busybox on PATH (Debian package busybox-static)");
+        std::fs::copy(&busybox, bin.join("busybox")).expect("copy busybox");
         for applet in ["sh", "nc", "sleep", "cat", "echo"] {
             std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
         }
