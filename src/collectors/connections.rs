@@ -192,6 +192,7 @@ fn build(config: &Config) -> Result<Box<dyn Collector>, String> {
                 .unwrap_or(100_000),
         )),
         collected: Mutex::new(BTreeSet::new()),
+        last_outbound: std::sync::atomic::AtomicUsize::new(0),
     }))
 }
 
@@ -247,6 +248,8 @@ pub struct ConnectionsCollector {
     destinations: Mutex<Destinations>,
     /// Namespaces collected since the last end of a scrape.
     collected: Mutex<BTreeSet<String>>,
+    /// Outbound sockets of the last collection: the next one reserves that much at once.
+    last_outbound: std::sync::atomic::AtomicUsize,
 }
 
 /// The memory of remote addresses, per namespace, for counting new destinations.
@@ -414,7 +417,11 @@ impl<'a> ConnectionsPass<'a> {
             counts: FxHashMap::default(),
             pending: Vec::new(),
             addresses: FxHashMap::default(),
-            unattributed: Vec::new(),
+            unattributed: Vec::with_capacity(
+                c.last_outbound
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    .min(1 << 20),
+            ),
         }
     }
 
@@ -454,6 +461,7 @@ impl<'a> ConnectionsPass<'a> {
     }
 
     /// Look the owners of the sockets seen so far up in the shared cache, under one lock.
+    /// (Also remembers how many there were, to size the next collection's buffer.)
     /// Owners it does not know wait in `pending` for one walk in `finish`.
     fn attribute(&mut self) {
         let Some(r) = self.c.resolver.as_deref() else {
@@ -462,6 +470,10 @@ impl<'a> ConnectionsPass<'a> {
         if self.unattributed.is_empty() {
             return;
         }
+        self.c.last_outbound.store(
+            self.unattributed.len(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let mut view = r.view();
         for (inode, mut key) in self.unattributed.drain(..) {
             match view.lookup(inode, self.now) {

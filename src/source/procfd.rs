@@ -62,7 +62,10 @@ impl OwnerView<'_> {
     pub fn lookup(&mut self, inode: u64, now: Instant) -> Lookup {
         let st = &mut *self.0;
         if let Some(e) = st.cache.get_mut(&inode) {
-            e.2 = now;
+            // Only as often as pruning needs to know: no write per socket and scrape.
+            if now.saturating_duration_since(e.2) >= FORGET_AFTER / 10 {
+                e.2 = now;
+            }
             return Lookup::Cached(e.0);
         }
         match st.unresolvable.get_mut(&inode) {
