@@ -413,6 +413,12 @@ fn open_fds(pid: u32) -> usize {
         .count()
 }
 
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count()
+}
+
 #[test]
 fn namespaces_coming_and_going_while_scraping_cost_no_scrape_and_no_fd() {
     if !require_root() || !require_tool("ip") {
@@ -423,6 +429,7 @@ fn namespaces_coming_and_going_while_scraping_cost_no_scrape_and_no_fd() {
         assert_eq!(e.get("/metrics").status, 200);
     }
     let baseline = open_fds(e.pid());
+    let baseline_threads = threads(e.pid());
     let tag = format!("nsxchurn{}x", std::process::id());
     let churn = {
         let tag = tag.clone();
@@ -462,6 +469,12 @@ fn namespaces_coming_and_going_while_scraping_cost_no_scrape_and_no_fd() {
     assert!(!text.contains(&format!("name=\"{tag}")), "{text}");
     let after = open_fds(e.pid());
     assert!(after <= baseline + 2, "fds {baseline} -> {after}");
+    // The namespace workers are gone too (the async runtime may park one more thread).
+    let after_threads = threads(e.pid());
+    assert!(
+        after_threads <= baseline_threads + 1,
+        "threads {baseline_threads} -> {after_threads}"
+    );
     // A namespace deleted between two scrapes: its series are in the first, not the second.
     let last = TestNetns::new("e");
     let label = inode_of(&format!("/run/netns/{}", last.name));
