@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::collectors::{connections, interfaces, listeners};
-use crate::metrics::{Desc, MetricFamily, Sample};
+use crate::metrics::{label, Desc, MetricFamily, Sample};
 use crate::scrape::COLLECTOR_SUCCESS;
 
 pub static EVENTS: Desc = Desc::counter(
@@ -276,14 +276,6 @@ pub struct Observation {
     pub interfaces: Option<Part<BTreeMap<InterfaceKey, InterfaceState>>>,
     pub netns: Option<Part<BTreeMap<String, NetnsAttrs>>>,
     pub outbound: Option<Part<BTreeSet<OutboundKey>>>,
-}
-
-fn label<'a>(s: &'a Sample, name: &str) -> &'a str {
-    s.labels
-        .iter()
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("")
 }
 
 fn listener_key(s: &Sample) -> Option<ListenerKey> {

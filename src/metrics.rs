@@ -144,6 +144,15 @@ pub struct Sample {
     pub value: Value,
 }
 
+/// The value of label `name` of a sample ("" when it has none, as Prometheus reads it).
+pub fn label<'a>(s: &'a Sample, name: &str) -> &'a str {
+    s.labels
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
 /// One metric family. For counters `name` is the base name *without* `_total`; both encoders
 /// append it to the samples (and the 0.0.4 encoder to the TYPE/HELP lines too).
 #[derive(Debug, Clone, PartialEq)]

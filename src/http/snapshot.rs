@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::collectors::{connections, interfaces, listeners, sockets};
-use crate::metrics::{MetricFamily, Sample, Value};
+use crate::metrics::{label, MetricFamily, Sample, Value};
 use crate::scrape::{BUILD_INFO, COLLECTOR_DURATION, COLLECTOR_SUCCESS, PROCESS_START};
 
 /// Version of the snapshot schema (bumped on incompatible changes).
@@ -151,14 +151,6 @@ pub struct InterfaceRow {
     pub tx_bytes: u64,
     /// The netns label ("" for the exporter's own namespace).
     pub netns: String,
-}
-
-fn label<'a>(s: &'a Sample, name: &str) -> &'a str {
-    s.labels
-        .iter()
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("")
 }
 
 fn int(v: Value) -> u64 {
