@@ -451,9 +451,9 @@ impl Shared {
         *lock(&self.netns_errors).entry(reason).or_default() += 1;
     }
 
-    /// The namespaces of one run: the exporter's own, then (`--netns=all`) the others found
-    /// now, filtered and capped.
-    fn targets(&self) -> (Vec<Target>, Option<NetnsReport>) {
+    /// The namespaces of one run of `members`: the exporter's own, then (`--netns=all`, when
+    /// one of them reads other namespaces) the others found now, filtered and capped.
+    fn targets(&self, members: &[usize]) -> (Vec<Target>, Option<NetnsReport>) {
         let own = Target {
             ns: self.own.clone(),
             found: None,
@@ -461,6 +461,14 @@ impl Shared {
         let Some(all) = &self.netns else {
             return (vec![own], None);
         };
+        if !members.iter().any(|&m| all.reads[m]) {
+            // No member reads other namespaces: no discovery for this run.
+            let report = NetnsReport {
+                read: Vec::new(),
+                dropped: 0,
+            };
+            return (vec![own], Some(report));
+        }
         let mut errors = Vec::new();
         let found = netns::discover(&self.procfs, &all.config.dirs, &mut errors);
         for e in &errors {
@@ -516,7 +524,7 @@ impl Shared {
             .iter()
             .map(|_| (Collected::default(), 0.0))
             .collect();
-        let (targets, mut report) = self.targets();
+        let (targets, mut report) = self.targets(members);
         // Which members read each namespace: all of them in the own one.
         let chosen: Vec<Vec<usize>> = targets
             .iter()
