@@ -18,14 +18,6 @@ use netstat_exporter::source::netns::Netns;
 use netstat_exporter::source::procfd::OwnerResolver;
 use netstat_exporter::source::sockets::{SocketNeeds, SocketSource, SourceMode};
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map_or(default, |v| v.parse().expect(name))
-}
-
 fn report(name: &str, mut v: Vec<f64>) {
     v.sort_by(|a, b| a.total_cmp(b));
     println!(
@@ -46,9 +38,9 @@ fn time(iterations: usize, mut f: impl FnMut()) -> Vec<f64> {
 }
 
 fn main() {
-    let n_listeners = arg("--listeners", 1000);
-    let n_conns = arg("--connections", 50_000);
-    let iterations = arg("--iterations", 15);
+    let n_listeners = common::arg_usize("--listeners", 1000);
+    let n_conns = common::arg_usize("--connections", 50_000);
+    let iterations = common::arg_usize("--iterations", 15);
     let _listeners = common::sockload::hold_listeners(n_listeners).expect("listeners");
     let _conns = common::sockload::hold_tcp(n_conns).expect("connections");
     std::thread::sleep(Duration::from_millis(500));

@@ -15,34 +15,7 @@ use std::time::{Duration, Instant};
 use common::netns::{must, TestNetns};
 use common::sockload::hold_in_netns;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map_or(default, |v| v.parse().expect(name))
-}
-
 type Probe<'a> = (&'static str, Box<dyn FnMut() + 'a>);
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-fn status_kb(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)?
-                .trim()
-                .trim_end_matches(" kB")
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
 
 fn main() {
     // SAFETY: geteuid has no preconditions.
@@ -50,13 +23,13 @@ fn main() {
         eprintln!("netns bench: needs root (namespaces, veth pairs); skipped");
         return;
     }
-    let n = arg("--namespaces", 100);
-    let sockets = arg("--sockets", 200);
-    let iterations = arg("--iterations", 11);
+    let n = common::arg_usize("--namespaces", 100);
+    let sockets = common::arg_usize("--sockets", 200);
+    let iterations = common::arg_usize("--iterations", 11);
     // `--child-ehash N`: give the namespaces their own TCP hash table of N buckets
     // (net.ipv4.tcp_child_ehash_entries, set before they are made, restored after): every
     // sock_diag dump walks the whole table its namespace uses, by default the host's.
-    let child_ehash = arg("--child-ehash", 0);
+    let child_ehash = common::arg_usize("--child-ehash", 0);
     let sysctl = "/proc/sys/net/ipv4/tcp_child_ehash_entries";
     let saved = std::fs::read_to_string(sysctl).unwrap_or_default();
     if child_ehash > 0 {
@@ -147,7 +120,7 @@ fn main() {
             times[i].push(t.elapsed().as_secs_f64() * 1000.0);
         }
     }
-    let medians: Vec<f64> = times.into_iter().map(median).collect();
+    let medians: Vec<f64> = times.into_iter().map(common::median).collect();
     for ((name, _), m) in probes.iter().zip(&medians) {
         println!("  {name:<62} median {m:>8.2} ms");
     }
@@ -160,8 +133,8 @@ fn main() {
     println!(
         "  per extra namespace: {:.3} ms; exporter --netns=all RSS {} kB (peak {} kB)",
         (medians[0] - medians[1]) / n as f64,
-        status_kb(all.pid(), "VmRSS:"),
-        status_kb(all.pid(), "VmHWM:")
+        common::status_kb(all.pid(), "VmRSS:"),
+        common::status_kb(all.pid(), "VmHWM:")
     );
     drop(all);
     drop(own);

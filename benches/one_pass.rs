@@ -41,11 +41,6 @@ fn process_cpu_seconds(pid: u32) -> f64 {
 
 type Probe<'a> = (&'static str, Box<dyn FnMut() + 'a>);
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 /// Round-robin timing: wall and CPU medians per probe, ratios against probe 0.
 fn measure(iterations: usize, probes: &mut [Probe<'_>]) -> Vec<(f64, f64)> {
     let mut wall = vec![Vec::with_capacity(iterations); probes.len()];
@@ -65,7 +60,7 @@ fn measure(iterations: usize, probes: &mut [Probe<'_>]) -> Vec<(f64, f64)> {
     let out: Vec<(f64, f64)> = wall
         .into_iter()
         .zip(cpu)
-        .map(|(w, c)| (median(w), median(c)))
+        .map(|(w, c)| (common::median(w), common::median(c)))
         .collect();
     let (w0, c0) = out[0];
     println!(

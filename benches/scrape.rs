@@ -74,20 +74,6 @@ fn arg(name: &str) -> Option<String> {
         .and_then(|i| args.get(i + 1).cloned())
 }
 
-fn status_kb(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)?
-                .trim()
-                .trim_end_matches(" kB")
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
-
 fn main() {
     let sizes: Vec<usize> = arg("--sizes")
         .unwrap_or_else(|| "10000,100000".into())
@@ -211,8 +197,8 @@ fn main() {
         println!(
             "  netstat_exporter process after {} scrapes: VmRSS {} kB, VmHWM (peak RSS) {} kB",
             iterations + 1,
-            status_kb(e.pid(), "VmRSS:"),
-            status_kb(e.pid(), "VmHWM:")
+            common::status_kb(e.pid(), "VmRSS:"),
+            common::status_kb(e.pid(), "VmHWM:")
         );
         drop(e);
         if let Some((mut child, _)) = node {

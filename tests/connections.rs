@@ -174,13 +174,7 @@ fn ss_counts(inbound_port: u16) -> Counts {
         if ![SERVER, FULL, LATER].iter().any(|a| a.to_string() == peer) {
             continue;
         }
-        // ss's state names to the kernel's (the exporter's).
-        let state = match f[0] {
-            "ESTAB" => "established".to_string(),
-            "FIN-WAIT-1" => "fin_wait1".to_string(),
-            "FIN-WAIT-2" => "fin_wait2".to_string(),
-            other => other.to_ascii_lowercase().replace('-', "_"),
-        };
+        let state = common::ss_state(f[0]);
         let process = line
             .split("((\"")
             .nth(1)

@@ -18,6 +18,7 @@ use common::netns::{must, TestNetns};
 use common::oci::Container;
 use common::sockload::hold_in_netns;
 use common::{exporter_bin, require_root, require_tool, run_once, sample, Exporter};
+use netstat_exporter::source::inet::TCP_STATE_NAMES;
 
 const POD_UID: &str = "1b2c3d4e-5f60-7182-93a4-b5c6d7e8f901";
 
@@ -53,12 +54,7 @@ fn inside(ns: &In, cmd: &[&str]) -> String {
 fn truth(ns: &In) -> BTreeMap<String, u64> {
     let mut m = BTreeMap::new();
     for line in inside(ns, &["ss", "-tanH"]).lines() {
-        let state = match line.split_whitespace().next().unwrap_or("") {
-            "ESTAB" => "established".to_string(),
-            "FIN-WAIT-1" => "fin_wait1".to_string(),
-            "FIN-WAIT-2" => "fin_wait2".to_string(),
-            other => other.to_ascii_lowercase().replace('-', "_"),
-        };
+        let state = common::ss_state(line.split_whitespace().next().unwrap_or(""));
         *m.entry(format!("tcp/{state}")).or_default() += 1;
     }
     for line in inside(ns, &["ss", "-lntuH"]).lines() {
@@ -94,19 +90,7 @@ fn sum(text: &str, name: &str, labels: &[(&str, &str)]) -> u64 {
 /// The same from the exporter's scrape, for namespace `netns`.
 fn exported(text: &str, netns: &str) -> BTreeMap<String, u64> {
     let mut m = BTreeMap::new();
-    for state in [
-        "established",
-        "syn_sent",
-        "syn_recv",
-        "fin_wait1",
-        "fin_wait2",
-        "time_wait",
-        "close",
-        "close_wait",
-        "last_ack",
-        "listen",
-        "closing",
-    ] {
+    for state in TCP_STATE_NAMES.iter().skip(1) {
         let n = sum(
             text,
             "netstat_sockets",

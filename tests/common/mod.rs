@@ -44,6 +44,47 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
+/// An `ss` state name (ESTAB, SYN-SENT, FIN-WAIT-1 ...) as the kernel and the exporter name it
+/// (established, syn_sent, fin_wait1 ...).
+pub fn ss_state(name: &str) -> String {
+    match name {
+        "ESTAB" => "established".to_string(),
+        "FIN-WAIT-1" => "fin_wait1".to_string(),
+        "FIN-WAIT-2" => "fin_wait2".to_string(),
+        other => other.to_ascii_lowercase().replace('-', "_"),
+    }
+}
+
+/// Benchmarks: the value of `--NAME N` on the command line, or `default`.
+pub fn arg_usize(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map_or(default, |v| v.parse().expect(name))
+}
+
+/// Benchmarks: the median of some measurements.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Benchmarks: a `kB` field of `/proc/<pid>/status` (VmRSS:, VmHWM:), 0 when absent.
+pub fn status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .trim()
+                .trim_end_matches(" kB")
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
 /// True when `tool` is on PATH. When it is not: under CI=true the test fails; locally it
 /// prints a loud SKIP line and the caller returns early.
 pub fn require_tool(tool: &str) -> bool {
