@@ -37,7 +37,11 @@ pub fn http_json(port: u16, method: &str, path: &str, body: Option<&Value>) -> (
     let mut raw = Vec::new();
     let mut buf = [0u8; 16384];
     let (status, body) = loop {
-        let n = s.read(&mut buf).expect("read from chromedriver");
+        // A signal (the test's own children exiting) may interrupt the read: read again.
+        let n = match s.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => r.expect("read from chromedriver"),
+        };
         raw.extend_from_slice(&buf[..n]);
         let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
             assert!(n > 0, "chromedriver closed the connection early");
