@@ -22,6 +22,9 @@ use crate::source::sockets::SourceMode;
 pub const DEFAULT_PORT: u16 = 9958;
 pub const DEFAULT_PROCFS: &str = "/proc";
 
+/// The default of `--netns.collectors`: the collectors that read every namespace.
+pub const DEFAULT_NETNS_COLLECTORS: &str = "sockets,listeners,connections,interfaces";
+
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "netstat_exporter",
@@ -116,7 +119,7 @@ pub struct Cli {
     #[arg(
         long = "netns.collectors",
         value_name = "LIST",
-        default_value = "sockets,listeners,connections,interfaces"
+        default_value = DEFAULT_NETNS_COLLECTORS
     )]
     pub netns_collectors: String,
 

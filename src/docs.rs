@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use clap::{Arg, ArgAction, Command, CommandFactory};
 
 use crate::collectors::CollectorDecl;
-use crate::config::{command_with, Cli};
+use crate::config::{command_with, Cli, DEFAULT_NETNS_COLLECTORS};
 use crate::metrics::{Desc, Kind};
 
 const GENERATED: &str = "<!-- Generated from the declarations in src/ by `UPDATE_DOCS=1 cargo test --test docs`; do not edit by hand. -->";
@@ -17,19 +17,24 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-fn table(out: &mut String, metrics: &[&Desc]) {
+/// `collector` is true for a collector's families: those rendered per namespace show the
+/// `netns` label they gain for other namespaces, in parentheses.
+fn table(out: &mut String, metrics: &[&Desc], collector: bool) {
     out.push_str("| Metric | Type | Unit | Labels | Meaning |\n|---|---|---|---|---|\n");
     for d in metrics {
         let kind = match d.kind {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
         };
-        let labels = d
+        let mut labels = d
             .labels
             .iter()
             .map(|l| format!("`{l}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
+            .collect::<Vec<_>>();
+        if collector && d.per_netns {
+            labels.push("(`netns`)".into());
+        }
+        let labels = labels.join(", ");
         let _ = writeln!(
             out,
             "| `{}` | {kind} | {} | {labels} | {} |",
@@ -50,6 +55,20 @@ pub fn metrics_markdown(registry: &[&CollectorDecl], own: &[&Desc]) -> String {
          bounded: see [collectors.md](collectors.md) for the caps and filters, and what each \
          series means in `netstat`/`ss` terms.\n\n",
     );
+    let _ = writeln!(
+        out,
+        "A label in parentheses, (`netns`), appears only with `--netns=all`, on the series of \
+         network namespaces other than the exporter's own, for the collectors listed in \
+         `--netns.collectors` (default: {}). Its value is the namespace's inode; \
+         `netstat_netns_info` joins it to the container and the pod. The exporter's own \
+         namespace keeps its series without it. Families without it are rendered once for the \
+         whole host.\n",
+        DEFAULT_NETNS_COLLECTORS
+            .split(',')
+            .map(|c| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     for d in registry {
         let _ = writeln!(
             out,
@@ -62,11 +81,11 @@ pub fn metrics_markdown(registry: &[&CollectorDecl], own: &[&Desc]) -> String {
             },
             d.help
         );
-        table(&mut out, &(d.metrics)());
+        table(&mut out, &(d.metrics)(), true);
         out.push('\n');
     }
     out.push_str("## The exporter itself (every scrape)\n\n");
-    table(&mut out, own);
+    table(&mut out, own, false);
     out
 }
 
@@ -113,14 +132,20 @@ pub fn flags_markdown(registry: &[&CollectorDecl]) -> String {
     for a in global.get_arguments() {
         flag_row(&mut out, a);
     }
+    let global_longs: Vec<&str> = global.get_arguments().filter_map(Arg::get_long).collect();
     let full = command_with(registry);
     for d in registry {
-        let _ = writeln!(out, "\n## Collector `{}`\n\n{head}", d.name);
+        // No blank line between the heading's table header and its rows (or the rows render
+        // as plain text).
+        let _ = write!(out, "\n## Collector `{}`\n\n{head}", d.name);
+        // A general flag named after a collector (--collector.sockets.source) is listed once,
+        // under General.
         let own = |long: &str| {
-            long == format!("collector.{}", d.name)
-                || long == format!("no-collector.{}", d.name)
-                || long.starts_with(&format!("collector.{}.", d.name))
-                || long.starts_with(&format!("no-collector.{}.", d.name))
+            !global_longs.contains(&long)
+                && (long == format!("collector.{}", d.name)
+                    || long == format!("no-collector.{}", d.name)
+                    || long.starts_with(&format!("collector.{}.", d.name))
+                    || long.starts_with(&format!("no-collector.{}.", d.name)))
         };
         for a in full.get_arguments() {
             if a.get_long().is_some_and(own) {

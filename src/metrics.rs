@@ -78,10 +78,16 @@ pub struct Desc {
     pub help: &'static str,
     pub kind: Kind,
     /// Label names in the order the collector writes them. Per-namespace families also get
-    /// `netns` from the scrape layer when namespaces other than the exporter's own are read.
+    /// `netns` from the scrape layer when namespaces other than the exporter's own are read
+    /// (see [`per_netns`](Self::per_netns)).
     pub labels: &'static [&'static str],
     /// Unit suffix of the name (`bytes`, `seconds`) or "" for counts and info metrics.
     pub unit: &'static str,
+    /// A collector's family rendered per network namespace (true unless declared
+    /// [`host_wide`](Self::host_wide)): with `--netns=all`, its series of namespaces other than
+    /// the exporter's own carry `netns`, when the collector is in `--netns.collectors`.
+    /// Families rendered once per scrape (`Collector::end_scrape`) are host-wide and never do.
+    pub per_netns: bool,
 }
 
 impl Desc {
@@ -96,6 +102,7 @@ impl Desc {
             kind: Kind::Gauge,
             labels,
             unit: "",
+            per_netns: true,
         }
     }
 
@@ -110,6 +117,7 @@ impl Desc {
             kind: Kind::Counter,
             labels,
             unit: "",
+            per_netns: true,
         }
     }
 
@@ -117,6 +125,23 @@ impl Desc {
     pub const fn unit(mut self, unit: &'static str) -> Desc {
         self.unit = unit;
         self
+    }
+
+    /// Builder: rendered once per scrape for the whole host, never labelled with `netns`.
+    pub const fn host_wide(mut self) -> Desc {
+        self.per_netns = false;
+        self
+    }
+
+    /// The label names a sample of this family may carry: its declared labels, plus `netns`
+    /// when `foreign` (a series of another namespace, read because the collector is in
+    /// `--netns.collectors`) and the family is per namespace.
+    pub fn labels_in(&self, foreign: bool) -> Vec<&'static str> {
+        let mut out = self.labels.to_vec();
+        if foreign && self.per_netns {
+            out.push("netns");
+        }
+        out
     }
 
     /// An empty family of this declaration, to push samples into.

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use common::{run_once, TempDir};
 use netstat_exporter::collectors::REGISTRY;
+use netstat_exporter::config::DEFAULT_NETNS_COLLECTORS;
 use netstat_exporter::docs::{flags_markdown, metrics_markdown};
 use netstat_exporter::metrics::Desc;
 use netstat_exporter::scrape;
@@ -21,6 +22,16 @@ fn declared() -> Vec<&'static Desc> {
         .iter()
         .flat_map(|d| (d.metrics)())
         .chain(scrape::metrics())
+        .collect()
+}
+
+/// Sample name -> (declaration, the collector that declares it, or None for the exporter's own).
+fn declared_by_collector() -> BTreeMap<String, (&'static Desc, Option<&'static str>)> {
+    REGISTRY
+        .iter()
+        .flat_map(|c| (c.metrics)().into_iter().map(move |d| (d, Some(c.name))))
+        .chain(scrape::metrics().into_iter().map(|d| (d, None)))
+        .map(|(d, c)| (d.sample_name().into_owned(), (d, c)))
         .collect()
 }
 
@@ -48,6 +59,65 @@ fn metrics_md_is_generated_from_the_declarations() {
 #[test]
 fn flags_md_is_generated_from_the_declarations() {
     check_generated("docs/flags.md", &flags_markdown(REGISTRY));
+}
+
+/// Every table of a generated page renders: its header row is followed directly by the
+/// separator row, and its rows directly by more rows (a blank line in between would end the
+/// table and print the rest as text).
+fn assert_tables_render(page: &str, markdown: &str) {
+    let lines: Vec<&str> = markdown.lines().collect();
+    let mut tables = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if !line.starts_with('|') {
+            continue;
+        }
+        let prev = if i == 0 { "" } else { lines[i - 1] };
+        if prev.starts_with('|') {
+            continue;
+        }
+        // The first row of a table: the separator must follow, then at least one row.
+        tables += 1;
+        let sep = lines.get(i + 1).copied().unwrap_or("");
+        assert!(
+            sep.starts_with("|---"),
+            "{page}:{}: table header not followed by its separator row: {sep:?}",
+            i + 1
+        );
+        let row = lines.get(i + 2).copied().unwrap_or("");
+        assert!(
+            row.starts_with('|'),
+            "{page}:{}: table without rows (a blank line after the separator?)",
+            i + 1
+        );
+    }
+    assert!(tables > 3, "{page}: only {tables} tables");
+}
+
+#[test]
+fn generated_pages_render_their_tables_and_list_each_flag_once() {
+    let flags = flags_markdown(REGISTRY);
+    assert_tables_render("docs/flags.md", &flags);
+    assert_tables_render(
+        "docs/metrics.md",
+        &metrics_markdown(REGISTRY, &scrape::metrics()),
+    );
+    let mut seen = BTreeSet::new();
+    for line in flags.lines().filter(|l| l.starts_with("| `--")) {
+        let flag = line.split('`').nth(1).unwrap_or("");
+        let flag = flag.split('=').next().unwrap_or("");
+        assert!(
+            seen.insert(flag.to_string()),
+            "docs/flags.md lists {flag} twice"
+        );
+    }
+    // A table per collector, each with its own enable flag.
+    for d in REGISTRY {
+        assert!(
+            seen.contains(&format!("--collector.{}", d.name)),
+            "no row for --collector.{}",
+            d.name
+        );
+    }
 }
 
 #[test]
@@ -112,8 +182,32 @@ fn families(text: &str) -> BTreeMap<String, BTreeSet<Vec<String>>> {
     out
 }
 
+/// name -> label-name sets seen, and whether a sample carried `netns`.
+fn has_foreign(got: &BTreeMap<String, BTreeSet<Vec<String>>>, name: &str) -> bool {
+    got.get(name)
+        .is_some_and(|sets| sets.iter().any(|l| l.iter().any(|n| n == "netns")))
+}
+
+/// The label rule, checked on every sample of a scrape with `--netns=all` and a namespace
+/// this test made (so the rule is exercised whatever else the host runs): a sample carries
+/// exactly its declared labels, plus `netns` only on a per-namespace family of a collector in
+/// `--netns.collectors` (here the default), and then only for another namespace.
 #[test]
 fn a_full_scrape_exposes_exactly_the_declared_families_with_their_labels() {
+    if !common::require_root() || !common::require_tool("ip") {
+        return;
+    }
+    // A foreign namespace with a listener, a connection to it and a veth end, as a container
+    // host has many.
+    let ns = common::netns::TestNetns::new("docs");
+    let _veth = common::netns::Veth::new(&ns, "dc");
+    let _foreign = ns.run(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        (l, c, u)
+    });
+
     // Something for every optional family: a TCP listener (unexpected: the policy allows
     // nothing of it), a UDP listener (drops), the raw-field escape hatch, and a broken line in
     // /etc/services (an error, so netstat_scrape_errors_total has a sample).
@@ -168,23 +262,47 @@ fn a_full_scrape_exposes_exactly_the_declared_families_with_their_labels() {
     }
 
     let mut problems = Vec::new();
-    let declared: BTreeMap<String, &Desc> = declared()
-        .into_iter()
-        .map(|d| (d.sample_name().into_owned(), d))
-        .collect();
+    let declared = declared_by_collector();
+    let netns_collectors: Vec<&str> = DEFAULT_NETNS_COLLECTORS.split(',').collect();
     for (name, label_sets) in &got {
-        let Some(d) = declared.get(name) else {
+        let Some((d, collector)) = declared.get(name) else {
             problems.push(format!(
                 "{name}: exposed but not declared (not in docs/metrics.md)"
             ));
             continue;
         };
-        let want: BTreeSet<String> = d.labels.iter().map(|l| l.to_string()).collect();
+        let reads_others = collector.is_some_and(|c| netns_collectors.contains(&c));
+        let own: BTreeSet<String> = d.labels_in(false).iter().map(|l| l.to_string()).collect();
+        let foreign: BTreeSet<String> = d
+            .labels_in(reads_others)
+            .iter()
+            .map(|l| l.to_string())
+            .collect();
         for labels in label_sets {
             let have: BTreeSet<String> = labels.iter().cloned().collect();
-            if have != want {
-                problems.push(format!("{name}: labels {have:?}, declared {want:?}"));
+            if have != own && have != foreign {
+                problems.push(format!(
+                    "{name}: labels {have:?}, declared {own:?} (or {foreign:?} for another namespace)"
+                ));
             }
+        }
+    }
+    // The rule was exercised: the test's namespace shows up on per-namespace families of
+    // every collector that reads it, and never on a host-wide one.
+    for name in [
+        "netstat_sockets",
+        "netstat_listener_info",
+        "netstat_outbound_connections",
+        "netstat_interface_bytes_total",
+    ] {
+        if !has_foreign(&got, name) {
+            problems.push(format!("{name}: no series of the test's namespace (netns)"));
+        }
+    }
+    for (name, (d, collector)) in &declared {
+        let per_ns = d.per_netns && collector.is_some();
+        if !per_ns && has_foreign(&got, name) && !d.labels.contains(&"netns") {
+            problems.push(format!("{name}: host-wide, but a sample carries netns"));
         }
     }
     for name in declared.keys() {

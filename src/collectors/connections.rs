@@ -88,12 +88,14 @@ pub static DESTINATIONS_REMEMBERED: Desc = Desc::gauge(
     "netstat_outbound_destinations_remembered",
     &[],
     "Remote addresses held in the new-destination memory (at most --collector.connections.destination-capacity).",
-);
+)
+.host_wide();
 pub static DESTINATION_EVICTIONS: Desc = Desc::counter(
     "netstat_outbound_destination_evictions",
     &[],
     "Remote addresses dropped from the new-destination memory before their time because it was full (the oldest go first); such an address counts as new when it is seen again.",
-);
+)
+.host_wide();
 pub static UNEXPECTED: Desc = Desc::gauge(
     "netstat_outbound_unexpected",
     KEY,

@@ -97,28 +97,33 @@ pub static OWNER_LOOKUPS: Desc = Desc::counter(
     "netstat_listener_owner_lookups",
     &["result"],
     "Listener socket owner lookups: cached (verified with one readlink), walked (found by walking /proc/*/fd), failed (not found: no permission, another PID namespace, a kernel socket, or a walk not due yet).",
-);
+)
+.host_wide();
 pub static OWNER_WALKS: Desc = Desc::counter(
     "netstat_listener_owner_walks",
     &[],
     "Full walks of /proc/*/fd to find the owners of new listener sockets (one at start-up, then only when a listener socket never seen before appears, at most once per --collector.listeners.walk-interval).",
-);
+)
+.host_wide();
 pub static OWNER_WALK_DURATION: Desc = Desc::gauge(
     "netstat_listener_owner_walk_duration_seconds",
     &[],
     "Duration of the last full walk of /proc/*/fd.",
 )
-.unit("seconds");
+.unit("seconds")
+.host_wide();
 pub static OWNER_WALK_FDS: Desc = Desc::gauge(
     "netstat_listener_owner_walk_fds",
     &[],
     "File descriptors examined by the last full walk of /proc/*/fd.",
-);
+)
+.host_wide();
 pub static OWNER_UNRESOLVED: Desc = Desc::gauge(
     "netstat_listener_owner_unresolved",
     &[],
     "Listener sockets that a walk could not attribute to any process (another PID namespace, fds not readable, sockets held only by the kernel or in flight); remembered, so they never cause another walk.",
-);
+)
+.host_wide();
 
 fn metrics() -> Vec<&'static Desc> {
     vec![
