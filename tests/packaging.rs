@@ -235,16 +235,24 @@ fn check_control_archive(deb: &Path, tmp: &Path) {
     assert!(conffiles.contains(CONFFILE), "conffiles: {conffiles}");
 }
 
-/// Enabled the Debian way: the wants/ link and deb-systemd-helper's own view agree.
+/// Enabled the Debian way: the wants/ link, deb-systemd-helper's own view (it answers only
+/// inside a maintainer script, hence DPKG_MAINTSCRIPT_PACKAGE) and systemctl's offline
+/// `is-enabled` agree.
 fn unit_enabled() -> bool {
     let link = Path::new(WANTS).exists();
     let helper = Command::new("deb-systemd-helper")
+        .env("DPKG_MAINTSCRIPT_PACKAGE", PACKAGE)
         .args(["--quiet", "is-enabled", UNIT])
         .status()
         .is_ok_and(|s| s.success());
-    assert_eq!(
-        link, helper,
-        "{WANTS} exists: {link}, deb-systemd-helper is-enabled: {helper}"
+    let systemctl = Command::new("systemctl")
+        .args(["is-enabled", "--quiet", UNIT])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        link == helper && helper == systemctl,
+        "{WANTS} exists: {link}, deb-systemd-helper is-enabled: {helper}, \
+         systemctl is-enabled: {systemctl}"
     );
     link
 }
@@ -475,6 +483,10 @@ fn upgrade_package(deb: &Path, tmp: &Path) -> Option<(PathBuf, String)> {
     // (<target>/debian/<name>.deb).
     let target = deb.parent()?.parent()?.to_path_buf();
     let out_dir = tmp.join("upgrade");
+    // cargo-deb (3.8.0) empties <target>/debian/ even when it writes elsewhere: keep the first
+    // package and put it back, for the other package test.
+    let saved = tmp.join("first.deb");
+    std::fs::copy(deb, &saved).unwrap();
     let out = ok(Command::new("cargo")
         .args([
             "deb",
@@ -487,6 +499,9 @@ fn upgrade_package(deb: &Path, tmp: &Path) -> Option<(PathBuf, String)> {
         .arg(&out_dir)
         .env("CARGO_TARGET_DIR", &target)
         .current_dir(repo()));
+    if !deb.exists() {
+        std::fs::copy(&saved, deb).unwrap();
+    }
     let p = out
         .lines()
         .rev()
