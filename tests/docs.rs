@@ -241,7 +241,8 @@ fn a_full_scrape_exposes_exactly_the_declared_families_with_their_labels() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut got = families(&text);
+    let live = families(&text);
+    let mut got = live.clone();
     drop((tcp, udp, client));
     // Link speed exists only on NICs that report one, which this machine may not have: add
     // the interfaces of a fixture tree (a physical eth0 with a speed).
@@ -303,6 +304,15 @@ fn a_full_scrape_exposes_exactly_the_declared_families_with_their_labels() {
         let per_ns = d.per_netns && collector.is_some();
         if !per_ns && has_foreign(&got, name) && !d.labels.contains(&"netns") {
             problems.push(format!("{name}: host-wide, but a sample carries netns"));
+        }
+        // And the other way: a family declared per namespace, of a collector reading the
+        // test's namespace, shows up there too when the live scrape has it at all (else it is
+        // host-wide and its docs are wrong).
+        let reads_others = collector.is_some_and(|c| netns_collectors.contains(&c));
+        if per_ns && reads_others && live.contains_key(name) && !has_foreign(&live, name) {
+            problems.push(format!(
+                "{name}: declared per namespace, but no series of the test's namespace"
+            ));
         }
     }
     for name in declared.keys() {
