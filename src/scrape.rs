@@ -631,8 +631,8 @@ impl Shared {
         let got = match target.ns.enter_path() {
             None => collect_ns(collectors, &target.ns, &self.source),
             Some(path) => {
-                let entered =
-                    netns::enter(path).map(|()| collect_ns(collectors, &target.ns, &self.source));
+                let entered = netns::enter(path, target.ns.info.inode)
+                    .map(|()| collect_ns(collectors, &target.ns, &self.source));
                 match entered {
                     Ok(got) => got,
                     Err(e) => {

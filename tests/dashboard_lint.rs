@@ -360,7 +360,8 @@ fn full_scrape_names() -> BTreeSet<String> {
                 &[("collector", c)]
             ),
             Some(1.0),
-            "collector {c} did not succeed"
+            "collector {c} did not succeed; the exporter said:\n{}",
+            String::from_utf8_lossy(&out.stderr)
         );
     }
     // netstat_scrape_errors_total exists once a collector met an error: one more scrape of an

@@ -364,10 +364,17 @@ pub fn still_there(f: &Found) -> bool {
     }
 }
 
-/// Move the calling thread into the network namespace of `path` (an nsfs file). Needs
+/// Move the calling thread into the network namespace of `path` (an nsfs file), which must
+/// still be the namespace `inode` found by discovery: a `/proc/<pid>/ns/net` whose process
+/// exited and whose pid was reused names another namespace now, and reading it would report
+/// that one under the old label. A mismatch is ESRCH (the namespace vanished). Needs
 /// CAP_SYS_ADMIN. Only for threads that exit afterwards (the collection threads).
-pub fn enter(path: &Path) -> io::Result<()> {
+pub fn enter(path: &Path, inode: u64) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
     let file = std::fs::File::open(path)?;
+    if file.metadata()?.ino() != inode {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
     // SAFETY: setns on a valid fd; it changes only the calling thread's network namespace.
     let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
     if rc < 0 {
@@ -386,6 +393,19 @@ mod discovery_tests {
         assert_eq!(parse_ns_link(b"mnt:[4026531840]"), None);
         assert_eq!(parse_ns_link(b"net:[]"), None);
         assert_eq!(parse_ns_link(b"net:[12"), None);
+    }
+
+    #[test]
+    fn entering_checks_the_namespace_is_still_the_one_found() {
+        // The thread's own namespace under another inode (a reused pid): refused before
+        // setns, as vanished, and the thread stays where it was.
+        let own = ns_link(Path::new("/proc/thread-self/ns/net")).expect("own namespace");
+        let e = std::thread::spawn(move || enter(Path::new("/proc/thread-self/ns/net"), own + 1))
+            .join()
+            .expect("thread");
+        assert_eq!(e.unwrap_err().raw_os_error(), Some(libc::ESRCH));
+        let e = enter(Path::new("/proc/self/ns/no-such"), own).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
     }
 
     #[test]
