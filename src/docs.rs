@@ -25,6 +25,7 @@ fn table(out: &mut String, metrics: &[&Desc], collector: bool) {
         let kind = match d.kind {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
+            Kind::GaugeHistogram => "gauge histogram",
         };
         let mut labels = d
             .labels

@@ -27,6 +27,7 @@ use crate::source::netns::Netns;
 use crate::source::procfd::{Owner, OwnerResolver, ResolverStats};
 use crate::source::sockets::{Backend, PassInfo, SocketNeeds};
 
+use super::health::{self, Health};
 use super::{Collected, Collection, Collector, CollectorDecl};
 
 pub const DECL: CollectorDecl = CollectorDecl {
@@ -134,6 +135,8 @@ fn metrics() -> Vec<&'static Desc> {
         &CONNECTIONS,
         &RECEIVE_QUEUE_BYTES,
         &DROPS,
+        &health::LISTENER_RTT,
+        &health::LISTENER_RETRANSMITTING,
         &UNEXPECTED,
         &DROPPED,
         &UNEXPECTED_COUNT,
@@ -488,6 +491,8 @@ pub struct ListenersCollector {
     selection: Selection,
     expected: Option<ExpectedListeners>,
     warned_cap: AtomicBool,
+    /// `--collector.connections.health`: RTT and retransmissions per listener.
+    health: bool,
 }
 
 impl ListenersCollector {
@@ -537,6 +542,7 @@ impl ListenersCollector {
             },
             expected,
             warned_cap: AtomicBool::new(false),
+            health: health::enabled(config),
         })
     }
 
@@ -553,6 +559,8 @@ pub struct ListenersPass<'a> {
     ports: ListeningPorts,
     /// TCP listener key -> established connections seen so far.
     connections: FxHashMap<ListenerKey, u64>,
+    /// TCP listener key -> RTT and retransmissions of those connections.
+    health: FxHashMap<ListenerKey, Health>,
 }
 
 impl<'a> ListenersPass<'a> {
@@ -562,6 +570,7 @@ impl<'a> ListenersPass<'a> {
             table: ListenerTable::default(),
             ports: ListeningPorts::default(),
             connections: FxHashMap::default(),
+            health: FxHashMap::default(),
         }
     }
 }
@@ -580,6 +589,9 @@ impl Collection for ListenersPass<'_> {
                         port: s.local_port,
                     };
                     *self.connections.entry(key).or_default() += 1;
+                    if let Some(p) = health::Probe::of(s) {
+                        self.health.entry(key).or_default().add(p);
+                    }
                 }
             }
             return;
@@ -592,6 +604,7 @@ impl Collection for ListenersPass<'_> {
             collector: c,
             mut table,
             connections,
+            health: healths,
             ..
         } = *self;
         let errors = &mut out.errors;
@@ -632,6 +645,16 @@ impl Collection for ListenersPass<'_> {
             expected: c.expected.is_some(),
         };
         out.families.extend(render(&listeners, dropped, opts));
+        if c.health {
+            let series = listeners
+                .iter()
+                .filter_map(|l| healths.get(&l.key).map(|h| (key_labels(&l.key), h)));
+            out.families.extend(health::render(
+                &health::LISTENER_RTT,
+                &health::LISTENER_RETRANSMITTING,
+                series,
+            ));
+        }
     }
 }
 
@@ -686,7 +709,10 @@ impl Collector for ListenersCollector {
     }
 
     fn socket_needs(&self) -> SocketNeeds {
-        NEEDS
+        SocketNeeds {
+            tcp_info: self.health,
+            ..NEEDS
+        }
     }
 
     fn begin<'a>(&'a self, _ns: &'a Netns) -> Box<dyn Collection + 'a> {
@@ -720,6 +746,7 @@ mod tests {
             uid: 0,
             inode: u64::from(port) * 10,
             drops: Some(2),
+            tcp: None,
         }
     }
 
