@@ -261,8 +261,9 @@ pub struct ConnectionsCollector {
     health: bool,
 }
 
-/// The memory of remote addresses, per namespace, for counting new destinations.
-struct Destinations {
+/// The memory of remote addresses, per namespace, for counting new destinations (and new
+/// inbound sources, `inbound.rs`).
+pub(crate) struct Destinations {
     memory: Duration,
     capacity: usize,
     /// netns label -> remote address -> last seen.
@@ -275,7 +276,7 @@ struct Destinations {
 }
 
 impl Destinations {
-    fn new(memory: Duration, capacity: usize) -> Self {
+    pub(crate) fn new(memory: Duration, capacity: usize) -> Self {
         Destinations {
             memory,
             capacity,
@@ -289,7 +290,7 @@ impl Destinations {
 
     /// Record this scrape's addresses of namespace `ns`; returns the namespace's counters of
     /// new destinations per network class.
-    fn observe(
+    pub(crate) fn observe(
         &mut self,
         ns: &str,
         now: Instant,
@@ -354,7 +355,7 @@ impl Destinations {
     }
 
     /// Forget namespaces that were not collected in this scrape.
-    fn retain_namespaces(&mut self, live: &BTreeSet<String>) {
+    pub(crate) fn retain_namespaces(&mut self, live: &BTreeSet<String>) {
         self.seen.retain(|ns, _| live.contains(ns));
         self.new.retain(|ns, _| live.contains(ns));
         self.len = self.seen.values().map(HashMap::len).sum();

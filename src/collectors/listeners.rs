@@ -21,13 +21,14 @@ use crate::expected::{ExpectedListeners, PortRange};
 use crate::metrics::{Desc, Labels, MetricFamily};
 use crate::source::etc::{self, Services, Users};
 use crate::source::inet::{
-    state_bit, Family, InetSocket, Protocol, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
+    state_bit, Family, InetSocket, Protocol, ALL_STATES, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
 };
 use crate::source::netns::Netns;
 use crate::source::procfd::{Owner, OwnerResolver, ResolverStats};
 use crate::source::sockets::{Backend, PassInfo, SocketNeeds};
 
 use super::health::{self, Health};
+use super::inbound::{self, Inbound, InboundPass};
 use super::{Collected, Collection, Collector, CollectorDecl};
 
 pub const DECL: CollectorDecl = CollectorDecl {
@@ -145,6 +146,12 @@ fn metrics() -> Vec<&'static Desc> {
         &OWNER_WALK_DURATION,
         &OWNER_WALK_FDS,
         &OWNER_UNRESOLVED,
+        &inbound::INBOUND,
+        &inbound::FOLDED,
+        &inbound::SOURCES,
+        &inbound::NEW_SOURCES,
+        &inbound::UNEXPECTED,
+        &inbound::UNEXPECTED_CONNECTIONS,
     ]
 }
 
@@ -185,6 +192,7 @@ fn args() -> Vec<Arg> {
             .value_parser(value_parser!(PathBuf))
             .help("YAML file listing what may listen on this host; listeners it does not allow get netstat_listener_unexpected 1. A malformed file stops the exporter at start-up."),
     ]);
+    v.extend(inbound::args());
     v
 }
 
@@ -192,11 +200,12 @@ fn build(config: &Config) -> Result<Box<dyn Collector>, String> {
     Ok(Box::new(ListenersCollector::new(config)?))
 }
 
-/// What the listeners collector reads of the pass: TCP listeners and established
-/// connections (to count them per listener), unconnected UDP sockets with their drops.
+/// What the listeners collector reads of the pass: TCP listeners and the sockets they accepted
+/// in every state (established ones counted per listener, all of them as inbound
+/// connections), unconnected UDP sockets with their drops.
 pub const NEEDS: SocketNeeds = {
     let mut n = SocketNeeds::NONE;
-    n.states[Protocol::Tcp as usize] = state_bit(TCP_LISTEN) | state_bit(TCP_ESTABLISHED);
+    n.states[Protocol::Tcp as usize] = ALL_STATES;
     n.states[Protocol::Udp as usize] = state_bit(TCP_CLOSE);
     n.states[Protocol::UdpLite as usize] = state_bit(TCP_CLOSE);
     n.meminfo[Protocol::Udp as usize] = true;
@@ -493,6 +502,8 @@ pub struct ListenersCollector {
     warned_cap: AtomicBool,
     /// `--collector.connections.health`: RTT and retransmissions per listener.
     health: bool,
+    /// Inbound connections by remote network, and the memory of their sources.
+    inbound: Inbound,
 }
 
 impl ListenersCollector {
@@ -522,6 +533,7 @@ impl ListenersCollector {
         };
         // Validated here for a clear error; the shared resolver reads it too.
         config.duration("collector.listeners.walk-interval")?;
+        let inbound = Inbound::new(config, expected.as_ref())?;
         Ok(ListenersCollector {
             rootfs: config.rootfs.clone(),
             services: Default::default(),
@@ -543,6 +555,7 @@ impl ListenersCollector {
             expected,
             warned_cap: AtomicBool::new(false),
             health: health::enabled(config),
+            inbound,
         })
     }
 
@@ -561,11 +574,13 @@ pub struct ListenersPass<'a> {
     connections: FxHashMap<ListenerKey, u64>,
     /// TCP listener key -> RTT and retransmissions of those connections.
     health: FxHashMap<ListenerKey, Health>,
+    inbound: InboundPass<'a>,
 }
 
 impl<'a> ListenersPass<'a> {
-    pub fn new(collector: &'a ListenersCollector) -> Self {
+    pub fn new(collector: &'a ListenersCollector, ns: &Netns) -> Self {
         ListenersPass {
+            inbound: collector.inbound.begin(ns.label()),
             collector,
             table: ListenerTable::default(),
             ports: ListeningPorts::default(),
@@ -580,14 +595,15 @@ impl Collection for ListenersPass<'_> {
         if s.is_listen() {
             self.ports.add(s.family, s.local, s.local_port);
         } else if s.protocol == Protocol::Tcp {
-            if s.state == TCP_ESTABLISHED {
-                if let Some(address) = self.ports.owner(s) {
-                    let key = ListenerKey {
-                        protocol: Protocol::Tcp,
-                        family: s.family,
-                        address,
-                        port: s.local_port,
-                    };
+            if let Some(address) = self.ports.owner(s) {
+                let key = ListenerKey {
+                    protocol: Protocol::Tcp,
+                    family: s.family,
+                    address,
+                    port: s.local_port,
+                };
+                self.inbound.add(key, s);
+                if s.state == TCP_ESTABLISHED {
                     *self.connections.entry(key).or_default() += 1;
                     if let Some(p) = health::Probe::of(s) {
                         self.health.entry(key).or_default().add(p);
@@ -605,6 +621,7 @@ impl Collection for ListenersPass<'_> {
             mut table,
             connections,
             health: healths,
+            inbound: inbound_pass,
             ..
         } = *self;
         let errors = &mut out.errors;
@@ -645,6 +662,12 @@ impl Collection for ListenersPass<'_> {
             expected: c.expected.is_some(),
         };
         out.families.extend(render(&listeners, dropped, opts));
+        out.families.extend(inbound_pass.finish(
+            &listeners,
+            &services,
+            c.resolver.is_some(),
+            c.expected.as_ref(),
+        ));
         if c.health {
             let series = listeners
                 .iter()
@@ -715,12 +738,13 @@ impl Collector for ListenersCollector {
         }
     }
 
-    fn begin<'a>(&'a self, _ns: &'a Netns) -> Box<dyn Collection + 'a> {
-        Box::new(ListenersPass::new(self))
+    fn begin<'a>(&'a self, ns: &'a Netns) -> Box<dyn Collection + 'a> {
+        Box::new(ListenersPass::new(self, ns))
     }
 
     /// Attribution is host-wide (one resolver for every namespace): its metrics once.
     fn end_scrape(&self, out: &mut Collected) {
+        self.inbound.end_scrape();
         if let Some(r) = &self.resolver {
             r.end_scrape();
             out.families.extend(render_resolver(&r.stats()));

@@ -9,6 +9,7 @@
 
 pub mod connections;
 pub mod health;
+pub mod inbound;
 pub mod interfaces;
 pub mod listeners;
 pub mod protocols;
