@@ -267,8 +267,7 @@ impl ExpectedListeners {
     ) -> bool {
         self.entries.iter().any(|e| {
             e.matches(protocol, address, port, process)
-                && e
-                    .remote_networks
+                && e.remote_networks
                     .as_ref()
                     .is_none_or(|n| n.iter().any(|n| n == remote_network))
         })
@@ -276,7 +275,13 @@ impl ExpectedListeners {
 }
 
 impl Entry {
-    fn matches(&self, protocol: Protocol, address: IpAddr, port: u16, process: Option<&str>) -> bool {
+    fn matches(
+        &self,
+        protocol: Protocol,
+        address: IpAddr,
+        port: u16,
+        process: Option<&str>,
+    ) -> bool {
         self.protocol.is_none_or(|p| p == protocol)
             && self.ports.contains(port)
             && self.address.is_none_or(|a| a == address)

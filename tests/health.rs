@@ -23,8 +23,8 @@ const HEALTH: &str = "--collector.connections.health";
 /// The exporter's bucket bounds, microseconds (src/collectors/health.rs; repeated here on
 /// purpose: a change of the exposed buckets must be a visible change of this test).
 const BOUNDS_US: [u64; 16] = [
-    100, 250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000,
-    512_000, 1_024_000, 2_048_000, 4_096_000,
+    100, 250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000, 512_000,
+    1_024_000, 2_048_000, 4_096_000,
 ];
 
 fn le_label(bound_us: u64) -> String {
@@ -148,10 +148,18 @@ fn rtt_histograms_and_retransmitting_equal_ss_on_loopback() {
     // Idle connections: no new RTT sample arrives, so ss and the exporter see the same values.
     let ss_out = ss_health(&["dst", "127.0.0.1", "dport", "=", &dport]);
     let ss_in = ss_health(&["src", "127.0.0.1", "sport", "=", &dport]);
-    assert_eq!((ss_out.len(), ss_in.len()), (5, 5), "ss sees the 5 connections");
+    assert_eq!(
+        (ss_out.len(), ss_in.len()),
+        (5, 5),
+        "ss sees the 5 connections"
+    );
 
     let out = run_once(&[HEALTH]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     // Off by default: the same sockets, no health series without the switch.
     let default = run_once(&[]);
@@ -183,7 +191,11 @@ fn rtt_histograms_and_retransmitting_equal_ss_on_loopback() {
         "sum {sum} s vs ss {ss_sum} us"
     );
     assert_eq!(
-        sample(&text, "netstat_outbound_connections_retransmitting", &outbound),
+        sample(
+            &text,
+            "netstat_outbound_connections_retransmitting",
+            &outbound
+        ),
         Some(ss_out.iter().filter(|(_, r)| *r).count() as f64)
     );
 
@@ -199,7 +211,11 @@ fn rtt_histograms_and_retransmitting_equal_ss_on_loopback() {
         "listener buckets = ss -ti rtt of the accepted sockets ({rtts:?} us)"
     );
     assert_eq!(
-        sample(&text, "netstat_listener_connections_retransmitting", &listener),
+        sample(
+            &text,
+            "netstat_listener_connections_retransmitting",
+            &listener
+        ),
         Some(ss_in.iter().filter(|(_, r)| *r).count() as f64)
     );
     // Loopback: every RTT is under 1 ms.
@@ -281,18 +297,22 @@ fn prometheus_histogram_quantile_over_the_gauge_buckets() {
     let p = common::prometheus::Prometheus::start(&[e.addr], 1);
     p.wait_for_scrapes(2, 1);
     // Ingested from OpenMetrics: the gaugehistogram's count series is _gcount.
-    let gcount = format!(
-        "netstat_listener_rtt_seconds_gcount{{address=\"127.0.0.1\",port=\"{port}\"}}"
-    );
+    let gcount =
+        format!("netstat_listener_rtt_seconds_gcount{{address=\"127.0.0.1\",port=\"{port}\"}}");
     assert_eq!(p.value(&gcount), Some(5.0), "{}", p.log());
     for series in [
-        format!("netstat_outbound_rtt_seconds_bucket{{remote_port=\"{port}\",process=\"rttprobe\"}}"),
+        format!(
+            "netstat_outbound_rtt_seconds_bucket{{remote_port=\"{port}\",process=\"rttprobe\"}}"
+        ),
         format!("netstat_listener_rtt_seconds_bucket{{address=\"127.0.0.1\",port=\"{port}\"}}"),
     ] {
         for q in ["0.5", "0.99"] {
             let expr = format!("histogram_quantile({q}, sum by (le) ({series}))");
             let v = p.value(&expr).unwrap_or_else(|| panic!("{expr}: no value"));
-            assert!(v > 0.0 && v <= 0.001, "{expr} = {v}: loopback RTT is under 1 ms");
+            assert!(
+                v > 0.0 && v <= 0.001,
+                "{expr} = {v}: loopback RTT is under 1 ms"
+            );
         }
     }
 }
@@ -350,7 +370,14 @@ fn rtt_through_an_80_ms_delay_line() {
         return;
     }
     let ns = TestNetns::new("hd");
-    let _line = DelayLine::new(&ns, "hd", LINE_HOST, LINE_NS, Duration::from_millis(40), 0.0);
+    let _line = DelayLine::new(
+        &ns,
+        "hd",
+        LINE_HOST,
+        LINE_NS,
+        Duration::from_millis(40),
+        0.0,
+    );
     let _server = ns.run(|| TcpListener::bind(SocketAddrV4::new(LINE_NS, DELAYED_PORT)).unwrap());
     let local = Lab::new();
     let _slow = hold_clients("rttslow", &[SocketAddrV4::new(LINE_NS, DELAYED_PORT); 5])
@@ -362,11 +389,18 @@ fn rtt_through_an_80_ms_delay_line() {
     let ss_in = ss_health_in(Some(&ns), &["src", "10.213.21.2", "sport", "=", &dport]);
     assert_eq!(ss_in.len(), 5);
     for (rtt, _) in ss_out.iter().chain(&ss_in) {
-        assert!((64_000..=128_000).contains(rtt), "ss rtt {rtt} us through the 80 ms line");
+        assert!(
+            (64_000..=128_000).contains(rtt),
+            "ss rtt {rtt} us through the 80 ms line"
+        );
     }
 
     let out = run_once(&[HEALTH, "--netns=all"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let delayed = [
         ("protocol", "tcp"),
@@ -376,14 +410,31 @@ fn rtt_through_an_80_ms_delay_line() {
     ];
     let rtts: Vec<u64> = ss_out.iter().map(|(r, _)| *r).collect();
     let buckets = exported_buckets(&text, "netstat_outbound_rtt_seconds", &delayed);
-    assert_eq!(buckets, cumulative(&rtts), "delayed port = ss -ti bucketed ({rtts:?} us)");
+    assert_eq!(
+        buckets,
+        cumulative(&rtts),
+        "delayed port = ss -ti bucketed ({rtts:?} us)"
+    );
     let le_064 = [delayed.to_vec(), vec![("le", "0.064")]].concat();
     let le_128 = [delayed.to_vec(), vec![("le", "0.128")]].concat();
-    assert_eq!(sample(&text, "netstat_outbound_rtt_seconds_bucket", &le_064), Some(0.0));
-    assert_eq!(sample(&text, "netstat_outbound_rtt_seconds_bucket", &le_128), Some(5.0));
+    assert_eq!(
+        sample(&text, "netstat_outbound_rtt_seconds_bucket", &le_064),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&text, "netstat_outbound_rtt_seconds_bucket", &le_128),
+        Some(5.0)
+    );
     let local_port = local.port.to_string();
-    let loopback = [("remote_port", local_port.as_str()), ("process", "rttprobe"), ("le", "0.001")];
-    assert_eq!(sample(&text, "netstat_outbound_rtt_seconds_bucket", &loopback), Some(5.0));
+    let loopback = [
+        ("remote_port", local_port.as_str()),
+        ("process", "rttprobe"),
+        ("le", "0.001"),
+    ];
+    assert_eq!(
+        sample(&text, "netstat_outbound_rtt_seconds_bucket", &loopback),
+        Some(5.0)
+    );
 
     // The namespace's listener, from its side.
     let inode = netns_inode(&ns);
@@ -399,7 +450,11 @@ fn rtt_through_an_80_ms_delay_line() {
         "the namespace's listener = ss -ti in the namespace ({rtts:?} us)"
     );
     assert_eq!(
-        sample(&text, "netstat_listener_connections_retransmitting", &listener),
+        sample(
+            &text,
+            "netstat_listener_connections_retransmitting",
+            &listener
+        ),
         Some(0.0)
     );
 
@@ -412,7 +467,9 @@ fn rtt_through_an_80_ms_delay_line() {
     let expr = format!(
         "histogram_quantile(0.5, sum by (le) (netstat_outbound_rtt_seconds_bucket{{remote_port=\"{port}\",process=\"rttslow\"}}))"
     );
-    let v = p.value(&expr).unwrap_or_else(|| panic!("{expr}: no value\n{}", p.log()));
+    let v = p
+        .value(&expr)
+        .unwrap_or_else(|| panic!("{expr}: no value\n{}", p.log()));
     assert!((0.064..=0.128).contains(&v), "{expr} = {v}");
 }
 
@@ -434,7 +491,9 @@ fn retransmitting_under_loss_agrees_with_ss() {
         0.05,
     );
     const BULK_PORT: u16 = 7071;
-    let server = ns.run(|| TcpListener::bind(SocketAddrV4::new(Ipv4Addr::new(10, 213, 21, 6), BULK_PORT)).unwrap());
+    let server = ns.run(|| {
+        TcpListener::bind(SocketAddrV4::new(Ipv4Addr::new(10, 213, 21, 6), BULK_PORT)).unwrap()
+    });
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     // The sink: accept and drain (the sockets were made in the namespace; reading them works
     // from any thread).
@@ -467,8 +526,11 @@ fn retransmitting_under_loss_agrees_with_ss() {
             let stop = stop.clone();
             std::thread::spawn(move || {
                 use std::io::Write;
-                let mut c = TcpStream::connect(SocketAddrV4::new(Ipv4Addr::new(10, 213, 21, 6), BULK_PORT)).unwrap();
-                c.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+                let mut c =
+                    TcpStream::connect(SocketAddrV4::new(Ipv4Addr::new(10, 213, 21, 6), BULK_PORT))
+                        .unwrap();
+                c.set_write_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
                 let chunk = vec![0x5au8; 1 << 16];
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let _ = c.write(&chunk);
@@ -486,11 +548,17 @@ fn retransmitting_under_loss_agrees_with_ss() {
         let before = ss_health(&filter).iter().filter(|(_, r)| *r).count() as f64;
         let text = e.get("/metrics").text();
         let after = ss_health(&filter).iter().filter(|(_, r)| *r).count() as f64;
-        let got = sum_samples(&text, "netstat_outbound_connections_retransmitting", &[("remote_port", &port)]);
+        let got = sum_samples(
+            &text,
+            "netstat_outbound_connections_retransmitting",
+            &[("remote_port", &port)],
+        );
         let lo = before.min(after) - 1.0;
         let hi = before.max(after) + 1.0;
         if !(lo..=hi).contains(&got) {
-            problems.push(format!("exporter {got}, ss {before} before and {after} after"));
+            problems.push(format!(
+                "exporter {got}, ss {before} before and {after} after"
+            ));
         }
         if got > 0.0 {
             seen_nonzero += 1;
@@ -502,6 +570,9 @@ fn retransmitting_under_loss_agrees_with_ss() {
         s.join().unwrap();
     }
     sink.join().unwrap();
-    assert!(seen_nonzero > 0, "no retransmitting connection seen under 5% loss");
+    assert!(
+        seen_nonzero > 0,
+        "no retransmitting connection seen under 5% loss"
+    );
     assert!(problems.is_empty(), "{problems:#?}");
 }

@@ -35,7 +35,17 @@ fn client(tag: &str, host: &str, addr: Ipv4Addr) -> Client {
 
 fn ss_count(port: u16, from: Ipv4Addr) -> f64 {
     let out = Command::new("ss")
-        .args(["-H", "-tn", "state", "established", "sport", "=", &format!(":{port}"), "dst", &from.to_string()])
+        .args([
+            "-H",
+            "-tn",
+            "state",
+            "established",
+            "sport",
+            "=",
+            &format!(":{port}"),
+            "dst",
+            &from.to_string(),
+        ])
         .output()
         .expect("ss");
     String::from_utf8_lossy(&out.stdout).lines().count() as f64
@@ -73,12 +83,21 @@ fn inbound_by_remote_network_new_sources_and_policy() {
         &format!("--collector.listeners.expected={}", expected.display()),
     ]);
     let to = SocketAddrV4::new(Ipv4Addr::new(10, 213, 22, 1), port);
-    let _from_a: Vec<TcpStream> = a.ns.run(|| (0..3).map(|_| TcpStream::connect(to).unwrap()).collect());
+    let _from_a: Vec<TcpStream> =
+        a.ns.run(|| (0..3).map(|_| TcpStream::connect(to).unwrap()).collect());
     // The baseline scrape: lab_a's address is known from here on.
     let first = e.get("/metrics").text();
-    assert_eq!(sample(&first, "netstat_inbound_new_sources_total", &[("remote_network", "lab_a")]), Some(0.0));
+    assert_eq!(
+        sample(
+            &first,
+            "netstat_inbound_new_sources_total",
+            &[("remote_network", "lab_a")]
+        ),
+        Some(0.0)
+    );
     let to_b = SocketAddrV4::new(Ipv4Addr::new(10, 213, 22, 5), port);
-    let _from_b: Vec<TcpStream> = b.ns.run(|| (0..2).map(|_| TcpStream::connect(to_b).unwrap()).collect());
+    let _from_b: Vec<TcpStream> =
+        b.ns.run(|| (0..2).map(|_| TcpStream::connect(to_b).unwrap()).collect());
     let mut accepted = Vec::new();
     for _ in 0..5 {
         accepted.push(listener.accept().unwrap());
@@ -97,19 +116,50 @@ fn inbound_by_remote_network_new_sources_and_policy() {
             ("remote_network", net),
             ("state", "established"),
         ];
-        assert_eq!(sample(&text, "netstat_inbound_connections", &labels), Some(n), "{net}\n{text}");
-        assert_eq!(sample(&text, "netstat_inbound_sources", &[("remote_network", net)]), Some(1.0));
+        assert_eq!(
+            sample(&text, "netstat_inbound_connections", &labels),
+            Some(n),
+            "{net}\n{text}"
+        );
+        assert_eq!(
+            sample(&text, "netstat_inbound_sources", &[("remote_network", net)]),
+            Some(1.0)
+        );
     }
     // lab_b's address appeared after the baseline: one new source; lab_a's did not.
-    assert_eq!(sample(&text, "netstat_inbound_new_sources_total", &[("remote_network", "lab_b")]), Some(1.0));
-    assert_eq!(sample(&text, "netstat_inbound_new_sources_total", &[("remote_network", "lab_a")]), Some(0.0));
+    assert_eq!(
+        sample(
+            &text,
+            "netstat_inbound_new_sources_total",
+            &[("remote_network", "lab_b")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "netstat_inbound_new_sources_total",
+            &[("remote_network", "lab_a")]
+        ),
+        Some(0.0)
+    );
     // The policy allows only lab_a on this port.
-    let flagged = |net: &str| sample(&text, "netstat_inbound_unexpected", &[("port", p.as_str()), ("remote_network", net)]);
+    let flagged = |net: &str| {
+        sample(
+            &text,
+            "netstat_inbound_unexpected",
+            &[("port", p.as_str()), ("remote_network", net)],
+        )
+    };
     assert_eq!(flagged("lab_b"), Some(1.0));
     assert_eq!(flagged("lab_a"), None);
     // netstat_listener_connections stays as it is: the established connections of the listener.
     assert_eq!(
-        sample(&text, "netstat_listener_connections", &[("address", "0.0.0.0"), ("port", p.as_str())]),
+        sample(
+            &text,
+            "netstat_listener_connections",
+            &[("address", "0.0.0.0"), ("port", p.as_str())]
+        ),
         Some(5.0)
     );
 
@@ -118,7 +168,11 @@ fn inbound_by_remote_network_new_sources_and_policy() {
     }
     let prom = common::prometheus::Prometheus::start(&[e.addr], 1);
     prom.wait_for_scrapes(2, 1);
-    let alerts = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/alerts.yml")).unwrap();
+    let alerts = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/prometheus/alerts.yml"
+    ))
+    .unwrap();
     let rules: serde_yaml_ng::Value = serde_yaml_ng::from_str(&alerts).unwrap();
     let expr = rules["groups"]
         .as_sequence()

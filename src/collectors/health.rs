@@ -18,8 +18,8 @@ use crate::source::inet::{InetSocket, Protocol, TCP_ESTABLISHED};
 /// to 4.096 s (about 2x apart; the edges 64 ms and 128 ms bracket an 80 ms path). Bucket
 /// `BOUNDS_US.len()` is +Inf.
 pub const BOUNDS_US: [u32; 16] = [
-    100, 250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000,
-    512_000, 1_024_000, 2_048_000, 4_096_000,
+    100, 250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000, 512_000,
+    1_024_000, 2_048_000, 4_096_000,
 ];
 const BUCKETS: usize = BOUNDS_US.len() + 1;
 
@@ -198,7 +198,7 @@ mod tests {
         assert_eq!(r.samples.len(), 1);
         assert_eq!(r.samples[0].value.as_f64(), 1.0);
         assert_eq!(h.samples.len(), BUCKETS + 2);
-        let text = encode_text(&[h.clone()]);
+        let text = encode_text(std::slice::from_ref(&h));
         assert!(text.contains("# TYPE netstat_listener_rtt_seconds histogram\n"));
         assert!(text.contains("netstat_listener_rtt_seconds_bucket{port=\"1\",le=\"0.0001\"} 1\n"));
         assert!(text.contains("netstat_listener_rtt_seconds_bucket{port=\"1\",le=\"0.064\"} 1\n"));
@@ -208,7 +208,10 @@ mod tests {
         assert!(text.contains("netstat_listener_rtt_seconds_count{port=\"1\"} 3\n"));
         assert_eq!(h.samples.last().map(|s| s.part), Some(Part::Count));
         let om = crate::metrics::encode_openmetrics(vec![h]);
-        assert!(om.contains("# TYPE netstat_listener_rtt_seconds gaugehistogram\n"), "{om}");
+        assert!(
+            om.contains("# TYPE netstat_listener_rtt_seconds gaugehistogram\n"),
+            "{om}"
+        );
         assert!(om.contains("netstat_listener_rtt_seconds_gcount{port=\"1\"} 3\n"));
         assert!(om.contains("netstat_listener_rtt_seconds_gsum{port=\"1\"} 0.16105\n"));
         assert!(om.ends_with("# EOF\n"));

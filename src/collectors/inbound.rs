@@ -190,8 +190,12 @@ pub struct SeriesKey {
 impl InboundPass<'_> {
     /// A non-listening TCP socket of the listener `key`.
     pub fn add(&mut self, key: ListenerKey, s: &InetSocket) {
-        let network = self.inbound.networks.classify(s.remote) as u16;
-        self.addresses.entry(unmap(s.remote)).or_insert(network);
+        // Many connections share a peer: classify each address once per collection.
+        let networks = &self.inbound.networks;
+        let network = *self
+            .addresses
+            .entry(unmap(s.remote))
+            .or_insert_with(|| networks.classify(s.remote) as u16);
         let state = if s.state == TCP_NEW_SYN_RECV {
             TCP_SYN_RECV
         } else {
@@ -242,8 +246,13 @@ impl InboundPass<'_> {
             };
             if let Some(x) = expected {
                 let owner = l.and_then(|l| l.process.as_deref());
-                if !x.allows_inbound(key.protocol, key.address, key.port, owner, &k.remote_network)
-                {
+                if !x.allows_inbound(
+                    key.protocol,
+                    key.address,
+                    key.port,
+                    owner,
+                    &k.remote_network,
+                ) {
                     unexpected_sockets += n;
                     unexpected.insert(SeriesKey {
                         state: "",
@@ -272,9 +281,9 @@ impl InboundPass<'_> {
         }
         let mut sources = SOURCES.family();
         let mut new = NEW_SOURCES.family();
-        for i in 0..networks.len() {
+        for (i, n) in per_class.iter().enumerate() {
             let net = vec![("remote_network", networks.name(i).to_string())];
-            sources.push(net.clone(), per_class[i]);
+            sources.push(net.clone(), *n);
             new.push(net, news.get(i).copied().unwrap_or(0));
         }
         let mut out = vec![inbound, FOLDED.family().with(vec![], folded), sources, new];

@@ -26,7 +26,11 @@ fn open_tun(name: &str) -> OwnedFd {
     let path = c"/dev/net/tun";
     // SAFETY: open(2) of a device path; the fd is owned below.
     let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-    assert!(fd >= 0, "open /dev/net/tun: {}", std::io::Error::last_os_error());
+    assert!(
+        fd >= 0,
+        "open /dev/net/tun: {}",
+        std::io::Error::last_os_error()
+    );
     // SAFETY: fresh fd owned by nothing else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     // struct ifreq: name[16], then the flags (short) of the union.
@@ -36,7 +40,12 @@ fn open_tun(name: &str) -> OwnedFd {
     ifr[16..18].copy_from_slice(&(IFF_TUN | IFF_NO_PI).to_ne_bytes());
     // SAFETY: TUNSETIFF reads and writes a struct ifreq, which the 40-byte buffer holds.
     let rc = unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF as _, ifr.as_mut_ptr()) };
-    assert_eq!(rc, 0, "TUNSETIFF {name}: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        rc,
+        0,
+        "TUNSETIFF {name}: {}",
+        std::io::Error::last_os_error()
+    );
     fd
 }
 
