@@ -18,7 +18,7 @@ use netstat_exporter::config::Config;
 use netstat_exporter::metrics::{encode, Format};
 use netstat_exporter::scrape::Scraper;
 use netstat_exporter::source::inet::{Family, Protocol, ALL_STATES};
-use netstat_exporter::source::netlink::{DiagSocket, DumpRequest};
+use netstat_exporter::source::netlink::{DiagSocket, DumpRequest, EXT_INFO};
 
 /// User + system CPU seconds of this process so far (terminated threads included).
 fn cpu_seconds() -> f64 {
@@ -92,6 +92,8 @@ fn main() {
         .collect();
     let iterations: usize = arg("--iterations").map_or(15, |s| s.parse().expect("--iterations"));
     let config = Config::from_args(["netstat_exporter"]).expect("default flags");
+    let config_health =
+        Config::from_args(["netstat_exporter", "--collector.connections.health"]).expect("flags");
     let sockets_only = vec!["sockets".to_string()];
 
     for size in sizes {
@@ -99,6 +101,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(500));
         let mut d = DiagSocket::open().expect("netlink");
         let mut d2 = DiagSocket::open().expect("netlink");
+        let mut d3 = DiagSocket::open().expect("netlink");
         let tcp = d
             .dump_raw(DumpRequest::TcpBothFamilies, ALL_STATES, 0, &mut |_| Ok(()))
             .expect("dump");
@@ -110,6 +113,8 @@ fn main() {
         // collection has walked /proc/*/fd, as the binary does before serving).
         let scraper = Scraper::from_config(&config).expect("collectors");
         scraper.warm_up();
+        let scraper_health = Scraper::from_config(&config_health).expect("collectors");
+        scraper_health.warm_up();
         // The binary, over HTTP.
         let e = common::Exporter::start(&[]);
         let pid = e.pid();
@@ -138,9 +143,27 @@ fn main() {
                 }),
             ),
             (
+                "kernel: ONE dump with tcp_info (INET_DIAG_INFO), not read",
+                Box::new(|| {
+                    d3.dump_raw(
+                        DumpRequest::TcpBothFamilies,
+                        ALL_STATES,
+                        EXT_INFO,
+                        &mut |_| Ok(()),
+                    )
+                    .unwrap();
+                }),
+            ),
+            (
                 "exporter: default scrape (every default collector) + encoding",
                 Box::new(|| {
                     assert!(encode(scraper.scrape(None), Format::Text).len() > 1000);
+                }),
+            ),
+            (
+                "exporter: default scrape + --collector.connections.health",
+                Box::new(|| {
+                    assert!(encode(scraper_health.scrape(None), Format::Text).len() > 1000);
                 }),
             ),
             (
@@ -167,15 +190,23 @@ fn main() {
             mean_http_cpu / r[0].1
         );
         println!(
-            "  SUMMARY {tcp} sockets: default scrape cpu {:.2}x, wall {:.2}x; collect[]=sockets cpu {:.2}x, wall {:.2}x; binary wall {:.2}x",
+            "  SUMMARY {tcp} sockets: dump with tcp_info cpu {:.2}x, wall {:.2}x; default scrape with health cpu {:.2}x, wall {:.2}x",
             r[2].1 / r[0].1,
             r[2].0 / r[0].0,
+            r[4].1 / r[0].1,
+            r[4].0 / r[0].0
+        );
+        println!(
+            "  SUMMARY {tcp} sockets: default scrape cpu {:.2}x, wall {:.2}x; collect[]=sockets cpu {:.2}x, wall {:.2}x; binary wall {:.2}x",
             r[3].1 / r[0].1,
             r[3].0 / r[0].0,
-            r[4].0 / r[0].0
+            r[5].1 / r[0].1,
+            r[5].0 / r[0].0,
+            r[6].0 / r[0].0
         );
         drop(e);
         drop(scraper);
+        drop(scraper_health);
         drop(holder);
         std::thread::sleep(Duration::from_millis(500));
     }

@@ -25,6 +25,7 @@ fn table(out: &mut String, metrics: &[&Desc], collector: bool) {
         let kind = match d.kind {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
+            Kind::GaugeHistogram => "gauge histogram",
         };
         let mut labels = d
             .labels
@@ -53,7 +54,10 @@ pub fn metrics_markdown(registry: &[&CollectorDecl], own: &[&Desc]) -> String {
         "Every metric family the exporter can expose, by collector. Counters carry `_total` in \
          the exposition (both the Prometheus text format and OpenMetrics). Label values are \
          bounded: see [collectors.md](collectors.md) for the caps and filters, and what each \
-         series means in `netstat`/`ss` terms.\n\n",
+         series means in `netstat`/`ss` terms. A gauge histogram (a distribution of what exists \
+         now, whose buckets go up and down) is typed `histogram` in the text format \
+         (`_bucket{le}`, `_sum`, `_count`) and `gaugehistogram` in OpenMetrics (`_bucket{le}`, \
+         `_gsum`, `_gcount`); see [collectors.md](collectors.md#connection-health).\n\n",
     );
     let _ = writeln!(
         out,

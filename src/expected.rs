@@ -10,6 +10,8 @@
 //!     port: 53
 //!     address: 127.0.0.53    # optional: exactly this address
 //!     process: systemd-resolve  # optional: exactly this process name (comm)
+//!   - port: 22
+//!     remote_networks: [corp, loopback]  # optional: who may connect in (inbound policy)
 //! connections:               # optional: outbound connections allowed; each entry allows a
 //!   - remote_port: 443       # series when all the fields it gives match (port or range)
 //!   - process: chronyd
@@ -110,6 +112,7 @@ struct RawEntry {
     port: PortRange,
     address: Option<IpAddr>,
     process: Option<String>,
+    remote_networks: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -173,6 +176,9 @@ pub struct Entry {
     pub ports: PortRange,
     pub address: Option<IpAddr>,
     pub process: Option<String>,
+    /// The remote networks (named networks or built-in classes) allowed to connect to the
+    /// listeners this entry allows; None: any.
+    pub remote_networks: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -207,6 +213,7 @@ impl ExpectedListeners {
                     ports: e.port,
                     address: e.address,
                     process: e.process,
+                    remote_networks: e.remote_networks,
                 })
                 .collect(),
             connections: raw.connections.map(|list| {
@@ -242,12 +249,43 @@ impl ExpectedListeners {
         port: u16,
         process: Option<&str>,
     ) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.matches(protocol, address, port, process))
+    }
+
+    /// Does any entry allow connections from `remote_network` to this listener? (An entry
+    /// without `remote_networks` allows every network; a listener no entry allows allows no
+    /// inbound connection either.)
+    pub fn allows_inbound(
+        &self,
+        protocol: Protocol,
+        address: IpAddr,
+        port: u16,
+        process: Option<&str>,
+        remote_network: &str,
+    ) -> bool {
         self.entries.iter().any(|e| {
-            e.protocol.is_none_or(|p| p == protocol)
-                && e.ports.contains(port)
-                && e.address.is_none_or(|a| a == address)
-                && e.process.as_deref().is_none_or(|p| Some(p) == process)
+            e.matches(protocol, address, port, process)
+                && e.remote_networks
+                    .as_ref()
+                    .is_none_or(|n| n.iter().any(|n| n == remote_network))
         })
+    }
+}
+
+impl Entry {
+    fn matches(
+        &self,
+        protocol: Protocol,
+        address: IpAddr,
+        port: u16,
+        process: Option<&str>,
+    ) -> bool {
+        self.protocol.is_none_or(|p| p == protocol)
+            && self.ports.contains(port)
+            && self.address.is_none_or(|a| a == address)
+            && self.process.as_deref().is_none_or(|p| Some(p) == process)
     }
 }
 

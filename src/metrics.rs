@@ -21,6 +21,12 @@ use prometheus_client::registry::Registry;
 pub enum Kind {
     Counter,
     Gauge,
+    /// A distribution of things that exist now (not of events): bucket counts go up and down.
+    /// Text format 0.0.4 has no such type, so it is exposed there as `histogram`
+    /// (`_bucket{le}`, `_sum`, `_count`: what `promtool check metrics` accepts and
+    /// `histogram_quantile()` reads); OpenMetrics has `gaugehistogram` (`_bucket{le}`,
+    /// `_gsum`, `_gcount`). See docs/collectors.md, "Connection health".
+    GaugeHistogram,
 }
 
 /// A sample value: integers stay exact (kernel counters can be near 2^64), floats for
@@ -106,6 +112,23 @@ impl Desc {
         }
     }
 
+    /// A gauge histogram ([`Kind::GaugeHistogram`]); `labels` are those of every series,
+    /// without `le`.
+    pub const fn gauge_histogram(
+        name: &'static str,
+        labels: &'static [&'static str],
+        help: &'static str,
+    ) -> Desc {
+        Desc {
+            name,
+            help,
+            kind: Kind::GaugeHistogram,
+            labels,
+            unit: "",
+            per_netns: true,
+        }
+    }
+
     pub const fn counter(
         name: &'static str,
         labels: &'static [&'static str],
@@ -158,7 +181,7 @@ impl Desc {
     pub fn sample_name(&self) -> Cow<'static, str> {
         match self.kind {
             Kind::Counter => Cow::Owned(format!("{}_total", self.name)),
-            Kind::Gauge => Cow::Borrowed(self.name),
+            Kind::Gauge | Kind::GaugeHistogram => Cow::Borrowed(self.name),
         }
     }
 }
@@ -167,6 +190,21 @@ impl Desc {
 pub struct Sample {
     pub labels: Labels,
     pub value: Value,
+    /// Which part of a gauge histogram this sample is (always [`Part::Value`] otherwise).
+    pub part: Part,
+}
+
+/// The part of a [`Kind::GaugeHistogram`] series a sample holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// A counter's or a gauge's value.
+    Value,
+    /// A cumulative bucket; its labels end with `le`.
+    Bucket,
+    /// The sum of the observed values (`_sum` in text 0.0.4, `_gsum` in OpenMetrics).
+    Sum,
+    /// The number of observations (`_count` / `_gcount`).
+    Count,
 }
 
 /// The value of label `name` of a sample ("" when it has none, as Prometheus reads it).
@@ -207,6 +245,37 @@ impl MetricFamily {
         self.samples.push(Sample {
             labels,
             value: value.into(),
+            part: Part::Value,
+        });
+    }
+    /// One series of a gauge histogram: `counts[i]` observations fell in bucket `i` (not
+    /// cumulative; `counts` has one more entry than `bounds`, the +Inf bucket), `sum` is the
+    /// sum of the observed values.
+    pub fn push_histogram(&mut self, labels: Labels, bounds: &[f64], counts: &[u64], sum: f64) {
+        let mut cumulative = 0u64;
+        for (i, n) in counts.iter().enumerate() {
+            cumulative += n;
+            let le = match bounds.get(i) {
+                Some(b) => format_float(*b),
+                None => "+Inf".to_string(),
+            };
+            let mut l = labels.clone();
+            l.push(("le", le));
+            self.samples.push(Sample {
+                labels: l,
+                value: Value::Int(cumulative),
+                part: Part::Bucket,
+            });
+        }
+        self.samples.push(Sample {
+            labels: labels.clone(),
+            value: Value::Float(sum),
+            part: Part::Sum,
+        });
+        self.samples.push(Sample {
+            labels,
+            value: Value::Int(cumulative),
+            part: Part::Count,
         });
     }
     /// Builder form of [`push`](Self::push).
@@ -218,9 +287,17 @@ impl MetricFamily {
     pub fn sample_name(&self) -> Cow<'static, str> {
         match self.kind {
             Kind::Counter => Cow::Owned(format!("{}_total", self.name)),
-            Kind::Gauge => Cow::Borrowed(self.name),
+            Kind::Gauge | Kind::GaugeHistogram => Cow::Borrowed(self.name),
         }
     }
+}
+
+/// A float as Prometheus writes it (`le` values): the shortest form that reads back exactly.
+pub fn format_float(v: f64) -> String {
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.to_string();
+    }
+    format!("{v}")
 }
 
 /// Wire formats offered on /metrics.
@@ -316,6 +393,8 @@ pub fn encode_text(families: &[MetricFamily]) -> String {
         let kind = match f.kind {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
+            // 0.0.4 has no gauge histogram: see Kind::GaugeHistogram.
+            Kind::GaugeHistogram => "histogram",
         };
         // HELP text escaping in 0.0.4: backslash and newline.
         let help = f.help.replace('\\', "\\\\").replace('\n', "\\n");
@@ -323,6 +402,12 @@ pub fn encode_text(families: &[MetricFamily]) -> String {
         let _ = writeln!(out, "# TYPE {name} {kind}");
         for s in &f.samples {
             out.push_str(&name);
+            out.push_str(match s.part {
+                Part::Value => "",
+                Part::Bucket => "_bucket",
+                Part::Sum => "_sum",
+                Part::Count => "_count",
+            });
             if !s.labels.is_empty() {
                 out.push('{');
                 for (i, (k, v)) in s.labels.iter().enumerate() {
@@ -352,6 +437,9 @@ impl Collector for Families {
             let metric_type = match f.kind {
                 Kind::Counter => MetricType::Counter,
                 Kind::Gauge => MetricType::Gauge,
+                // prometheus-client 0.24 has no gaugehistogram: written by hand, see
+                // encode_openmetrics.
+                Kind::GaugeHistogram => continue,
             };
             let mut family = encoder.encode_descriptor(f.name, f.help, None, metric_type)?;
             if let [s] = &f.samples[..] {
@@ -386,17 +474,57 @@ fn encode_value(
         (Kind::Counter, Value::Float(v)) => ConstCounter::new(v).encode(metric),
         (Kind::Gauge, Value::Int(v)) => ConstGauge::new(v).encode(metric),
         (Kind::Gauge, Value::Float(v)) => ConstGauge::new(v).encode(metric),
+        // Never reached: Families skips gauge histograms.
+        (Kind::GaugeHistogram, _) => Ok(()),
     }
 }
 
 /// OpenMetrics 1.0.0 text through prometheus-client, terminated by `# EOF`.
+/// Gauge histograms, which prometheus-client 0.24 cannot encode, are written by hand
+/// (`# TYPE name gaugehistogram`, `_bucket{le}`, `_gsum`, `_gcount`) before the `# EOF`.
 pub fn encode_openmetrics(families: Vec<MetricFamily>) -> String {
     let mut out = String::with_capacity(families.len() * 256);
+    let (histograms, others): (Vec<MetricFamily>, Vec<MetricFamily>) = families
+        .into_iter()
+        .partition(|f| f.kind == Kind::GaugeHistogram);
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Families(families)));
+    registry.register_collector(Box::new(Families(others)));
     // Writing into a String cannot fail; an Err could only come from a bug in the encoder.
     let encoded = prometheus_client::encoding::text::encode(&mut out, &registry);
     debug_assert!(encoded.is_ok());
+    if histograms.iter().any(|f| !f.samples.is_empty()) {
+        let eof = out.len() - if out.ends_with("# EOF\n") { 6 } else { 0 };
+        out.truncate(eof);
+        for f in histograms.iter().filter(|f| !f.samples.is_empty()) {
+            // OpenMetrics escapes backslash, double quote and newline in HELP.
+            let help = escape_label_value(f.help.replace('\n', " ").as_str()).into_owned();
+            let _ = writeln!(out, "# HELP {} {help}", f.name);
+            let _ = writeln!(out, "# TYPE {} gaugehistogram", f.name);
+            for s in &f.samples {
+                out.push_str(f.name);
+                out.push_str(match s.part {
+                    Part::Bucket => "_bucket",
+                    Part::Sum => "_gsum",
+                    Part::Count => "_gcount",
+                    Part::Value => "",
+                });
+                if !s.labels.is_empty() {
+                    out.push('{');
+                    for (i, (k, v)) in s.labels.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        let _ = write!(out, "{k}=\"{}\"", escape_label_value(v));
+                    }
+                    out.push('}');
+                }
+                out.push(' ');
+                write_value(&mut out, s.value);
+                out.push('\n');
+            }
+        }
+        out.push_str("# EOF\n");
+    }
     out
 }
 

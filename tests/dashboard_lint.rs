@@ -339,6 +339,7 @@ fn full_scrape_names() -> BTreeSet<String> {
             expected.display()
         ))
         .arg("--collector.protocols.fields=.*")
+        .arg("--collector.connections.health")
         .args(netns_args)
         .output()
         .unwrap();

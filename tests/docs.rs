@@ -177,6 +177,15 @@ fn families(text: &str) -> BTreeMap<String, BTreeSet<Vec<String>>> {
             }
             None => (line.split(' ').next().unwrap_or(""), Vec::new()),
         };
+        // A histogram's samples (`_bucket` with `le`, `_sum`, `_count`) belong to its family.
+        let histogram = ["_bucket", "_sum", "_count"].iter().find_map(|suffix| {
+            let base = name.strip_suffix(suffix)?;
+            out.contains_key(base).then_some(base)
+        });
+        let (name, labels) = match histogram {
+            Some(base) => (base, labels.into_iter().filter(|l| l != "le").collect()),
+            None => (name, labels),
+        };
         out.entry(name.to_string()).or_default().insert(labels);
     }
     out
@@ -233,6 +242,7 @@ fn a_full_scrape_exposes_exactly_the_declared_families_with_their_labels() {
         &format!("--collector.listeners.expected={}", expected.display()),
         &format!("--path.rootfs={}", rootfs.display()),
         "--collector.protocols.fields=.*",
+        "--collector.connections.health",
         "--netns=all",
     ]);
     assert!(

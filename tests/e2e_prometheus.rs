@@ -245,6 +245,11 @@ fn dashboard_and_alert_queries_return_data_from_a_live_prometheus() {
             "NOTE: this exporter has no listeners collector yet; the listener expressions below will fail"
         );
     }
+    // Connection health (off by default for its cost): the dashboard's RTT and retransmission
+    // panels and NetstatConnectionsRetransmitting read it.
+    if exporter_has_flag("--collector.connections.health") {
+        args.push("--collector.connections.health");
+    }
     // Network namespaces (--netns=all), once the exporter has them: a namespace of the test's
     // own, with a veth peer (an interface), a listener and a connection to it inside.
     let netns = exporter_has_flag("--netns");

@@ -36,6 +36,13 @@
     listenOverflowsFor: '5m',
     unexpectedListenerFor: '2m',
     unexpectedOutboundFor: '2m',
+    unexpectedInboundFor: '2m',
+    // NetstatConnectionsRetransmitting (needs --collector.connections.health): the share of a
+    // listener's or an outbound series' established connections retransmitting, summed over
+    // the window (a connection retransmits for moments; the window makes it a rate).
+    retransmittingRatio: 0.1,
+    retransmittingWindow: '10m',
+    retransmittingFor: '10m',
     socketQueueWindow: '10m',  // a queue must stay non-empty at every scrape of this window
     socketQueueFor: '5m',
     timeWaitThreshold: 50000,  // TIME_WAIT sockets per host (also the dashboard's orange)

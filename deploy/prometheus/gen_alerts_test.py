@@ -182,6 +182,36 @@ tests.append({
             exp('NetstatUnexpectedOutboundConnection', L(OUT), 1)]},
     ],
 })
+# --- inbound policy; connections retransmitting: listener 443 50% (fires), listener 8080 1%
+# (does not), outbound to 5432 20% (fires), outbound to 443 5% (does not).
+INB = {'protocol': 'tcp', 'port': '22', 'service': 'ssh', 'process': 'sshd', 'remote_network': 'public'}
+OUTR = {'protocol': 'tcp', 'remote_port': '5432', 'service': 'postgresql', 'remote_network': 'private', 'process': 'app'}
+OUTOK = {'protocol': 'tcp', 'remote_port': '443', 'service': 'https', 'remote_network': 'public', 'process': 'app'}
+tests.append({
+    'name': 'unexpected inbound source, connections retransmitting',
+    'interval': '1m',
+    'input_series': [
+        S('netstat_inbound_unexpected', INB, '1x10'),
+        S('netstat_listener_connections', lst('0.0.0.0', 443), '10x40'),
+        S('netstat_listener_connections_retransmitting', lst('0.0.0.0', 443), '5x40'),
+        S('netstat_listener_connections', lst('0.0.0.0', 8080), '100x40'),
+        S('netstat_listener_connections_retransmitting', lst('0.0.0.0', 8080), '1x40'),
+        S('netstat_outbound_connections', dict(OUTR, state='established'), '20x40'),
+        S('netstat_outbound_connections', dict(OUTR, state='time_wait'), '50x40'),
+        S('netstat_outbound_connections_retransmitting', OUTR, '4x40'),
+        S('netstat_outbound_connections', dict(OUTOK, state='established'), '20x40'),
+        S('netstat_outbound_connections_retransmitting', OUTOK, '1x40'),
+    ],
+    'alert_rule_test': [
+        {'eval_time': '1m', 'alertname': 'NetstatUnexpectedInboundSource', 'exp_alerts': []},
+        {'eval_time': '5m', 'alertname': 'NetstatUnexpectedInboundSource', 'exp_alerts': [
+            exp('NetstatUnexpectedInboundSource', L(INB), 1)]},
+        {'eval_time': '5m', 'alertname': 'NetstatConnectionsRetransmitting', 'exp_alerts': []},
+        {'eval_time': '30m', 'alertname': 'NetstatConnectionsRetransmitting', 'exp_alerts': [
+            exp('NetstatConnectionsRetransmitting', L(lst('0.0.0.0', 443)), 0.5),
+            exp('NetstatConnectionsRetransmitting', L(OUTR), 0.2)]},
+    ],
+})
 # --- socket queues: tcp receive never drains (fires); tcp send drains once (does not).
 q = lambda queue: {'protocol': 'tcp', 'family': 'ipv4', 'queue': queue}
 tests.append({

@@ -37,6 +37,7 @@ use crate::source::netns::Netns;
 use crate::source::procfd::{Lookup, OwnerResolver};
 use crate::source::sockets::{PassInfo, SocketNeeds};
 
+use super::health::{self, Health, Probe};
 use super::listeners::ListeningPorts;
 use super::{Collected, Collection, Collector, CollectorDecl};
 
@@ -115,6 +116,8 @@ fn metrics() -> Vec<&'static Desc> {
         &NEW_DESTINATIONS,
         &UNEXPECTED,
         &UNEXPECTED_CONNECTIONS,
+        &health::OUTBOUND_RTT,
+        &health::OUTBOUND_RETRANSMITTING,
         &DESTINATIONS_REMEMBERED,
         &DESTINATION_EVICTIONS,
     ]
@@ -151,6 +154,7 @@ fn args() -> Vec<Arg> {
             .default_value("100000")
             .help("At most this many remote addresses are remembered; beyond, the oldest are forgotten (counted in netstat_outbound_destination_evictions_total)."),
     ]);
+    v.extend(health::args());
     v
 }
 
@@ -195,6 +199,7 @@ fn build(config: &Config) -> Result<Box<dyn Collector>, String> {
         )),
         collected: Mutex::new(BTreeSet::new()),
         last_outbound: std::sync::atomic::AtomicUsize::new(0),
+        health: health::enabled(config),
     }))
 }
 
@@ -252,10 +257,13 @@ pub struct ConnectionsCollector {
     collected: Mutex<BTreeSet<String>>,
     /// Outbound sockets of the last collection: the next one reserves that much at once.
     last_outbound: std::sync::atomic::AtomicUsize,
+    /// `--collector.connections.health`: RTT and retransmissions per outbound series.
+    health: bool,
 }
 
-/// The memory of remote addresses, per namespace, for counting new destinations.
-struct Destinations {
+/// The memory of remote addresses, per namespace, for counting new destinations (and new
+/// inbound sources, `inbound.rs`).
+pub(crate) struct Destinations {
     memory: Duration,
     capacity: usize,
     /// netns label -> remote address -> last seen.
@@ -268,7 +276,7 @@ struct Destinations {
 }
 
 impl Destinations {
-    fn new(memory: Duration, capacity: usize) -> Self {
+    pub(crate) fn new(memory: Duration, capacity: usize) -> Self {
         Destinations {
             memory,
             capacity,
@@ -282,7 +290,7 @@ impl Destinations {
 
     /// Record this scrape's addresses of namespace `ns`; returns the namespace's counters of
     /// new destinations per network class.
-    fn observe(
+    pub(crate) fn observe(
         &mut self,
         ns: &str,
         now: Instant,
@@ -347,7 +355,7 @@ impl Destinations {
     }
 
     /// Forget namespaces that were not collected in this scrape.
-    fn retain_namespaces(&mut self, live: &BTreeSet<String>) {
+    pub(crate) fn retain_namespaces(&mut self, live: &BTreeSet<String>) {
         self.seen.retain(|ns, _| live.contains(ns));
         self.new.retain(|ns, _| live.contains(ns));
         self.len = self.seen.values().map(HashMap::len).sum();
@@ -379,12 +387,14 @@ struct ConnectionsPass<'a> {
     udp_ports: ListeningPorts,
     udp_connected: Vec<UdpSock>,
     counts: FxHashMap<RawKey, u64>,
-    /// Sockets whose owner is not known yet: (inode, key with pid 0).
-    pending: Vec<(u64, RawKey)>,
+    /// Established TCP sockets that came with tcp_info: RTT and retransmissions per key.
+    health: FxHashMap<RawKey, Health>,
+    /// Sockets whose owner is not known yet: (inode, key with pid 0, health).
+    pending: Vec<(u64, RawKey, Option<Probe>)>,
     /// Remote address -> network class.
     addresses: FxHashMap<IpAddr, u16>,
-    /// Outbound sockets whose owner is to be looked up: (inode, key with pid 0).
-    unattributed: Vec<(u64, RawKey)>,
+    /// Outbound sockets whose owner is to be looked up: (inode, key with pid 0, health).
+    unattributed: Vec<(u64, RawKey, Option<Probe>)>,
 }
 
 fn bit(v: &[u64], port: u16) -> bool {
@@ -417,6 +427,7 @@ impl<'a> ConnectionsPass<'a> {
             udp_ports: ListeningPorts::default(),
             udp_connected: Vec::new(),
             counts: FxHashMap::default(),
+            health: FxHashMap::default(),
             pending: Vec::new(),
             addresses: FxHashMap::default(),
             unattributed: Vec::with_capacity(
@@ -434,6 +445,7 @@ impl<'a> ConnectionsPass<'a> {
         remote_port: u16,
         inode: u64,
         state: u8,
+        probe: Option<Probe>,
     ) {
         let network = self.c.networks.classify(remote) as u16;
         self.addresses.entry(unmap(remote)).or_insert(network);
@@ -456,9 +468,17 @@ impl<'a> ConnectionsPass<'a> {
         if self.c.resolver.is_some() && inode != 0 {
             // Owners are looked up after the kernel's walk, in one batch under one lock
             // ([`Self::attribute`]): the lock is never held while the kernel streams.
-            self.unattributed.push((inode, key));
+            self.unattributed.push((inode, key, probe));
         } else {
-            *self.counts.entry(key).or_default() += 1;
+            self.count(key, probe);
+        }
+    }
+
+    /// One outbound socket of `key` (owner known or given up on), with its health.
+    fn count(&mut self, key: RawKey, probe: Option<Probe>) {
+        *self.counts.entry(key).or_default() += 1;
+        if let Some(p) = probe {
+            self.health.entry(key).or_default().add(p);
         }
     }
 
@@ -477,17 +497,19 @@ impl<'a> ConnectionsPass<'a> {
             std::sync::atomic::Ordering::Relaxed,
         );
         let mut view = r.view();
-        for (inode, mut key) in self.unattributed.drain(..) {
+        let mut unattributed = std::mem::take(&mut self.unattributed);
+        for (inode, mut key, probe) in unattributed.drain(..) {
             match view.lookup(inode, self.now) {
                 Lookup::Cached(pid) => key.pid = pid,
                 Lookup::Unknown if self.pending.len() < PENDING_MAX => {
-                    self.pending.push((inode, key));
+                    self.pending.push((inode, key, probe));
                     continue;
                 }
                 _ => {}
             }
-            *self.counts.entry(key).or_default() += 1;
+            self.count(key, probe);
         }
+        self.unattributed = unattributed;
     }
 }
 
@@ -507,7 +529,14 @@ impl Collection for ConnectionsPass<'_> {
                     } else {
                         s.state
                     };
-                    self.outbound(Protocol::Tcp, s.remote, s.remote_port, s.inode, state);
+                    self.outbound(
+                        Protocol::Tcp,
+                        s.remote,
+                        s.remote_port,
+                        s.inode,
+                        state,
+                        Probe::of(s),
+                    );
                 }
             }
             Protocol::Udp | Protocol::UdpLite => {
@@ -544,6 +573,7 @@ impl Collection for ConnectionsPass<'_> {
                 uid: 0,
                 inode: u.inode,
                 drops: None,
+                tcp: None,
             };
             if self.udp_ports.owner(&probe).is_none() {
                 self.outbound(
@@ -552,6 +582,7 @@ impl Collection for ConnectionsPass<'_> {
                     u.remote_port,
                     u.inode,
                     TCP_ESTABLISHED,
+                    None,
                 );
             }
         }
@@ -560,11 +591,11 @@ impl Collection for ConnectionsPass<'_> {
         let mut errors = std::mem::take(&mut self.errors);
         // Owners never looked for: one walk for all of them (when one is due).
         if let (Some(r), false) = (&c.resolver, self.pending.is_empty()) {
-            let inodes: Vec<u64> = self.pending.iter().map(|(i, _)| *i).collect();
+            let inodes: Vec<u64> = self.pending.iter().map(|(i, _, _)| *i).collect();
             let owners = r.resolve(&inodes, &mut errors);
-            for (inode, mut key) in std::mem::take(&mut self.pending) {
+            for (inode, mut key, probe) in std::mem::take(&mut self.pending) {
                 key.pid = owners.get(&inode).map_or(0, |o| o.pid);
-                *self.counts.entry(key).or_default() += 1;
+                self.count(key, probe);
             }
         }
         let series = self.label(&c.resolver);
@@ -572,6 +603,11 @@ impl Collection for ConnectionsPass<'_> {
         let unexpected = c.policy.as_ref().map(|p| policy(&series, p));
         let (series, folded) = fold(series, c.max);
         debug_assert_eq!(series.values().sum::<u64>(), total);
+        let healths = if c.health {
+            fold_health(self.label_health(&c.resolver), &series)
+        } else {
+            BTreeMap::new()
+        };
         let classes = c.networks.len();
         let news = c
             .destinations
@@ -590,6 +626,13 @@ impl Collection for ConnectionsPass<'_> {
             unexpected.as_ref(),
             &c.networks,
         ));
+        if c.health {
+            out.families.extend(health::render(
+                &health::OUTBOUND_RTT,
+                &health::OUTBOUND_RETRANSMITTING,
+                healths.iter().map(|(k, h)| (key_labels(k), h)),
+            ));
+        }
         out.errors.extend(errors);
     }
 }
@@ -600,52 +643,101 @@ impl ConnectionsPass<'_> {
         let mut comms: HashMap<u32, String> = HashMap::new();
         let mut out: BTreeMap<SeriesKey, u64> = BTreeMap::new();
         for (k, n) in &self.counts {
-            let process = match resolver {
-                None => String::new(),
-                Some(_) if k.pid == 0 => "unknown".to_string(),
-                Some(r) => comms
-                    .entry(k.pid)
-                    .or_insert_with(|| r.comm(k.pid).unwrap_or_else(|| "unknown".into()))
-                    .clone(),
-            };
-            // UDP-Lite shares UDP's service names, as in netstat.
-            let proto = if k.protocol == Protocol::Tcp {
-                "tcp"
-            } else {
-                "udp"
-            };
-            let (remote_port, service) = if k.port == EPHEMERAL {
-                ("ephemeral".to_string(), String::new())
-            } else {
-                let port = k.port as u16;
-                (
-                    port.to_string(),
-                    self.services
-                        .get(&(port, proto.to_string()))
-                        .cloned()
-                        .unwrap_or_default(),
-                )
-            };
-            let state = if k.protocol == Protocol::Tcp {
-                TCP_STATE_NAMES
-                    .get(usize::from(k.state))
-                    .copied()
-                    .unwrap_or("unknown")
-            } else {
-                "connected"
-            };
-            let key = SeriesKey {
-                protocol: k.protocol,
-                remote_port,
-                service,
-                remote_network: self.c.networks.name(usize::from(k.network)).to_string(),
-                process,
-                state,
-            };
+            let key = self.series_key(k, resolver, &mut comms);
             *out.entry(key).or_default() += n;
         }
         out
     }
+
+    /// The health per labelled series (state `established`: only those have tcp_info).
+    fn label_health(&self, resolver: &Option<Arc<OwnerResolver>>) -> BTreeMap<SeriesKey, Health> {
+        let mut comms: HashMap<u32, String> = HashMap::new();
+        let mut out: BTreeMap<SeriesKey, Health> = BTreeMap::new();
+        for (k, h) in &self.health {
+            let key = self.series_key(k, resolver, &mut comms);
+            out.entry(key).or_default().merge(h);
+        }
+        out
+    }
+
+    /// The labels of a raw key; `comms` caches the owners' names.
+    fn series_key(
+        &self,
+        k: &RawKey,
+        resolver: &Option<Arc<OwnerResolver>>,
+        comms: &mut HashMap<u32, String>,
+    ) -> SeriesKey {
+        let process = match resolver {
+            None => String::new(),
+            Some(_) if k.pid == 0 => "unknown".to_string(),
+            Some(r) => comms
+                .entry(k.pid)
+                .or_insert_with(|| r.comm(k.pid).unwrap_or_else(|| "unknown".into()))
+                .clone(),
+        };
+        // UDP-Lite shares UDP's service names, as in netstat.
+        let proto = if k.protocol == Protocol::Tcp {
+            "tcp"
+        } else {
+            "udp"
+        };
+        let (remote_port, service) = if k.port == EPHEMERAL {
+            ("ephemeral".to_string(), String::new())
+        } else {
+            let port = k.port as u16;
+            (
+                port.to_string(),
+                self.services
+                    .get(&(port, proto.to_string()))
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+        };
+        let state = if k.protocol == Protocol::Tcp {
+            TCP_STATE_NAMES
+                .get(usize::from(k.state))
+                .copied()
+                .unwrap_or("unknown")
+        } else {
+            "connected"
+        };
+        SeriesKey {
+            protocol: k.protocol,
+            remote_port,
+            service,
+            remote_network: self.c.networks.name(usize::from(k.network)).to_string(),
+            process,
+            state,
+        }
+    }
+}
+
+/// Health series follow the fold of the outbound series: a series folded into
+/// `remote_port="other", process="other"` takes its health there, so there are never more
+/// health series than outbound series. The state is left out of the key.
+pub fn fold_health(
+    healths: BTreeMap<SeriesKey, Health>,
+    series: &BTreeMap<SeriesKey, u64>,
+) -> BTreeMap<SeriesKey, Health> {
+    let mut out: BTreeMap<SeriesKey, Health> = BTreeMap::new();
+    for (k, h) in healths {
+        let key = if series.contains_key(&k) {
+            k
+        } else {
+            SeriesKey {
+                protocol: k.protocol,
+                remote_port: "other".into(),
+                service: String::new(),
+                remote_network: k.remote_network,
+                process: "other".into(),
+                state: k.state,
+            }
+        };
+        out.entry(SeriesKey { state: "", ..key })
+            .or_default()
+            .merge(&h);
+    }
+    out
 }
 
 /// The series (without state) that no policy entry allows, and how many sockets they hold.
@@ -765,7 +857,10 @@ impl Collector for ConnectionsCollector {
     }
 
     fn socket_needs(&self) -> SocketNeeds {
-        NEEDS
+        SocketNeeds {
+            tcp_info: self.health,
+            ..NEEDS
+        }
     }
 
     fn begin<'a>(&'a self, ns: &'a Netns) -> Box<dyn Collection + 'a> {

@@ -21,12 +21,14 @@ use crate::expected::{ExpectedListeners, PortRange};
 use crate::metrics::{Desc, Labels, MetricFamily};
 use crate::source::etc::{self, Services, Users};
 use crate::source::inet::{
-    state_bit, Family, InetSocket, Protocol, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
+    state_bit, Family, InetSocket, Protocol, ALL_STATES, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
 };
 use crate::source::netns::Netns;
 use crate::source::procfd::{Owner, OwnerResolver, ResolverStats};
 use crate::source::sockets::{Backend, PassInfo, SocketNeeds};
 
+use super::health::{self, Health};
+use super::inbound::{self, Inbound, InboundPass};
 use super::{Collected, Collection, Collector, CollectorDecl};
 
 pub const DECL: CollectorDecl = CollectorDecl {
@@ -134,6 +136,8 @@ fn metrics() -> Vec<&'static Desc> {
         &CONNECTIONS,
         &RECEIVE_QUEUE_BYTES,
         &DROPS,
+        &health::LISTENER_RTT,
+        &health::LISTENER_RETRANSMITTING,
         &UNEXPECTED,
         &DROPPED,
         &UNEXPECTED_COUNT,
@@ -142,6 +146,12 @@ fn metrics() -> Vec<&'static Desc> {
         &OWNER_WALK_DURATION,
         &OWNER_WALK_FDS,
         &OWNER_UNRESOLVED,
+        &inbound::INBOUND,
+        &inbound::FOLDED,
+        &inbound::SOURCES,
+        &inbound::NEW_SOURCES,
+        &inbound::UNEXPECTED,
+        &inbound::UNEXPECTED_CONNECTIONS,
     ]
 }
 
@@ -182,6 +192,7 @@ fn args() -> Vec<Arg> {
             .value_parser(value_parser!(PathBuf))
             .help("YAML file listing what may listen on this host; listeners it does not allow get netstat_listener_unexpected 1. A malformed file stops the exporter at start-up."),
     ]);
+    v.extend(inbound::args());
     v
 }
 
@@ -189,11 +200,12 @@ fn build(config: &Config) -> Result<Box<dyn Collector>, String> {
     Ok(Box::new(ListenersCollector::new(config)?))
 }
 
-/// What the listeners collector reads of the pass: TCP listeners and established
-/// connections (to count them per listener), unconnected UDP sockets with their drops.
+/// What the listeners collector reads of the pass: TCP listeners and the sockets they accepted
+/// in every state (established ones counted per listener, all of them as inbound
+/// connections), unconnected UDP sockets with their drops.
 pub const NEEDS: SocketNeeds = {
     let mut n = SocketNeeds::NONE;
-    n.states[Protocol::Tcp as usize] = state_bit(TCP_LISTEN) | state_bit(TCP_ESTABLISHED);
+    n.states[Protocol::Tcp as usize] = ALL_STATES;
     n.states[Protocol::Udp as usize] = state_bit(TCP_CLOSE);
     n.states[Protocol::UdpLite as usize] = state_bit(TCP_CLOSE);
     n.meminfo[Protocol::Udp as usize] = true;
@@ -488,6 +500,10 @@ pub struct ListenersCollector {
     selection: Selection,
     expected: Option<ExpectedListeners>,
     warned_cap: AtomicBool,
+    /// `--collector.connections.health`: RTT and retransmissions per listener.
+    health: bool,
+    /// Inbound connections by remote network, and the memory of their sources.
+    inbound: Inbound,
 }
 
 impl ListenersCollector {
@@ -517,6 +533,7 @@ impl ListenersCollector {
         };
         // Validated here for a clear error; the shared resolver reads it too.
         config.duration("collector.listeners.walk-interval")?;
+        let inbound = Inbound::new(config, expected.as_ref())?;
         Ok(ListenersCollector {
             rootfs: config.rootfs.clone(),
             services: Default::default(),
@@ -537,6 +554,8 @@ impl ListenersCollector {
             },
             expected,
             warned_cap: AtomicBool::new(false),
+            health: health::enabled(config),
+            inbound,
         })
     }
 
@@ -553,15 +572,20 @@ pub struct ListenersPass<'a> {
     ports: ListeningPorts,
     /// TCP listener key -> established connections seen so far.
     connections: FxHashMap<ListenerKey, u64>,
+    /// TCP listener key -> RTT and retransmissions of those connections.
+    health: FxHashMap<ListenerKey, Health>,
+    inbound: InboundPass<'a>,
 }
 
 impl<'a> ListenersPass<'a> {
-    pub fn new(collector: &'a ListenersCollector) -> Self {
+    pub fn new(collector: &'a ListenersCollector, ns: &Netns) -> Self {
         ListenersPass {
+            inbound: collector.inbound.begin(ns.label()),
             collector,
             table: ListenerTable::default(),
             ports: ListeningPorts::default(),
             connections: FxHashMap::default(),
+            health: FxHashMap::default(),
         }
     }
 }
@@ -571,15 +595,19 @@ impl Collection for ListenersPass<'_> {
         if s.is_listen() {
             self.ports.add(s.family, s.local, s.local_port);
         } else if s.protocol == Protocol::Tcp {
-            if s.state == TCP_ESTABLISHED {
-                if let Some(address) = self.ports.owner(s) {
-                    let key = ListenerKey {
-                        protocol: Protocol::Tcp,
-                        family: s.family,
-                        address,
-                        port: s.local_port,
-                    };
+            if let Some(address) = self.ports.owner(s) {
+                let key = ListenerKey {
+                    protocol: Protocol::Tcp,
+                    family: s.family,
+                    address,
+                    port: s.local_port,
+                };
+                self.inbound.add(key, s);
+                if s.state == TCP_ESTABLISHED {
                     *self.connections.entry(key).or_default() += 1;
+                    if let Some(p) = health::Probe::of(s) {
+                        self.health.entry(key).or_default().add(p);
+                    }
                 }
             }
             return;
@@ -592,6 +620,8 @@ impl Collection for ListenersPass<'_> {
             collector: c,
             mut table,
             connections,
+            health: healths,
+            inbound: inbound_pass,
             ..
         } = *self;
         let errors = &mut out.errors;
@@ -632,6 +662,22 @@ impl Collection for ListenersPass<'_> {
             expected: c.expected.is_some(),
         };
         out.families.extend(render(&listeners, dropped, opts));
+        out.families.extend(inbound_pass.finish(
+            &listeners,
+            &services,
+            c.resolver.is_some(),
+            c.expected.as_ref(),
+        ));
+        if c.health {
+            let series = listeners
+                .iter()
+                .filter_map(|l| healths.get(&l.key).map(|h| (key_labels(&l.key), h)));
+            out.families.extend(health::render(
+                &health::LISTENER_RTT,
+                &health::LISTENER_RETRANSMITTING,
+                series,
+            ));
+        }
     }
 }
 
@@ -686,15 +732,19 @@ impl Collector for ListenersCollector {
     }
 
     fn socket_needs(&self) -> SocketNeeds {
-        NEEDS
+        SocketNeeds {
+            tcp_info: self.health,
+            ..NEEDS
+        }
     }
 
-    fn begin<'a>(&'a self, _ns: &'a Netns) -> Box<dyn Collection + 'a> {
-        Box::new(ListenersPass::new(self))
+    fn begin<'a>(&'a self, ns: &'a Netns) -> Box<dyn Collection + 'a> {
+        Box::new(ListenersPass::new(self, ns))
     }
 
     /// Attribution is host-wide (one resolver for every namespace): its metrics once.
     fn end_scrape(&self, out: &mut Collected) {
+        self.inbound.end_scrape();
         if let Some(r) = &self.resolver {
             r.end_scrape();
             out.families.extend(render_resolver(&r.stats()));
@@ -720,6 +770,7 @@ mod tests {
             uid: 0,
             inode: u64::from(port) * 10,
             drops: Some(2),
+            tcp: None,
         }
     }
 

@@ -8,6 +8,8 @@
 //! kernel streams and render in [`Collection::finish`].
 
 pub mod connections;
+pub mod health;
+pub mod inbound;
 pub mod interfaces;
 pub mod listeners;
 pub mod protocols;

@@ -305,6 +305,7 @@ mod tests {
             uid: 0,
             inode: 1,
             drops: None,
+            tcp: None,
         }
     }
 

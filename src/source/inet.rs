@@ -145,6 +145,10 @@ pub struct InetSocket {
     pub inode: u64,
     /// Datagrams dropped by this socket (UDP/raw), when the source provides it.
     pub drops: Option<u32>,
+    /// TCP: the socket's `tcp_info` (RTT, retransmissions), when the pass asked netlink for
+    /// it (`SocketNeeds::tcp_info`) and the kernel sent it (not for time-wait and request
+    /// sockets; never from /proc).
+    pub tcp: Option<super::tcp_info::TcpHealth>,
 }
 
 impl InetSocket {

@@ -38,6 +38,11 @@ const INET_DIAG_MSG_LEN: usize = 72;
 /// `struct inet_diag_req_v2`.
 const INET_DIAG_REQ_LEN: usize = 56;
 const INET_DIAG_SKMEMINFO: u16 = 7;
+/// `struct tcp_info` (see `super::tcp_info`).
+const INET_DIAG_INFO: u16 = 2;
+/// Extension bits of a request (`idiag_ext`): SK_MEMINFO (drops) and tcp_info.
+pub const EXT_SKMEMINFO: u8 = 1 << (INET_DIAG_SKMEMINFO - 1);
+pub const EXT_INFO: u8 = 1 << (INET_DIAG_INFO - 1);
 const SK_MEMINFO_DROPS: usize = 8;
 /// Kernels cap a dump chunk at 32 KiB; a larger buffer costs nothing and leaves headroom.
 const RECV_BUFFER: usize = 64 * 1024;
@@ -315,20 +320,16 @@ impl DiagSocket {
         }
     }
 
-    /// Dump the sockets of `request` in `states` and call `visit` for each. With
-    /// `meminfo`, the kernel also sends SK_MEMINFO (for the per-socket drop counter).
+    /// Dump the sockets of `request` in `states` and call `visit` for each. `ext` asks the
+    /// kernel for attributes: [`EXT_SKMEMINFO`] (the per-socket drop counter), [`EXT_INFO`]
+    /// (TCP: tcp_info, decoded into `InetSocket::tcp`).
     pub fn dump_inet(
         &mut self,
         request: DumpRequest,
         states: u32,
-        meminfo: bool,
+        ext: u8,
         visit: &mut dyn FnMut(&InetSocket),
     ) -> Result<usize, DumpError> {
-        let ext = if meminfo {
-            1 << (INET_DIAG_SKMEMINFO - 1)
-        } else {
-            0
-        };
         let protocol = request.protocol();
         self.dump_raw(request, states, ext, &mut |msg| {
             let s = decode_inet_diag_msg(msg, protocol)?;
@@ -367,6 +368,7 @@ pub fn decode_inet_diag_msg(msg: &[u8], protocol: Protocol) -> Result<InetSocket
         }
     };
     let mut drops = None;
+    let mut tcp = None;
     let mut off = INET_DIAG_MSG_LEN;
     while off + 4 <= msg.len() {
         let alen = u16_at(msg, off) as usize;
@@ -381,6 +383,8 @@ pub fn decode_inet_diag_msg(msg: &[u8], protocol: Protocol) -> Result<InetSocket
             if data.len() >= (SK_MEMINFO_DROPS + 1) * 4 {
                 drops = Some(u32_at(data, SK_MEMINFO_DROPS * 4));
             }
+        } else if atype == INET_DIAG_INFO && protocol == Protocol::Tcp {
+            tcp = super::tcp_info::decode(&msg[off + 4..off + alen]);
         }
         off += align4(alen);
     }
@@ -397,6 +401,7 @@ pub fn decode_inet_diag_msg(msg: &[u8], protocol: Protocol) -> Result<InetSocket
         uid: u32_at(msg, 64),
         inode: u64::from(u32_at(msg, 68)),
         drops,
+        tcp,
     })
 }
 
@@ -439,6 +444,23 @@ mod tests {
         m.extend_from_slice(&mem);
         let s = decode_inet_diag_msg(&m, Protocol::Udp).unwrap();
         assert_eq!((s.family, s.drops), (Family::Ipv6, Some(77)));
+    }
+
+    #[test]
+    fn decodes_tcp_info() {
+        let mut m = msg(libc::AF_INET as u8, 1);
+        let mut info = vec![0u8; 4 + 104];
+        let info_len = info.len() as u16;
+        info[0..2].copy_from_slice(&info_len.to_ne_bytes());
+        info[2..4].copy_from_slice(&INET_DIAG_INFO.to_ne_bytes());
+        info[4 + 68..4 + 72].copy_from_slice(&1234u32.to_ne_bytes());
+        m.extend_from_slice(&info);
+        let s = decode_inet_diag_msg(&m, Protocol::Tcp).unwrap();
+        assert_eq!(s.tcp.map(|t| t.rtt_us), Some(1234));
+        // A truncated tcp_info is no health, not an error.
+        let mut m = msg(libc::AF_INET as u8, 1);
+        m.extend_from_slice(&[8, 0, 2, 0, 0, 0, 0, 0]);
+        assert_eq!(decode_inet_diag_msg(&m, Protocol::Tcp).unwrap().tcp, None);
     }
 
     #[test]

@@ -292,6 +292,7 @@ pub fn parse_inet_line(
         uid,
         inode,
         drops,
+        tcp: None,
     })
 }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::inet::{
     state_bit, Family, InetSocket, Protocol, UnixSocket, ALL_STATES, TCP_NEW_SYN_RECV, TCP_SYN_RECV,
 };
-use super::netlink::{DiagSocket, DumpError, DumpRequest};
+use super::netlink::{DiagSocket, DumpError, DumpRequest, EXT_INFO, EXT_SKMEMINFO};
 use super::netns::{NetlinkAccess, Netns};
 use super::proc_net::{FileStatus, ProcNet};
 use super::SourceError;
@@ -56,6 +56,8 @@ pub struct SocketNeeds {
     pub meminfo: [bool; 4],
     /// Unix domain sockets (`<net>/unix`).
     pub unix: bool,
+    /// TCP: ask netlink for each socket's tcp_info (`InetSocket::tcp`); /proc has none.
+    pub tcp_info: bool,
 }
 
 impl SocketNeeds {
@@ -63,6 +65,7 @@ impl SocketNeeds {
         states: [0; 4],
         meminfo: [false; 4],
         unix: false,
+        tcp_info: false,
     };
 
     /// Every state of the given protocols.
@@ -82,6 +85,7 @@ impl SocketNeeds {
             self.meminfo[i] |= other.meminfo[i];
         }
         self.unix |= other.unix;
+        self.tcp_info |= other.tcp_info;
         self
     }
 
@@ -233,14 +237,20 @@ impl SocketSource {
         let mut backends = Vec::with_capacity(protocols.len());
         for &protocol in protocols {
             let states = needs.states[protocol.index()];
-            let meminfo = needs.meminfo[protocol.index()];
+            let mut ext = 0;
+            if needs.meminfo[protocol.index()] {
+                ext |= EXT_SKMEMINFO;
+            }
+            if needs.tcp_info && protocol == Protocol::Tcp {
+                ext |= EXT_INFO;
+            }
             let refused = &self.netlink_refused[protocol.index()];
             let use_netlink = match &diag {
                 Some(_) => self.mode == SourceMode::Netlink || !refused.load(Ordering::Relaxed),
                 None => false,
             };
             if let (true, Some(sock)) = (use_netlink, diag.as_mut()) {
-                match self.netlink_protocol(sock, protocol, states, meminfo, errors, visit) {
+                match self.netlink_protocol(sock, protocol, states, ext, errors, visit) {
                     Ok(()) => {
                         backends.push(Backend::Netlink);
                         continue;
@@ -277,13 +287,13 @@ impl SocketSource {
         sock: &mut DiagSocket,
         protocol: Protocol,
         states: u32,
-        meminfo: bool,
+        ext: u8,
         errors: &mut Vec<SourceError>,
         visit: &mut dyn FnMut(&InetSocket),
     ) -> Result<(), i32> {
         if protocol == Protocol::Tcp && !self.tcp_compat_refused.load(Ordering::Relaxed) {
             let request = DumpRequest::TcpBothFamilies;
-            match sock.dump_inet(request, states, meminfo, visit) {
+            match sock.dump_inet(request, states, ext, visit) {
                 Ok(_) => return Ok(()),
                 Err(DumpError::Refused(errno)) => {
                     tracing::info!(
@@ -300,7 +310,7 @@ impl SocketSource {
         }
         for (i, family) in Family::ALL.into_iter().enumerate() {
             let request = DumpRequest::ByFamily(protocol, family);
-            match sock.dump_inet(request, states, meminfo, visit) {
+            match sock.dump_inet(request, states, ext, visit) {
                 Ok(_) => {}
                 Err(DumpError::Refused(errno)) if i == 0 => return Err(errno),
                 Err(e) => errors.push(netlink_error(request, &e)),

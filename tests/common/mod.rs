@@ -2,6 +2,7 @@
 //! a tiny HTTP client, golden files.
 #![allow(dead_code)]
 
+pub mod delayline;
 pub mod netns;
 pub mod oci;
 pub mod prometheus;

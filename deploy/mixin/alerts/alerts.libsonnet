@@ -22,6 +22,8 @@ local indent(s, n) = std.join('\n', [if l == '' then l else std.repeat(' ', n) +
       dropPercent: pct($._config.interfaceDropRatio),
       overrunPercent: pct($._config.interfaceOverrunRatio),
       acceptQueuePercent: pct($._config.acceptQueueFillRatio),
+      retransmittingPercent: pct($._config.retransmittingRatio),
+      retransmittingRatioText: num($._config.retransmittingRatio),
       acceptQueueFillRatioText: num($._config.acceptQueueFillRatio),
       timeWaitThresholdText: num($._config.timeWaitThreshold),
       closeWaitThresholdText: num($._config.closeWaitThreshold),
@@ -227,6 +229,55 @@ local indent(s, n) = std.join('\n', [if l == '' then l else std.repeat(' ', n) +
                 connections: section of the exporter's expected file allows it. Find the peers
                 (`ss -tnp 'dport = :{{ $labels.remote_port }}'`) and the process; if it is legitimate,
                 add an entry, otherwise stop it: a process phoning home looks like this.
+              ||| % c),
+            },
+          }),
+          nsRule({
+            alert: 'NetstatUnexpectedInboundSource',
+            expr: nsExpr(|||
+              netstat_inbound_unexpected{%(netstatExporterSelector)s}
+            ||| % c) + ' == 1\n' % c,
+            'for': c.unexpectedInboundFor,
+            labels: { severity: 'warning' },
+            annotations: {
+              summary: 'Inbound {{ $labels.protocol }} connections to port {{ $labels.port }} ({{ $labels.process }}) from {{ $labels.remote_network }} on {{ $labels.instance }}',
+              description: oneLine(|||
+                On {{ $labels.instance }}, the listener on {{ $labels.protocol }} port {{ $labels.port }}
+                (service "{{ $labels.service }}", process "{{ $labels.process }}") has held connections
+                from network "{{ $labels.remote_network }}" for %(unexpectedInboundFor)s, and no listeners:
+                entry of the exporter's expected file allows that network for it (remote_networks).
+                Find the peers (`ss -tn 'sport = :{{ $labels.port }}'`); if they are legitimate, add the
+                network to the entry, otherwise block them: a public address reaching SSH looks like this.
+              ||| % c),
+            },
+          }),
+          nsRule({
+            alert: 'NetstatConnectionsRetransmitting',
+            // Listeners (their accepted connections) or outbound series (a remote service):
+            // retransmitting connections over established connections, each summed over the
+            // window. Series exist with --collector.connections.health only.
+            expr: nsExpr(|||
+              (
+                sum_over_time(netstat_listener_connections_retransmitting{%(netstatExporterSelector)s}[%(retransmittingWindow)s])
+                / sum_over_time(netstat_listener_connections{%(netstatExporterSelector)s}[%(retransmittingWindow)s])
+              or
+                sum_over_time(netstat_outbound_connections_retransmitting{%(netstatExporterSelector)s}[%(retransmittingWindow)s])
+                / ignoring (state)
+                sum_over_time(netstat_outbound_connections{%(netstatExporterSelector)s, protocol="tcp", state="established"}[%(retransmittingWindow)s])
+              )
+            ||| % c) + ' > %(retransmittingRatioText)s\n' % c,
+            'for': c.retransmittingFor,
+            labels: { severity: 'warning' },
+            annotations: {
+              summary: '{{ $value | humanizePercentage }} of the connections {{ with $labels.remote_port }}to port {{ . }} ({{ $labels.service }}, {{ $labels.remote_network }}){{ else }}of listener {{ $labels.address }}:{{ $labels.port }}{{ end }} retransmitting on {{ $labels.instance }}',
+              description: oneLine(|||
+                On {{ $labels.instance }}, {{ $value | humanizePercentage }} of the established TCP
+                connections {{ with $labels.remote_port }}of process "{{ $labels.process }}" to remote port
+                {{ . }} (service "{{ $labels.service }}") in network "{{ $labels.remote_network }}"{{ else }}accepted
+                by the listener {{ $labels.address }}:{{ $labels.port }}{{ end }} were in loss recovery or had
+                unacknowledged retransmissions, over %(retransmittingWindow)s (more than %(retransmittingPercent)s%%):
+                the path loses packets. Look at the RTT and retransmissions on the dashboard and at
+                `ss -ti` for those sockets (retrans:, lost:), then at the interfaces and the network in between.
               ||| % c),
             },
           }),

@@ -698,6 +698,30 @@ local p = import '../lib/panels.libsonnet';
           p.timeseries('Top namespaces by listeners', 'The ten network namespaces with the most listening sockets (netstat_listener_info): where the services run.', 'short', [
             p.target('topk(10, ' + withInfo('count by (instance, netns) (netstat_listener_info{%(ns)s})' % v) + ')', '{{instance}} {{netns}} {{name}} {{pod_uid}}'),
           ], [12, 154, 12, 8]),
+          p.row('Connection health (--collector.connections.health)', [0, 162, 24, 1]),
+          p.timeseries('RTT p50 / p99 per listener', 'Smoothed RTT (tcpi_rtt) of the established connections each listener accepted: histogram_quantile over the gauge buckets of netstat_listener_rtt_seconds (a distribution of the connections now, so no rate()). Needs --collector.connections.health.', 's', [
+            p.target('histogram_quantile(0.5, sum by (instance, netns, address, port, le) (netstat_listener_rtt_seconds_bucket{%(ns)s}))' % v, 'p50 {{instance}} {{netns}} {{address}}:{{port}}'),
+            p.target('histogram_quantile(0.99, sum by (instance, netns, address, port, le) (netstat_listener_rtt_seconds_bucket{%(ns)s}))' % v, 'p99 {{instance}} {{netns}} {{address}}:{{port}}'),
+          ], [0, 163, 12, 8]),
+          p.timeseries('RTT p50 / p99 per remote service', 'Smoothed RTT of the established outbound connections per remote port, service and network (netstat_outbound_rtt_seconds, gauge buckets, no rate()). Needs --collector.connections.health.', 's', [
+            p.target('histogram_quantile(0.5, sum by (instance, netns, remote_port, service, remote_network, le) (netstat_outbound_rtt_seconds_bucket{%(ns)s}))' % v, 'p50 {{instance}} {{netns}} {{remote_port}} {{service}} {{remote_network}}'),
+            p.target('histogram_quantile(0.99, sum by (instance, netns, remote_port, service, remote_network, le) (netstat_outbound_rtt_seconds_bucket{%(ns)s}))' % v, 'p99 {{instance}} {{netns}} {{remote_port}} {{service}} {{remote_network}}'),
+          ], [12, 163, 12, 8]),
+          p.timeseries('Retransmitting connections', 'Established connections in loss recovery or with unacknowledged retransmissions at each scrape, per listener and per remote service (netstat_*_connections_retransmitting). Alert NetstatConnectionsRetransmitting: more than 10% of a listener\'s or a remote service\'s connections over 10 minutes.', 'short', [
+            p.target('sum by (instance, netns, address, port) (netstat_listener_connections_retransmitting{%(ns)s})' % v, 'listener {{instance}} {{netns}} {{address}}:{{port}}'),
+            p.target('sum by (instance, netns, remote_port, service, remote_network) (netstat_outbound_connections_retransmitting{%(ns)s})' % v, 'to {{instance}} {{netns}} {{remote_port}} {{service}} {{remote_network}}'),
+          ], [0, 171, 24, 8]),
+          p.row('Inbound connections (who connects in)', [0, 179, 24, 1]),
+          p.timeseries('Inbound connections by port and remote network', 'Sockets accepted by the listeners (every state), per listener port and remote network (netstat_inbound_connections; port="other" is the folded series).', 'short', [
+            p.target('sum by (instance, netns, port, service, remote_network) (netstat_inbound_connections{%(ns)s})' % v, '{{instance}} {{netns}} {{port}} {{service}} {{remote_network}}'),
+          ], [0, 180, 12, 8]),
+          p.timeseries('New inbound sources', 'Remote addresses of inbound connections not seen within --collector.connections.destination-memory, per remote network and interval: a public address that starts reaching a listener shows up here.', 'short', [
+            p.target('sum by (instance, netns, remote_network) (increase(netstat_inbound_new_sources_total{%(ns)s}[$__rate_interval]))' % v, '{{instance}} {{netns}} {{remote_network}}'),
+          ], [12, 180, 8, 8]),
+          p.stat('Unexpected inbound sockets', 'Inbound sockets from a remote network that no listeners: entry of the expected file allows for their listener (remote_networks; alert NetstatUnexpectedInboundSource).', 'sum(netstat_inbound_unexpected_connections{%(ns)s})' % v, [
+            { color: 'green', value: null },
+            { color: 'red', value: 1 },
+          ], [20, 180, 4, 8]),
         ]),
       },
   },
