@@ -19,6 +19,7 @@ use rustc_hash::FxHashMap;
 use crate::config::{toggle_args, Config};
 use crate::expected::{ExpectedListeners, PortRange};
 use crate::metrics::{Desc, Labels, MetricFamily};
+use crate::source::cgroup::Identity;
 use crate::source::etc::{self, Services, Users};
 use crate::source::inet::{
     state_bit, Family, InetSocket, Protocol, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
@@ -42,8 +43,18 @@ const KEY: &[&str] = &["protocol", "family", "address", "port"];
 
 pub static INFO: Desc = Desc::gauge(
     "netstat_listener_info",
-    &["protocol", "family", "address", "port", "service", "process", "user"],
-    "A listening socket (TCP LISTEN, or bound unconnected UDP/UDP-Lite) as netstat -lntup shows it, with its /etc/services name, owning process (unknown when it cannot be resolved) and user. Always 1.",
+    &[
+        "protocol",
+        "family",
+        "address",
+        "port",
+        "service",
+        "process",
+        "user",
+        "container_id",
+        "pod_uid",
+    ],
+    "A listening socket (TCP LISTEN, or bound unconnected UDP/UDP-Lite) as netstat -lntup shows it, with its /etc/services name, owning process (unknown when it cannot be resolved), user, and the owning process's container_id and Kubernetes pod_uid from its cgroup (empty for a host process; join kube_pod_info on uid for pod names). Always 1.",
 );
 pub static SOCKETS: Desc = Desc::gauge(
     "netstat_listener_sockets",
@@ -341,6 +352,8 @@ pub struct Listener {
     pub service: String,
     /// The owning process name; `None` when it could not be resolved.
     pub process: Option<String>,
+    /// The owning process's container and pod (empty when none or unknown).
+    pub identity: Identity,
     pub user: String,
     pub unexpected: bool,
 }
@@ -408,6 +421,8 @@ pub fn render(listeners: &[Listener], dropped: usize, opts: RenderOptions) -> Ve
             unexpected.push(labels.clone(), 1u64);
         }
         labels.push(("user", l.user.clone()));
+        labels.push(("container_id", l.identity.container_id.clone()));
+        labels.push(("pod_uid", l.identity.pod_uid.clone()));
         info.push(labels, 1u64);
     }
     let mut out = vec![info, sockets, accept_queue];
@@ -540,6 +555,11 @@ impl ListenersCollector {
         })
     }
 
+    /// The filters and the expected-listeners policy (the watch applies them too).
+    pub fn policy(&self) -> (Selection, Option<ExpectedListeners>) {
+        (self.selection.clone(), self.expected.clone())
+    }
+
     /// Attribution statistics (None when attribution is off).
     pub fn resolver_stats(&self) -> Option<ResolverStats> {
         self.resolver.as_ref().map(|r| r.stats())
@@ -655,12 +675,13 @@ pub fn resolve_names(
                 .cloned()
                 .unwrap_or_default();
             // Several processes may share a socket (fork, fd passing): the lowest pid.
-            let process = agg
+            let owner = agg
                 .inodes
                 .iter()
                 .filter_map(|i| owners.get(i))
-                .min_by_key(|o| o.pid)
-                .map(|o| o.comm.clone());
+                .min_by_key(|o| o.pid);
+            let process = owner.map(|o| o.comm.clone());
+            let identity = owner.map(|o| o.identity.clone()).unwrap_or_default();
             let user = users
                 .get(&agg.uid)
                 .cloned()
@@ -673,6 +694,7 @@ pub fn resolve_names(
                 agg,
                 service,
                 process,
+                identity,
                 user,
                 unexpected,
             }
@@ -846,6 +868,10 @@ mod tests {
             Owner {
                 pid: 7,
                 comm: "inetd".into(),
+                identity: Identity {
+                    container_id: "c".repeat(64),
+                    pod_uid: String::new(),
+                },
             },
         )]
         .into();
@@ -881,7 +907,9 @@ mod tests {
                 "port=23",
                 "service=telnet",
                 "process=inetd",
-                "user=0"
+                "user=0",
+                &format!("container_id={}", "c".repeat(64)),
+                "pod_uid="
             ]
         );
         let un = f

@@ -16,6 +16,7 @@ pub mod procfd;
 pub mod rtnetlink;
 pub mod snmp;
 pub mod sockets;
+pub mod watch;
 
 use std::fmt;
 use std::io::{BufRead, ErrorKind};
