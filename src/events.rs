@@ -1144,6 +1144,9 @@ mod tests {
                 service: "svc".into(),
                 process: "unknown".into(),
                 user: "root".into(),
+                pid: None,
+                container_id: String::new(),
+                pod_uid: String::new(),
                 unexpected: None,
                 previous_process: None,
                 previous_user: None,
@@ -1465,5 +1468,38 @@ mod tests {
         assert_eq!(check_capacity(1000), Ok(1000));
         assert!(check_capacity(MAX_CAPACITY + 1).is_err());
         assert_eq!(EventLog::new(0).capacity(), 1);
+    }
+
+    #[test]
+    fn what_the_watch_reports_is_not_reported_again_by_scrapes() {
+        let log = EventLog::new(10);
+        let mut s = Scrape {
+            listeners: Some(vec![("", 22, "sshd"), ("4026532001", 53, "dns")]),
+            ..Default::default()
+        };
+        log.observe_at(&s.families(), 1.0);
+        // The watch covers the own namespace only: the other's listener events still come
+        // from scrapes.
+        log.set_watch(WatchCoverage::Own);
+        s.listeners = Some(vec![("", 8080, "java"), ("4026532001", 5353, "dns")]);
+        let e = log.observe_at(&s.families(), 2.0);
+        assert!(e.iter().all(|e| e.netns == "4026532001"), "{e:?}");
+        assert_eq!(kinds(&e), ["listener_opened", "listener_closed"]);
+        // Every namespace: no listener event from scrapes at all.
+        log.set_watch(WatchCoverage::All);
+        s.listeners = Some(vec![("", 9090, "x"), ("4026532001", 5454, "y")]);
+        assert!(log.observe_at(&s.families(), 3.0).is_empty());
+        // What the watch records gets the next sequence number and the tick's time.
+        let c = Change {
+            kind: Kind::ListenerOpened,
+            netns: String::new(),
+            subject: Subject::Netns {
+                name: String::new(),
+                container_id: String::new(),
+                pod_uid: String::new(),
+            },
+        };
+        let e = log.record(vec![c], 2.5);
+        assert_eq!((e[0].seq, e[0].time, e[0].scrape), (3, 2.5, 3));
     }
 }

@@ -543,6 +543,30 @@ mod tests {
     }
 
     #[test]
+    fn the_watch_looks_at_new_processes_then_walks_everything() {
+        let r = OwnerResolver::new("/proc", Duration::from_secs(3600));
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let inode = own_inode(l.as_raw_fd());
+        let me = std::process::id();
+        // Not among these pids: not found, nothing remembered.
+        let (found, _) = r.find_in(&[inode], &[1]);
+        assert!(found.is_empty() || me == 1);
+        assert!(r.cached(&[inode]).0.is_empty() || me == 1);
+        // Among the new pids: found, cached, verified.
+        let (found, fds) = r.find_in(&[inode], &[me]);
+        assert_eq!((found[&inode], fds > 0), (me, true));
+        assert_eq!(r.cached(&[inode]).0[&inode], me);
+        // A full walk: what it does not find is remembered as unresolvable.
+        let mut errors = Vec::new();
+        assert!(r.walk_for(&[u64::MAX], &mut errors).is_empty());
+        assert!(r.cached(&[u64::MAX]).1.contains(&u64::MAX));
+        assert_eq!(r.stats().walks, 1);
+        let o = r.owner(me, &mut errors).unwrap();
+        assert_eq!(o.pid, me);
+        assert!(errors.is_empty());
+    }
+
+    #[test]
     fn unreadable_procfs_is_an_error() {
         let r = OwnerResolver::new("/nonexistent/proc", Duration::ZERO);
         let mut errors = Vec::new();
