@@ -196,7 +196,9 @@ fn bad_parameters_and_capacity_flag() {
 
 #[test]
 fn capacity_bounds_the_log_and_counts_the_dropped() {
+    // Events from scrapes (no watch), so that each scrape's events are known when it returns.
     let e = Exporter::start(&[
+        "--watch.interval=0",
         "--events.capacity=3",
         "--collector.disable-defaults",
         "--collector.listeners",
