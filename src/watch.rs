@@ -126,7 +126,7 @@ impl Watch {
             return Ok(None);
         }
         if config.sockets_source() == SourceMode::Proc {
-            tracing::info!("no watch: sockets are read from /proc text files (--collector.sockets.source=proc, or --path.procfs not the live /proc)");
+            tracing::debug!("no watch: sockets are read from /proc text files (--collector.sockets.source=proc, or --path.procfs not the live /proc)");
             return Ok(None);
         }
         let (selection, expected) = ListenersCollector::new(config)?.policy();
