@@ -38,6 +38,7 @@ use crate::source::procfd::{Lookup, OwnerResolver};
 use crate::source::sockets::{PassInfo, SocketNeeds};
 
 use super::listeners::ListeningPorts;
+use crate::source::cgroup::Identity;
 use super::{Collected, Collection, Collector, CollectorDecl};
 
 pub const DECL: CollectorDecl = CollectorDecl {
@@ -66,8 +67,10 @@ pub static OUTBOUND: Desc = Desc::gauge(
         "remote_network",
         "process",
         "state",
+        "container_id",
+        "pod_uid",
     ],
-    "Outbound sockets (opened by this host: TCP not accepted by a local listener, connected UDP that is no listener's reply socket) by protocol, remote port (ephemeral above the namespace's ephemeral range unless /etc/services names it; other when folded), /etc/services name of the remote port, remote network (a named network, else loopback, link_local, private, multicast, public), owning process (unknown when it cannot be seen; other when folded) and state (TCP state, connected for UDP). A series exists while its count is not zero.",
+    "Outbound sockets (opened by this host: TCP not accepted by a local listener, connected UDP that is no listener's reply socket) by protocol, remote port (ephemeral above the namespace's ephemeral range unless /etc/services names it; other when folded), /etc/services name of the remote port, remote network (a named network, else loopback, link_local, private, multicast, public), owning process (unknown when it cannot be seen; other when folded), state (TCP state, connected for UDP), and the owning process's container_id and Kubernetes pod_uid from its cgroup (empty for a host process, an unknown owner and folded series). A series exists while its count is not zero.",
 );
 pub static FOLDED: Desc = Desc::gauge(
     "netstat_outbound_connections_folded",
@@ -238,6 +241,9 @@ pub struct SeriesKey {
     /// The owner's comm, `unknown`, `other` (folded), or "" with attribution off.
     pub process: String,
     pub state: &'static str,
+    /// The owner's container and pod (cgroup), "" when none or unknown.
+    pub container_id: String,
+    pub pod_uid: String,
 }
 
 pub struct ConnectionsCollector {
@@ -597,15 +603,20 @@ impl Collection for ConnectionsPass<'_> {
 impl ConnectionsPass<'_> {
     /// Raw keys to label values; keys that differ only by pid but share a comm merge.
     fn label(&self, resolver: &Option<Arc<OwnerResolver>>) -> BTreeMap<SeriesKey, u64> {
-        let mut comms: HashMap<u32, String> = HashMap::new();
+        let mut owners: HashMap<u32, (String, Identity)> = HashMap::new();
         let mut out: BTreeMap<SeriesKey, u64> = BTreeMap::new();
+        // A process gone or unreadable meanwhile is `unknown`, not an error.
+        let mut ignored = Vec::new();
         for (k, n) in &self.counts {
-            let process = match resolver {
-                None => String::new(),
-                Some(_) if k.pid == 0 => "unknown".to_string(),
-                Some(r) => comms
+            let (process, identity) = match resolver {
+                None => (String::new(), Identity::default()),
+                Some(_) if k.pid == 0 => ("unknown".to_string(), Identity::default()),
+                Some(r) => owners
                     .entry(k.pid)
-                    .or_insert_with(|| r.comm(k.pid).unwrap_or_else(|| "unknown".into()))
+                    .or_insert_with(|| match r.owner(k.pid, &mut ignored) {
+                        Some(o) => (o.comm, o.identity),
+                        None => ("unknown".into(), Identity::default()),
+                    })
                     .clone(),
             };
             // UDP-Lite shares UDP's service names, as in netstat.
@@ -641,6 +652,8 @@ impl ConnectionsPass<'_> {
                 remote_network: self.c.networks.name(usize::from(k.network)).to_string(),
                 process,
                 state,
+                container_id: identity.container_id,
+                pod_uid: identity.pod_uid,
             };
             *out.entry(key).or_default() += n;
         }
@@ -670,6 +683,8 @@ pub fn policy(
             sockets += n;
             keys.insert(SeriesKey {
                 state: "",
+                container_id: String::new(),
+                pod_uid: String::new(),
                 ..k.clone()
             });
         }
@@ -709,6 +724,8 @@ pub fn fold(series: BTreeMap<SeriesKey, u64>, max: usize) -> (BTreeMap<SeriesKey
             remote_network: k.remote_network,
             process: "other".into(),
             state: k.state,
+            container_id: String::new(),
+            pod_uid: String::new(),
         };
         *out.entry(key).or_default() += n;
     }
@@ -738,6 +755,8 @@ pub fn render(
     for (k, n) in series {
         let mut labels = key_labels(k);
         labels.push(("state", k.state.to_string()));
+        labels.push(("container_id", k.container_id.clone()));
+        labels.push(("pod_uid", k.pod_uid.clone()));
         outbound.push(labels, *n);
     }
     let mut dest = DESTINATIONS.family();
@@ -803,6 +822,8 @@ mod tests {
             remote_network: net.into(),
             process: process.into(),
             state,
+            container_id: String::new(),
+            pod_uid: String::new(),
         }
     }
 

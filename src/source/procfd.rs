@@ -228,20 +228,18 @@ impl OwnerResolver {
         (found, fds)
     }
 
-    /// For the watch: a full walk now (the caller rate-limits it), for `inodes`: what it
-    /// finds is cached, what it does not is remembered as unresolvable (when the walk could
-    /// list the processes). Counted in the resolver's walk statistics.
+    /// For the watch: a full walk now (the watch rate-limits its own walks), for `inodes`:
+    /// what it finds is cached, what it does not is remembered as unresolvable (when the walk
+    /// could list the processes). Its map of every socket serves the next scrape like a walk
+    /// of its own would ([`WALK_MAP_TTL`]), e.g. the first collection after the watch's
+    /// start-up walk. Neither counted in nor limited by the scrapes' walk statistics and
+    /// interval (the watch has its own, `netstat_watch_owner_walks_total`).
     pub fn walk_for(&self, inodes: &[u64], errors: &mut Vec<SourceError>) -> HashMap<u64, u32> {
-        let start = Instant::now();
         let errors_before = errors.len();
-        let (all, fds) = self.walk(errors);
+        let (all, _fds) = self.walk(errors);
         let complete = errors.len() == errors_before;
         let now = Instant::now();
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        st.last_walk = Some(now);
-        st.stats.walks += 1;
-        st.stats.last_walk_seconds = start.elapsed().as_secs_f64();
-        st.stats.last_walk_fds = fds;
         let mut found = HashMap::new();
         for &inode in inodes {
             match all.get(&inode) {
@@ -257,6 +255,7 @@ impl OwnerResolver {
             }
         }
         st.stats.unresolved = st.unresolvable.len() as u64;
+        st.walk_map = Some((now, all));
         found
     }
 
@@ -560,7 +559,13 @@ mod tests {
         let mut errors = Vec::new();
         assert!(r.walk_for(&[u64::MAX], &mut errors).is_empty());
         assert!(r.cached(&[u64::MAX]).1.contains(&u64::MAX));
-        assert_eq!(r.stats().walks, 1);
+        assert_eq!(r.stats().walks, 0, "the scrapes' walk statistics are their own");
+        // The watch's walk serves the next scrape: another socket, found without a walk.
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let oi = own_inode(other.as_raw_fd());
+        assert!(r.walk_for(&[inode], &mut errors).contains_key(&inode));
+        assert!(r.resolve(&[oi], &mut errors).contains_key(&oi));
+        assert_eq!(r.stats().walks, 0);
         let o = r.owner(me, &mut errors).unwrap();
         assert_eq!(o.pid, me);
         assert!(errors.is_empty());
