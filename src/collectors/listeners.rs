@@ -113,7 +113,7 @@ pub static OWNER_LOOKUPS: Desc = Desc::counter(
 pub static OWNER_WALKS: Desc = Desc::counter(
     "netstat_listener_owner_walks",
     &[],
-    "Full walks of /proc/*/fd to find the owners of new listener sockets (one at start-up, then only when a listener socket never seen before appears, at most once per --collector.listeners.walk-interval).",
+    "Full walks of /proc/*/fd to find the owners of new sockets (one at start-up, then only when a socket never seen before appears: by scrapes at most once per --collector.listeners.walk-interval, by the watch at most once per 5 s and only when the processes started since its last look do not hold it, see netstat_watch_owner_walks_total).",
 )
 .host_wide();
 pub static OWNER_WALK_DURATION: Desc = Desc::gauge(

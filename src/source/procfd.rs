@@ -232,14 +232,18 @@ impl OwnerResolver {
     /// what it finds is cached, what it does not is remembered as unresolvable (when the walk
     /// could list the processes). Its map of every socket serves the next scrape like a walk
     /// of its own would ([`WALK_MAP_TTL`]), e.g. the first collection after the watch's
-    /// start-up walk. Neither counted in nor limited by the scrapes' walk statistics and
-    /// interval (the watch has its own, `netstat_watch_owner_walks_total`).
+    /// start-up walk. Counted in the walk statistics, but it does not delay the scrapes'
+    /// own walks (their `walk_interval` counts from their last walk).
     pub fn walk_for(&self, inodes: &[u64], errors: &mut Vec<SourceError>) -> HashMap<u64, u32> {
+        let start = Instant::now();
         let errors_before = errors.len();
-        let (all, _fds) = self.walk(errors);
+        let (all, fds) = self.walk(errors);
         let complete = errors.len() == errors_before;
         let now = Instant::now();
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.stats.walks += 1;
+        st.stats.last_walk_seconds = start.elapsed().as_secs_f64();
+        st.stats.last_walk_fds = fds;
         let mut found = HashMap::new();
         for &inode in inodes {
             match all.get(&inode) {
@@ -559,13 +563,13 @@ mod tests {
         let mut errors = Vec::new();
         assert!(r.walk_for(&[u64::MAX], &mut errors).is_empty());
         assert!(r.cached(&[u64::MAX]).1.contains(&u64::MAX));
-        assert_eq!(r.stats().walks, 0, "the scrapes' walk statistics are their own");
+        assert_eq!(r.stats().walks, 1);
         // The watch's walk serves the next scrape: another socket, found without a walk.
         let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let oi = own_inode(other.as_raw_fd());
         assert!(r.walk_for(&[inode], &mut errors).contains_key(&inode));
         assert!(r.resolve(&[oi], &mut errors).contains_key(&oi));
-        assert_eq!(r.stats().walks, 0);
+        assert_eq!(r.stats().walks, 2, "no walk of the scrape's own");
         let o = r.owner(me, &mut errors).unwrap();
         assert_eq!(o.pid, me);
         assert!(errors.is_empty());
