@@ -50,14 +50,6 @@ pub const DECL: CollectorDecl = CollectorDecl {
     build,
 };
 
-const KEY: &[&str] = &[
-    "protocol",
-    "remote_port",
-    "service",
-    "remote_network",
-    "process",
-];
-
 pub static OUTBOUND: Desc = Desc::gauge(
     "netstat_outbound_connections",
     &[
@@ -101,8 +93,16 @@ pub static DESTINATION_EVICTIONS: Desc = Desc::counter(
 .host_wide();
 pub static UNEXPECTED: Desc = Desc::gauge(
     "netstat_outbound_unexpected",
-    KEY,
-    "1 for every outbound series (without its state) that no connections: entry of the expected file allows.",
+    &[
+        "protocol",
+        "remote_port",
+        "service",
+        "remote_network",
+        "process",
+        "container_id",
+        "pod_uid",
+    ],
+    "1 for every outbound series (without its state) that no connections: entry of the expected file allows; container_id and pod_uid name the owner's container and pod (the alert shows the pod).",
 );
 pub static UNEXPECTED_CONNECTIONS: Desc = Desc::gauge(
     "netstat_outbound_unexpected_connections",
@@ -683,8 +683,6 @@ pub fn policy(
             sockets += n;
             keys.insert(SeriesKey {
                 state: "",
-                container_id: String::new(),
-                pod_uid: String::new(),
                 ..k.clone()
             });
         }
@@ -770,7 +768,10 @@ pub fn render(
     if let Some((keys, sockets)) = unexpected {
         let mut f = UNEXPECTED.family();
         for k in keys {
-            f.push(key_labels(k), 1u64);
+            let mut labels = key_labels(k);
+            labels.push(("container_id", k.container_id.clone()));
+            labels.push(("pod_uid", k.pod_uid.clone()));
+            f.push(labels, 1u64);
         }
         out.push(f);
         out.push(UNEXPECTED_CONNECTIONS.family().with(vec![], *sockets));

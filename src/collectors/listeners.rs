@@ -90,9 +90,16 @@ pub static DROPS: Desc = Desc::counter(
 pub static UNEXPECTED: Desc = Desc::gauge(
     "netstat_listener_unexpected",
     &[
-        "protocol", "family", "address", "port", "service", "process",
+        "protocol",
+        "family",
+        "address",
+        "port",
+        "service",
+        "process",
+        "container_id",
+        "pod_uid",
     ],
-    "1 for every listener that no entry of the expected-listeners file allows.",
+    "1 for every listener that no entry of the expected-listeners file allows; container_id and pod_uid name the owner's container and pod (the alert shows the pod).",
 );
 pub static DROPPED: Desc = Desc::gauge(
     "netstat_listeners_dropped",
@@ -417,12 +424,17 @@ pub fn render(listeners: &[Listener], dropped: usize, opts: RenderOptions) -> Ve
         }
         labels.push(("service", l.service.clone()));
         labels.push(("process", proc_name));
+        let owner = [
+            ("container_id", l.identity.container_id.clone()),
+            ("pod_uid", l.identity.pod_uid.clone()),
+        ];
         if l.unexpected {
-            unexpected.push(labels.clone(), 1u64);
+            let mut u = labels.clone();
+            u.extend(owner.iter().cloned());
+            unexpected.push(u, 1u64);
         }
         labels.push(("user", l.user.clone()));
-        labels.push(("container_id", l.identity.container_id.clone()));
-        labels.push(("pod_uid", l.identity.pod_uid.clone()));
+        labels.extend(owner);
         info.push(labels, 1u64);
     }
     let mut out = vec![info, sockets, accept_queue];
