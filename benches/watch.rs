@@ -31,7 +31,11 @@ fn cpu_seconds(pid: u32) -> f64 {
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
     // rest starts at field 3 (state): utime is field 14, stime 15.
-    let ticks = |i: usize| f.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     (ticks(14) + ticks(15)) / hz
@@ -72,7 +76,11 @@ fn idle_cost(n: usize, connections: usize, seconds: u64) {
         &[],
     )
     .unwrap_or(0.0);
-    let (w0, o0, t0) = (cpu_seconds(watch.pid()), cpu_seconds(off.pid()), Instant::now());
+    let (w0, o0, t0) = (
+        cpu_seconds(watch.pid()),
+        cpu_seconds(off.pid()),
+        Instant::now(),
+    );
     std::thread::sleep(Duration::from_secs(seconds));
     let (w1, o1, el) = (
         cpu_seconds(watch.pid()),

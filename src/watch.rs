@@ -653,12 +653,9 @@ impl Watcher {
             _ => Protocol::Udp,
         };
         let unexpected = match (&self.expected, key.3.parse()) {
-            (Some(x), Ok(addr)) if kind != Kind::ListenerClosed => Some(!x.allows(
-                protocol,
-                addr,
-                key.4,
-                owner.map(|o| o.comm.as_str()),
-            )),
+            (Some(x), Ok(addr)) if kind != Kind::ListenerClosed => {
+                Some(!x.allows(protocol, addr, key.4, owner.map(|o| o.comm.as_str())))
+            }
             _ => None,
         };
         let identity = owner.map(|o| o.identity.clone()).unwrap_or_default();

@@ -141,7 +141,10 @@ fn find(page: &Value, kind: &str, protocol: &str, port: u16, netns: &str) -> Vec
         .unwrap()
         .iter()
         .filter(|e| {
-            e["kind"] == kind && e["port"] == port && e["protocol"] == protocol && e["netns"] == netns
+            e["kind"] == kind
+                && e["port"] == port
+                && e["protocol"] == protocol
+                && e["netns"] == netns
         })
         .cloned()
         .collect()
@@ -287,17 +290,29 @@ fn a_listener_living_between_two_scrapes_30s_apart_is_in_the_log() {
     std::thread::sleep(Duration::from_secs(30).saturating_sub(t.elapsed()));
     let text = e.get("/metrics").text();
     let page = events(&e);
-    assert_eq!(page["scrapes"], 3, "the start-up collection and two scrapes");
+    assert_eq!(
+        page["scrapes"], 3,
+        "the start-up collection and two scrapes"
+    );
     for (proto, port) in [("tcp", l.tcp), ("udp", l.udp)] {
         let opened = find(&page, "listener_opened", proto, port, "");
         let closed = find(&page, "listener_closed", proto, port, "");
         assert_eq!((opened.len(), closed.len()), (1, 1), "{page:#}");
         check_owner(&opened[0], "evtshort", l.pid as u32);
-        let (to, tc) = (opened[0]["time"].as_f64().unwrap(), closed[0]["time"].as_f64().unwrap());
+        let (to, tc) = (
+            opened[0]["time"].as_f64().unwrap(),
+            closed[0]["time"].as_f64().unwrap(),
+        );
         assert!(tc > to && tc - to < 3.0, "opened {to}, closed {tc}");
     }
     assert!(
-        sample(&text, "netstat_events_total", &[("kind", "listener_opened")]).unwrap() >= 2.0
+        sample(
+            &text,
+            "netstat_events_total",
+            &[("kind", "listener_opened")]
+        )
+        .unwrap()
+            >= 2.0
     );
 }
 

@@ -38,8 +38,8 @@ use crate::source::procfd::{Lookup, OwnerResolver};
 use crate::source::sockets::{PassInfo, SocketNeeds};
 
 use super::listeners::ListeningPorts;
-use crate::source::cgroup::Identity;
 use super::{Collected, Collection, Collector, CollectorDecl};
+use crate::source::cgroup::Identity;
 
 pub const DECL: CollectorDecl = CollectorDecl {
     name: "connections",

@@ -98,10 +98,7 @@ pub fn list_pids(procfs: &Path) -> io::Result<Vec<u32>> {
 
 /// The network namespace inode of process `pid` (None: gone or not readable).
 pub fn pid_netns(procfs: &Path, pid: u32) -> Option<u64> {
-    super::readlink_number(
-        &procfs.join(pid.to_string()).join("ns/net"),
-        b"net:[",
-    )
+    super::readlink_number(&procfs.join(pid.to_string()).join("ns/net"), b"net:[")
 }
 
 /// The entries of the `ip netns` directories (names of bind-mounted namespaces), sorted, to
@@ -138,7 +135,10 @@ mod tests {
             .iter()
             .any(|s| s.protocol == Protocol::Udp && s.local_port == up));
         let cp = c.local_addr().unwrap().port();
-        assert!(got.iter().all(|s| s.local_port != cp), "no established socket");
+        assert!(
+            got.iter().all(|s| s.local_port != cp),
+            "no established socket"
+        );
         assert!(got
             .iter()
             .all(|s| s.state == TCP_LISTEN || s.state == TCP_CLOSE));
