@@ -432,7 +432,7 @@ impl Watcher {
         }
 
         // Compare.
-        let verify = self.tick % VERIFY_EVERY == 0;
+        let verify = self.tick.is_multiple_of(VERIFY_EVERY);
         let mut need: Vec<EventKey> = Vec::new();
         for (key, (inodes, uid)) in &cur {
             match self.listeners.get_mut(key) {
@@ -493,24 +493,21 @@ impl Watcher {
                             .or_insert_with(|| resolver.owner(pid, &mut errors))
                             .clone()
                     });
-                match owner {
-                    Some(o) => {
-                        let before = e.owner.replace(o.clone());
-                        if e.announced && !baseline {
-                            let changed = match &before {
-                                None => true,
-                                Some(b) => b.comm != o.comm,
-                            };
-                            if changed {
-                                let c = self.change(key, Kind::ListenerOwnerChanged, before);
-                                changes.push((time, c));
-                            }
+                // Not named (yet): an announced listener keeps its last known owner (its
+                // process exited while the socket lingers: no change); a new one waits until
+                // a full walk since it appeared could not name it (below).
+                if let Some(o) = owner {
+                    let before = e.owner.replace(o.clone());
+                    if e.announced && !baseline {
+                        let changed = match &before {
+                            None => true,
+                            Some(b) => b.comm != o.comm,
+                        };
+                        if changed {
+                            let c = self.change(key, Kind::ListenerOwnerChanged, before);
+                            changes.push((time, c));
                         }
                     }
-                    // Not named (yet). An announced listener keeps its last known owner (its
-                    // process exited while the socket lingers: no change). A new one waits
-                    // until a full walk since it appeared could not name it (below).
-                    None => {}
                 }
             }
             for err in &errors {
