@@ -135,7 +135,7 @@ impl Watch {
         } else {
             None
         };
-        let own = match WatchSocket::open() {
+        let own = match WatchSocket::open(&config.procfs.join("net")) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "no watch: cannot open a sock_diag netlink socket");
@@ -741,7 +741,7 @@ impl Watcher {
                 o.found = f;
                 continue;
             }
-            match WatchSocket::open_in(&f.path) {
+            match WatchSocket::open_in(&self.procfs, &f.path) {
                 Ok(sock) => {
                     self.others.insert(
                         f.inode,
