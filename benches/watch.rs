@@ -69,19 +69,34 @@ fn socket_inode_of(pid: i32) -> Option<u64> {
     None
 }
 
+/// Holders dropped newest first, also when the bench panics: each holder inherited the control
+/// pipes of those forked before it, so an older one only exits after every younger one.
+struct Holders(Vec<common::sockload::Holder>);
+
+impl Drop for Holders {
+    fn drop(&mut self) {
+        while let Some(h) = self.0.pop() {
+            drop(h);
+        }
+    }
+}
+
 fn idle_cost(n: usize, connections: usize, seconds: u64) {
     let t = Instant::now();
     let mut namespaces = Vec::new();
-    let mut holders = Vec::new();
+    let mut holders = Holders(Vec::new());
     for _ in 0..n {
         let ns = TestNetns::new("bw");
-        holders.push(hold_in_netns(&format!("/run/netns/{}", ns.name), 9000, 0).expect("holder"));
+        holders
+            .0
+            .push(hold_in_netns(&format!("/run/netns/{}", ns.name), 9000, 0).expect("holder"));
         namespaces.push(ns);
     }
-    let conns = hold_tcp(connections).expect("connections");
+    holders.0.push(hold_tcp(connections).expect("connections"));
+    let conns = holders.0.last().map_or(0, |h| h.connections);
     println!(
         "\n== idle cost: {n} namespaces with a listener each, {} established TCP sockets on the host (set up in {:.1} s), {seconds} s without a scrape",
-        conns.connections * 2,
+        conns * 2,
         t.elapsed().as_secs_f64()
     );
     let watch = common::Exporter::start(&["--netns=all"]);
@@ -130,10 +145,7 @@ fn idle_cost(n: usize, connections: usize, seconds: u64) {
     );
     drop(watch);
     drop(off);
-    drop(conns);
-    while let Some(h) = holders.pop() {
-        drop(h);
-    }
+    drop(holders);
     drop(namespaces);
 }
 
