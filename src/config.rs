@@ -146,6 +146,13 @@ pub struct Cli {
     /// kept in memory for /api/v1/events; the oldest are dropped beyond. 0: no change log.
     #[arg(long = "events.capacity", value_name = "N", default_value_t = crate::events::DEFAULT_CAPACITY)]
     pub events_capacity: usize,
+
+    /// The watch: every DURATION, the listening sockets of every namespace read (a LISTEN-only
+    /// sock_diag dump) and compared with the last ones, new owners named at once; the change
+    /// log's listener events come from it, with the time of the tick. 0: no watch (listener
+    /// events from the difference between scrapes).
+    #[arg(long = "watch.interval", value_name = "DURATION", default_value = "1s")]
+    pub watch_interval: String,
 }
 
 /// Validated configuration.
@@ -175,6 +182,8 @@ pub struct Config {
     /// The one owner resolver (socket inode -> process) that every collector shares.
     owners: Arc<OnceLock<Arc<OwnerResolver>>>,
     pub events_capacity: usize,
+    /// `--watch.interval` (None: 0, no watch).
+    pub watch_interval: Option<Duration>,
 }
 
 /// What `--netns=all` reads.
@@ -438,6 +447,10 @@ impl Config {
             registry,
             owners: Arc::default(),
             events_capacity: crate::events::check_capacity(cli.events_capacity)?,
+            watch_interval: match cli.watch_interval.trim() {
+                "0" | "0s" | "0ms" => None,
+                v => Some(parse_duration("--watch.interval", v)?),
+            },
             netns,
         })
     }

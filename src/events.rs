@@ -146,6 +146,11 @@ pub enum Subject {
         service: String,
         process: String,
         user: String,
+        /// The owning process (null when not known: events from scrapes carry none).
+        pid: Option<u32>,
+        /// The owner's container and Kubernetes pod, from its cgroup ("" for a host process).
+        container_id: String,
+        pod_uid: String,
         /// Null without an expected-listeners policy.
         unexpected: Option<bool>,
         /// listener_owner_changed only: the owner before.
@@ -244,6 +249,8 @@ pub struct ListenerAttrs {
     pub service: String,
     pub process: String,
     pub user: String,
+    pub container_id: String,
+    pub pod_uid: String,
 }
 
 /// (netns, device)
@@ -318,6 +325,8 @@ impl Observation {
                         service: label(s, "service").into(),
                         process: label(s, "process").into(),
                         user: label(s, "user").into(),
+                        container_id: label(s, "container_id").into(),
+                        pod_uid: label(s, "pod_uid").into(),
                     };
                     Some((listener_key(s)?, attrs))
                 })
@@ -412,6 +421,9 @@ fn listener_subject(
         service: a.service.clone(),
         process: a.process.clone(),
         user: a.user.clone(),
+        pid: None,
+        container_id: a.container_id.clone(),
+        pod_uid: a.pod_uid.clone(),
         unexpected: unexpected.map(|u| u.items.contains(k)),
         previous_process: None,
         previous_user: None,
@@ -539,6 +551,8 @@ pub fn diff(prev: &Observation, cur: &Observation) -> (Vec<Change>, Observation)
                         service: String::new(),
                         process: String::new(),
                         user: String::new(),
+                        container_id: String::new(),
+                        pod_uid: String::new(),
                     });
                 push(
                     &mut out,
@@ -636,6 +650,22 @@ pub fn diff(prev: &Observation, cur: &Observation) -> (Vec<Change>, Observation)
 pub struct EventLog {
     capacity: usize,
     inner: Mutex<Inner>,
+    /// Which listener events the watch reports (then the scrape diff does not), see
+    /// [`WatchCoverage`].
+    watch: std::sync::atomic::AtomicU8,
+}
+
+/// Which namespaces' listener events (opened, closed, owner changed) come from the watch
+/// instead of the difference between scrapes: nothing is reported twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchCoverage {
+    /// No watch: every listener event comes from scrapes.
+    None = 0,
+    /// The exporter's own namespace only (the watch cannot enter the others): the others'
+    /// listener events come from scrapes.
+    Own = 1,
+    /// Every namespace.
+    All = 2,
 }
 
 #[derive(Default)]
@@ -698,30 +728,33 @@ impl EventLog {
         EventLog {
             capacity: capacity.clamp(1, MAX_CAPACITY),
             inner: Mutex::new(Inner::default()),
+            watch: std::sync::atomic::AtomicU8::new(WatchCoverage::None as u8),
         }
     }
 
-    pub fn capacity(&self) -> usize {
-        self.capacity
+    /// Say which listener events the watch reports from now on.
+    pub fn set_watch(&self, coverage: WatchCoverage) {
+        self.watch
+            .store(coverage as u8, std::sync::atomic::Ordering::Relaxed);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    /// Whether the watch reports the listener events of namespace `netns`.
+    fn watched(&self, netns: &str) -> bool {
+        match self.watch.load(std::sync::atomic::Ordering::Relaxed) {
+            2 => true,
+            1 => netns.is_empty(),
+            _ => false,
+        }
     }
 
-    /// Compare one scrape with the previous one; record and log what changed.
-    pub fn observe(&self, families: &[MetricFamily]) {
-        self.observe_at(families, unix_now());
-    }
-
-    /// [`observe`](Self::observe) with a given time (unix seconds); returns the new events.
-    pub fn observe_at(&self, families: &[MetricFamily], time: f64) -> Vec<Event> {
-        let cur = Observation::from_families(families);
+    /// Record changes the watch saw at `time` (unix seconds of its tick).
+    pub fn record(&self, changes: Vec<Change>, time: f64) -> Vec<Event> {
         let mut inner = self.lock();
-        inner.scrapes += 1;
         let scrape = inner.scrapes;
-        let (changes, next) = diff(&inner.prev, &cur);
-        inner.prev = next;
+        self.push(&mut inner, changes, time, scrape)
+    }
+
+    fn push(&self, inner: &mut Inner, changes: Vec<Change>, time: f64, scrape: u64) -> Vec<Event> {
         let mut new = Vec::with_capacity(changes.len());
         for c in changes {
             inner.last_seq += 1;
@@ -744,6 +777,37 @@ impl EventLog {
             new.push(e);
         }
         new
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Compare one scrape with the previous one; record and log what changed.
+    pub fn observe(&self, families: &[MetricFamily]) {
+        self.observe_at(families, unix_now());
+    }
+
+    /// [`observe`](Self::observe) with a given time (unix seconds); returns the new events.
+    pub fn observe_at(&self, families: &[MetricFamily], time: f64) -> Vec<Event> {
+        let cur = Observation::from_families(families);
+        let mut inner = self.lock();
+        inner.scrapes += 1;
+        let scrape = inner.scrapes;
+        let (mut changes, next) = diff(&inner.prev, &cur);
+        inner.prev = next;
+        // What the watch reports is not reported again from scrapes.
+        changes.retain(|c| {
+            !(matches!(
+                c.kind,
+                Kind::ListenerOpened | Kind::ListenerClosed | Kind::ListenerOwnerChanged
+            ) && self.watched(&c.netns))
+        });
+        self.push(&mut inner, changes, time, scrape)
     }
 
     /// Events with `seq > since`, oldest first, at most `limit`.
@@ -802,6 +866,9 @@ fn log_event(e: &Event) {
             service,
             process,
             user,
+            pid,
+            container_id,
+            pod_uid,
             unexpected,
             previous_process,
             previous_user,
@@ -818,6 +885,9 @@ fn log_event(e: &Event) {
             service = service.as_str(),
             process = process.as_str(),
             user = user.as_str(),
+            pid = pid.map(|p| p.to_string()).unwrap_or_default(),
+            container_id = container_id.as_str(),
+            pod_uid = pod_uid.as_str(),
             unexpected = unexpected
                 .map(|u| if u { "true" } else { "false" })
                 .unwrap_or(""),
@@ -1074,6 +1144,9 @@ mod tests {
                 service: "svc".into(),
                 process: "unknown".into(),
                 user: "root".into(),
+                pid: None,
+                container_id: String::new(),
+                pod_uid: String::new(),
                 unexpected: None,
                 previous_process: None,
                 previous_user: None,
@@ -1395,5 +1468,38 @@ mod tests {
         assert_eq!(check_capacity(1000), Ok(1000));
         assert!(check_capacity(MAX_CAPACITY + 1).is_err());
         assert_eq!(EventLog::new(0).capacity(), 1);
+    }
+
+    #[test]
+    fn what_the_watch_reports_is_not_reported_again_by_scrapes() {
+        let log = EventLog::new(10);
+        let mut s = Scrape {
+            listeners: Some(vec![("", 22, "sshd"), ("4026532001", 53, "dns")]),
+            ..Default::default()
+        };
+        log.observe_at(&s.families(), 1.0);
+        // The watch covers the own namespace only: the other's listener events still come
+        // from scrapes.
+        log.set_watch(WatchCoverage::Own);
+        s.listeners = Some(vec![("", 8080, "java"), ("4026532001", 5353, "dns")]);
+        let e = log.observe_at(&s.families(), 2.0);
+        assert!(e.iter().all(|e| e.netns == "4026532001"), "{e:?}");
+        assert_eq!(kinds(&e), ["listener_opened", "listener_closed"]);
+        // Every namespace: no listener event from scrapes at all.
+        log.set_watch(WatchCoverage::All);
+        s.listeners = Some(vec![("", 9090, "x"), ("4026532001", 5454, "y")]);
+        assert!(log.observe_at(&s.families(), 3.0).is_empty());
+        // What the watch records gets the next sequence number and the tick's time.
+        let c = Change {
+            kind: Kind::ListenerOpened,
+            netns: String::new(),
+            subject: Subject::Netns {
+                name: String::new(),
+                container_id: String::new(),
+                pod_uid: String::new(),
+            },
+        };
+        let e = log.record(vec![c], 2.5);
+        assert_eq!((e[0].seq, e[0].time, e[0].scrape), (3, 2.5, 3));
     }
 }

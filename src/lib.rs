@@ -15,4 +15,5 @@ pub mod networks;
 pub mod scrape;
 pub mod server;
 pub mod source;
+pub mod watch;
 pub mod web_config;

@@ -69,6 +69,11 @@ fn main() -> ExitCode {
     };
 
     if config.once {
+        // The watch's first tick names every listener (and its metrics are in the output).
+        if let Err(e) = scraper.start_watch(&config) {
+            eprintln!("netstat_exporter: {e}");
+            return ExitCode::from(2);
+        }
         let families = scraper.scrape(None);
         let text = metrics::encode(families, metrics::Format::Text);
         let mut out = std::io::stdout().lock();

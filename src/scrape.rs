@@ -122,6 +122,9 @@ pub fn metrics() -> Vec<&'static Desc> {
         &NETNS_DROPPED,
         &NETNS_ERRORS,
     ]
+    .into_iter()
+    .chain(crate::watch::metrics())
+    .collect()
 }
 
 /// (collector, source) -> errors since start, for `netstat_scrape_errors_total`.
@@ -149,6 +152,8 @@ pub struct Scraper {
     timeout: Duration,
     /// The change log fed by every scrape (see crate::events).
     events: Option<Arc<crate::events::EventLog>>,
+    /// The watch, once started ([`Scraper::start_watch`]).
+    watch: std::sync::OnceLock<crate::watch::Watch>,
 }
 
 /// What every job run reads.
@@ -750,6 +755,7 @@ impl Scraper {
             procfs,
             timeout: DEFAULT_TIMEOUT,
             events: None,
+            watch: std::sync::OnceLock::new(),
         }
     }
 
@@ -773,6 +779,18 @@ impl Scraper {
     pub fn with_events(mut self, events: Option<Arc<crate::events::EventLog>>) -> Self {
         self.events = events;
         self
+    }
+
+    /// Start the watch `config` asks for (`--watch.interval`), feeding the change log and
+    /// the shared owner cache; its first tick runs before this returns. Blocking.
+    pub fn start_watch(&self, config: &Config) -> Result<(), String> {
+        if self.watch.get().is_some() {
+            return Ok(());
+        }
+        if let Some(w) = crate::watch::Watch::start(config, self.events.clone())? {
+            let _ = self.watch.set(w);
+        }
+        Ok(())
     }
 
     /// The change log, for /api/v1/events.
@@ -932,6 +950,9 @@ impl Scraper {
         families.push(self.errors_family());
         families.push(build_info());
         families.extend(self.process_families());
+        if let Some(w) = self.watch.get() {
+            families.extend(w.families());
+        }
         if let Some(events) = &self.events {
             events.observe(&families);
             families.extend(events.families());

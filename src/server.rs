@@ -111,9 +111,16 @@ pub async fn serve_with(
     // Bound, not answering yet: the first collection pays the cold costs (the first walk of
     // every process's fds to attribute listeners) and is the change log's baseline, with the
     // exporter's own port already open. Requests wait in the listen backlog meanwhile.
-    let warm = tokio::task::spawn_blocking(move || scraper.warm_up())
-        .await
-        .map_err(|e| format!("first collection failed: {e}"))?;
+    // The watch starts first: its baseline names every listener, so the first collection
+    // finds their owners in the shared cache.
+    let watch_config = config.clone();
+    let warm = tokio::task::spawn_blocking(move || {
+        scraper
+            .start_watch(&watch_config)
+            .map(|()| scraper.warm_up())
+    })
+    .await
+    .map_err(|e| format!("first collection failed: {e}"))??;
     tracing::info!(seconds = warm.as_secs_f64(), "first collection done");
     let (tx, rx) = watch::channel(false);
     let open = Arc::new(AtomicUsize::new(0));

@@ -16,12 +16,15 @@ use tower::ServiceExt;
 
 use common::{http_get, sample, Exporter, TempDir};
 
-/// Listeners only, owners found at once (a walk per scrape at most every 100 ms).
+/// Listeners only, owners found at once (a walk per scrape at most every 100 ms), and no
+/// watch: these tests prove the events made from the difference between scrapes
+/// (`--watch.interval=0`); tests/watch.rs proves the watch with default flags.
 const ARGS: &[&str] = &[
     "--collector.disable-defaults",
     "--collector.listeners",
     "--collector.interfaces",
     "--collector.listeners.walk-interval=100ms",
+    "--watch.interval=0",
 ];
 
 fn events(e: &Exporter, since: u64) -> Value {
@@ -193,7 +196,9 @@ fn bad_parameters_and_capacity_flag() {
 
 #[test]
 fn capacity_bounds_the_log_and_counts_the_dropped() {
+    // Events from scrapes (no watch), so that each scrape's events are known when it returns.
     let e = Exporter::start(&[
+        "--watch.interval=0",
         "--events.capacity=3",
         "--collector.disable-defaults",
         "--collector.listeners",

@@ -152,6 +152,9 @@ tests.append({
 # --- listeners
 OUT = {'protocol': 'tcp', 'remote_port': '6667', 'service': 'ircd', 'remote_network': 'public', 'process': 'ircbot'}
 lst = lambda addr, port, proto='tcp': {'protocol': proto, 'family': 'ipv4', 'address': addr, 'port': str(port)}
+# A hostNetwork pod's listener and outbound series (--netns=self): the exporter labels them with
+# the owning process's pod uid and container id; the alerts name the pod.
+HOSTNET = {'pod_uid': '7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d', 'container_id': 'd' * 64}
 tests.append({
     'name': 'listener accept queue near its limit, listen overflows, unexpected listeners',
     'interval': '1m',
@@ -165,7 +168,9 @@ tests.append({
         S('netstat_tcp_listen_overflows_total', {}, '0+60x20'),
         S('netstat_tcp_listen_overflows_total', {}, '7x20', base=H2),
         S('netstat_listener_unexpected', dict(lst('0.0.0.0', 4444), service='krb524', process='nc'), '1x10'),
+        S('netstat_listener_unexpected', dict(lst('0.0.0.0', 6443), service='sun-sr-https', process='nc', **HOSTNET), '1x10'),
         S('netstat_outbound_unexpected', OUT, '1x10'),
+        S('netstat_outbound_unexpected', dict(OUT, **HOSTNET), '1x10'),
     ],
     'alert_rule_test': [
         {'eval_time': '3m', 'alertname': 'NetstatListenerAcceptQueueNearLimit', 'exp_alerts': []},
@@ -176,10 +181,12 @@ tests.append({
             exp('NetstatTcpListenOverflows', L({}), 1)]},
         {'eval_time': '1m', 'alertname': 'NetstatUnexpectedListener', 'exp_alerts': []},
         {'eval_time': '5m', 'alertname': 'NetstatUnexpectedListener', 'exp_alerts': [
-            exp('NetstatUnexpectedListener', L(dict(lst('0.0.0.0', 4444), service='krb524', process='nc')), 1)]},
+            exp('NetstatUnexpectedListener', L(dict(lst('0.0.0.0', 4444), service='krb524', process='nc')), 1),
+            exp('NetstatUnexpectedListener', L(dict(lst('0.0.0.0', 6443), service='sun-sr-https', process='nc', **HOSTNET)), 1)]},
         {'eval_time': '1m', 'alertname': 'NetstatUnexpectedOutboundConnection', 'exp_alerts': []},
         {'eval_time': '5m', 'alertname': 'NetstatUnexpectedOutboundConnection', 'exp_alerts': [
-            exp('NetstatUnexpectedOutboundConnection', L(OUT), 1)]},
+            exp('NetstatUnexpectedOutboundConnection', L(OUT), 1),
+            exp('NetstatUnexpectedOutboundConnection', L(dict(OUT, **HOSTNET)), 1)]},
     ],
 })
 # --- inbound policy; connections retransmitting: listener 443 50% (fires), listener 8080 1%

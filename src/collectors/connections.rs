@@ -40,6 +40,7 @@ use crate::source::sockets::{PassInfo, SocketNeeds};
 use super::health::{self, Health, Probe};
 use super::listeners::ListeningPorts;
 use super::{Collected, Collection, Collector, CollectorDecl};
+use crate::source::cgroup::Identity;
 
 pub const DECL: CollectorDecl = CollectorDecl {
     name: "connections",
@@ -50,14 +51,6 @@ pub const DECL: CollectorDecl = CollectorDecl {
     build,
 };
 
-const KEY: &[&str] = &[
-    "protocol",
-    "remote_port",
-    "service",
-    "remote_network",
-    "process",
-];
-
 pub static OUTBOUND: Desc = Desc::gauge(
     "netstat_outbound_connections",
     &[
@@ -67,8 +60,10 @@ pub static OUTBOUND: Desc = Desc::gauge(
         "remote_network",
         "process",
         "state",
+        "container_id",
+        "pod_uid",
     ],
-    "Outbound sockets (opened by this host: TCP not accepted by a local listener, connected UDP that is no listener's reply socket) by protocol, remote port (ephemeral above the namespace's ephemeral range unless /etc/services names it; other when folded), /etc/services name of the remote port, remote network (a named network, else loopback, link_local, private, multicast, public), owning process (unknown when it cannot be seen; other when folded) and state (TCP state, connected for UDP). A series exists while its count is not zero.",
+    "Outbound sockets (opened by this host: TCP not accepted by a local listener, connected UDP that is no listener's reply socket) by protocol, remote port (ephemeral above the namespace's ephemeral range unless /etc/services names it; other when folded), /etc/services name of the remote port, remote network (a named network, else loopback, link_local, private, multicast, public), owning process (unknown when it cannot be seen; other when folded), state (TCP state, connected for UDP), and the owning process's container_id and Kubernetes pod_uid from its cgroup (empty for a host process, an unknown owner and folded series). A series exists while its count is not zero.",
 );
 pub static FOLDED: Desc = Desc::gauge(
     "netstat_outbound_connections_folded",
@@ -99,8 +94,16 @@ pub static DESTINATION_EVICTIONS: Desc = Desc::counter(
 .host_wide();
 pub static UNEXPECTED: Desc = Desc::gauge(
     "netstat_outbound_unexpected",
-    KEY,
-    "1 for every outbound series (without its state) that no connections: entry of the expected file allows.",
+    &[
+        "protocol",
+        "remote_port",
+        "service",
+        "remote_network",
+        "process",
+        "container_id",
+        "pod_uid",
+    ],
+    "1 for every outbound series (without its state) that no connections: entry of the expected file allows; container_id and pod_uid name the owner's container and pod (the alert shows the pod).",
 );
 pub static UNEXPECTED_CONNECTIONS: Desc = Desc::gauge(
     "netstat_outbound_unexpected_connections",
@@ -243,6 +246,9 @@ pub struct SeriesKey {
     /// The owner's comm, `unknown`, `other` (folded), or "" with attribution off.
     pub process: String,
     pub state: &'static str,
+    /// The owner's container and pod (cgroup), "" when none or unknown.
+    pub container_id: String,
+    pub pod_uid: String,
 }
 
 pub struct ConnectionsCollector {
@@ -630,7 +636,7 @@ impl Collection for ConnectionsPass<'_> {
             out.families.extend(health::render(
                 &health::OUTBOUND_RTT,
                 &health::OUTBOUND_RETRANSMITTING,
-                healths.iter().map(|(k, h)| (key_labels(k), h)),
+                healths.iter().map(|(k, h)| (owner_labels(k), h)),
             ));
         }
         out.errors.extend(errors);
@@ -640,10 +646,10 @@ impl Collection for ConnectionsPass<'_> {
 impl ConnectionsPass<'_> {
     /// Raw keys to label values; keys that differ only by pid but share a comm merge.
     fn label(&self, resolver: &Option<Arc<OwnerResolver>>) -> BTreeMap<SeriesKey, u64> {
-        let mut comms: HashMap<u32, String> = HashMap::new();
+        let mut owners: Owners = HashMap::new();
         let mut out: BTreeMap<SeriesKey, u64> = BTreeMap::new();
         for (k, n) in &self.counts {
-            let key = self.series_key(k, resolver, &mut comms);
+            let key = self.series_key(k, resolver, &mut owners);
             *out.entry(key).or_default() += n;
         }
         out
@@ -651,28 +657,35 @@ impl ConnectionsPass<'_> {
 
     /// The health per labelled series (state `established`: only those have tcp_info).
     fn label_health(&self, resolver: &Option<Arc<OwnerResolver>>) -> BTreeMap<SeriesKey, Health> {
-        let mut comms: HashMap<u32, String> = HashMap::new();
+        let mut owners: Owners = HashMap::new();
         let mut out: BTreeMap<SeriesKey, Health> = BTreeMap::new();
         for (k, h) in &self.health {
-            let key = self.series_key(k, resolver, &mut comms);
+            let key = self.series_key(k, resolver, &mut owners);
             out.entry(key).or_default().merge(h);
         }
         out
     }
 
-    /// The labels of a raw key; `comms` caches the owners' names.
+    /// The labels of a raw key; `owners` caches the owners' names and containers.
     fn series_key(
         &self,
         k: &RawKey,
         resolver: &Option<Arc<OwnerResolver>>,
-        comms: &mut HashMap<u32, String>,
+        owners: &mut Owners,
     ) -> SeriesKey {
-        let process = match resolver {
-            None => String::new(),
-            Some(_) if k.pid == 0 => "unknown".to_string(),
-            Some(r) => comms
+        let (process, identity) = match resolver {
+            None => (String::new(), Identity::default()),
+            Some(_) if k.pid == 0 => ("unknown".to_string(), Identity::default()),
+            Some(r) => owners
                 .entry(k.pid)
-                .or_insert_with(|| r.comm(k.pid).unwrap_or_else(|| "unknown".into()))
+                .or_insert_with(|| {
+                    // A process gone or unreadable meanwhile is `unknown`, not an error.
+                    let mut ignored = Vec::new();
+                    match r.owner(k.pid, &mut ignored) {
+                        Some(o) => (o.comm, o.identity),
+                        None => ("unknown".into(), Identity::default()),
+                    }
+                })
                 .clone(),
         };
         // UDP-Lite shares UDP's service names, as in netstat.
@@ -708,9 +721,14 @@ impl ConnectionsPass<'_> {
             remote_network: self.c.networks.name(usize::from(k.network)).to_string(),
             process,
             state,
+            container_id: identity.container_id,
+            pod_uid: identity.pod_uid,
         }
     }
 }
+
+/// Owner pid -> (comm, container identity), looked up once per collection.
+type Owners = HashMap<u32, (String, Identity)>;
 
 /// Health series follow the fold of the outbound series: a series folded into
 /// `remote_port="other", process="other"` takes its health there, so there are never more
@@ -731,6 +749,8 @@ pub fn fold_health(
                 remote_network: k.remote_network,
                 process: "other".into(),
                 state: k.state,
+                container_id: String::new(),
+                pod_uid: String::new(),
             }
         };
         out.entry(SeriesKey { state: "", ..key })
@@ -801,10 +821,20 @@ pub fn fold(series: BTreeMap<SeriesKey, u64>, max: usize) -> (BTreeMap<SeriesKey
             remote_network: k.remote_network,
             process: "other".into(),
             state: k.state,
+            container_id: String::new(),
+            pod_uid: String::new(),
         };
         *out.entry(key).or_default() += n;
     }
     (out, folded)
+}
+
+/// The key's labels without its state, plus the owner's container and pod.
+fn owner_labels(k: &SeriesKey) -> Vec<(&'static str, String)> {
+    let mut labels = key_labels(k);
+    labels.push(("container_id", k.container_id.clone()));
+    labels.push(("pod_uid", k.pod_uid.clone()));
+    labels
 }
 
 fn key_labels(k: &SeriesKey) -> Vec<(&'static str, String)> {
@@ -830,6 +860,8 @@ pub fn render(
     for (k, n) in series {
         let mut labels = key_labels(k);
         labels.push(("state", k.state.to_string()));
+        labels.push(("container_id", k.container_id.clone()));
+        labels.push(("pod_uid", k.pod_uid.clone()));
         outbound.push(labels, *n);
     }
     let mut dest = DESTINATIONS.family();
@@ -843,7 +875,7 @@ pub fn render(
     if let Some((keys, sockets)) = unexpected {
         let mut f = UNEXPECTED.family();
         for k in keys {
-            f.push(key_labels(k), 1u64);
+            f.push(owner_labels(k), 1u64);
         }
         out.push(f);
         out.push(UNEXPECTED_CONNECTIONS.family().with(vec![], *sockets));
@@ -898,6 +930,8 @@ mod tests {
             remote_network: net.into(),
             process: process.into(),
             state,
+            container_id: String::new(),
+            pod_uid: String::new(),
         }
     }
 

@@ -60,6 +60,8 @@ pub static OUTBOUND_RTT: Desc = Desc::gauge_histogram(
         "service",
         "remote_network",
         "process",
+        "container_id",
+        "pod_uid",
     ],
     "TCP: smoothed RTT (tcpi_rtt, ss -ti rtt:) of the established outbound connections of this series of netstat_outbound_connections (folded the same way), now: a gauge histogram (use histogram_quantile() on the _bucket series without rate()). Buckets from 100us to 4.096s.",
 )
@@ -72,6 +74,8 @@ pub static OUTBOUND_RETRANSMITTING: Desc = Desc::gauge(
         "service",
         "remote_network",
         "process",
+        "container_id",
+        "pod_uid",
     ],
     "TCP: established outbound connections of this series in loss recovery or with retransmitted segments not yet acknowledged at the moment of the pass (tcpi_ca_state recovery or loss, tcpi_retrans or tcpi_retransmits not zero).",
 );

@@ -19,6 +19,7 @@ use rustc_hash::FxHashMap;
 use crate::config::{toggle_args, Config};
 use crate::expected::{ExpectedListeners, PortRange};
 use crate::metrics::{Desc, Labels, MetricFamily};
+use crate::source::cgroup::Identity;
 use crate::source::etc::{self, Services, Users};
 use crate::source::inet::{
     state_bit, Family, InetSocket, Protocol, ALL_STATES, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
@@ -44,8 +45,18 @@ const KEY: &[&str] = &["protocol", "family", "address", "port"];
 
 pub static INFO: Desc = Desc::gauge(
     "netstat_listener_info",
-    &["protocol", "family", "address", "port", "service", "process", "user"],
-    "A listening socket (TCP LISTEN, or bound unconnected UDP/UDP-Lite) as netstat -lntup shows it, with its /etc/services name, owning process (unknown when it cannot be resolved) and user. Always 1.",
+    &[
+        "protocol",
+        "family",
+        "address",
+        "port",
+        "service",
+        "process",
+        "user",
+        "container_id",
+        "pod_uid",
+    ],
+    "A listening socket (TCP LISTEN, or bound unconnected UDP/UDP-Lite) as netstat -lntup shows it, with its /etc/services name, owning process (unknown when it cannot be resolved), user, and the owning process's container_id and Kubernetes pod_uid from its cgroup (empty for a host process; join kube_pod_info on uid for pod names). Always 1.",
 );
 pub static SOCKETS: Desc = Desc::gauge(
     "netstat_listener_sockets",
@@ -81,9 +92,16 @@ pub static DROPS: Desc = Desc::counter(
 pub static UNEXPECTED: Desc = Desc::gauge(
     "netstat_listener_unexpected",
     &[
-        "protocol", "family", "address", "port", "service", "process",
+        "protocol",
+        "family",
+        "address",
+        "port",
+        "service",
+        "process",
+        "container_id",
+        "pod_uid",
     ],
-    "1 for every listener that no entry of the expected-listeners file allows.",
+    "1 for every listener that no entry of the expected-listeners file allows; container_id and pod_uid name the owner's container and pod (the alert shows the pod).",
 );
 pub static DROPPED: Desc = Desc::gauge(
     "netstat_listeners_dropped",
@@ -104,7 +122,7 @@ pub static OWNER_LOOKUPS: Desc = Desc::counter(
 pub static OWNER_WALKS: Desc = Desc::counter(
     "netstat_listener_owner_walks",
     &[],
-    "Full walks of /proc/*/fd to find the owners of new listener sockets (one at start-up, then only when a listener socket never seen before appears, at most once per --collector.listeners.walk-interval).",
+    "Full walks of /proc/*/fd to find the owners of new sockets (one at start-up, then only when a socket never seen before appears: by scrapes at most once per --collector.listeners.walk-interval, by the watch at most once per 5 s and only when the processes started since its last look do not hold it, see netstat_watch_owner_walks_total).",
 )
 .host_wide();
 pub static OWNER_WALK_DURATION: Desc = Desc::gauge(
@@ -353,6 +371,8 @@ pub struct Listener {
     pub service: String,
     /// The owning process name; `None` when it could not be resolved.
     pub process: Option<String>,
+    /// The owning process's container and pod (empty when none or unknown).
+    pub identity: Identity,
     pub user: String,
     pub unexpected: bool,
 }
@@ -416,10 +436,17 @@ pub fn render(listeners: &[Listener], dropped: usize, opts: RenderOptions) -> Ve
         }
         labels.push(("service", l.service.clone()));
         labels.push(("process", proc_name));
+        let owner = [
+            ("container_id", l.identity.container_id.clone()),
+            ("pod_uid", l.identity.pod_uid.clone()),
+        ];
         if l.unexpected {
-            unexpected.push(labels.clone(), 1u64);
+            let mut u = labels.clone();
+            u.extend(owner.iter().cloned());
+            unexpected.push(u, 1u64);
         }
         labels.push(("user", l.user.clone()));
+        labels.extend(owner);
         info.push(labels, 1u64);
     }
     let mut out = vec![info, sockets, accept_queue];
@@ -557,6 +584,11 @@ impl ListenersCollector {
             health: health::enabled(config),
             inbound,
         })
+    }
+
+    /// The filters and the expected-listeners policy (the watch applies them too).
+    pub fn policy(&self) -> (Selection, Option<ExpectedListeners>) {
+        (self.selection.clone(), self.expected.clone())
     }
 
     /// Attribution statistics (None when attribution is off).
@@ -701,12 +733,13 @@ pub fn resolve_names(
                 .cloned()
                 .unwrap_or_default();
             // Several processes may share a socket (fork, fd passing): the lowest pid.
-            let process = agg
+            let owner = agg
                 .inodes
                 .iter()
                 .filter_map(|i| owners.get(i))
-                .min_by_key(|o| o.pid)
-                .map(|o| o.comm.clone());
+                .min_by_key(|o| o.pid);
+            let process = owner.map(|o| o.comm.clone());
+            let identity = owner.map(|o| o.identity.clone()).unwrap_or_default();
             let user = users
                 .get(&agg.uid)
                 .cloned()
@@ -719,6 +752,7 @@ pub fn resolve_names(
                 agg,
                 service,
                 process,
+                identity,
                 user,
                 unexpected,
             }
@@ -897,6 +931,10 @@ mod tests {
             Owner {
                 pid: 7,
                 comm: "inetd".into(),
+                identity: Identity {
+                    container_id: "c".repeat(64),
+                    pod_uid: String::new(),
+                },
             },
         )]
         .into();
@@ -932,7 +970,9 @@ mod tests {
                 "port=23",
                 "service=telnet",
                 "process=inetd",
-                "user=0"
+                "user=0",
+                &format!("container_id={}", "c".repeat(64)),
+                "pod_uid="
             ]
         );
         let un = f

@@ -17,6 +17,7 @@ pub mod rtnetlink;
 pub mod snmp;
 pub mod sockets;
 pub mod tcp_info;
+pub mod watch;
 
 use std::fmt;
 use std::io::{BufRead, ErrorKind};

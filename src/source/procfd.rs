@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::cgroup::{self, Identity};
 use super::SourceError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +33,9 @@ pub struct Owner {
     pub pid: u32,
     /// The process name, `<procfs>/<pid>/comm`.
     pub comm: String,
+    /// The container and pod of the process, from `<procfs>/<pid>/cgroup` (empty for a host
+    /// process).
+    pub identity: Identity,
 }
 
 /// Counters and timings of the resolver since start, for self-metrics.
@@ -155,6 +159,110 @@ impl OwnerResolver {
         Some(s.trim_end_matches('\n').to_string())
     }
 
+    /// Who process `pid` is: its name and container (None when it is gone).
+    pub fn owner(&self, pid: u32, errors: &mut Vec<SourceError>) -> Option<Owner> {
+        let comm = self.comm(pid)?;
+        let identity = cgroup::read(&self.procfs, pid, errors);
+        Some(Owner {
+            pid,
+            comm,
+            identity,
+        })
+    }
+
+    /// For the watch: the verified cached owner (pid) of each of `inodes` that has one, and
+    /// those remembered as unresolvable. One readlink per cached inode, no walk.
+    pub fn cached(&self, inodes: &[u64]) -> (HashMap<u64, u32>, HashSet<u64>) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let mut found = HashMap::new();
+        let mut unresolvable = HashSet::new();
+        for &inode in inodes {
+            if let Some(t) = st.unresolvable.get_mut(&inode) {
+                *t = now;
+                unresolvable.insert(inode);
+                continue;
+            }
+            if let Some((pid, fd, _)) = st.cache.get(&inode).copied() {
+                if self.holds(pid, fd, inode) {
+                    st.cache.insert(inode, (pid, fd, now));
+                    found.insert(inode, pid);
+                } else {
+                    st.cache.remove(&inode);
+                }
+            }
+        }
+        (found, unresolvable)
+    }
+
+    fn holds(&self, pid: u32, fd: u32, inode: u64) -> bool {
+        let link = self
+            .procfs
+            .join(pid.to_string())
+            .join("fd")
+            .join(fd.to_string());
+        readlink_inode(&link) == Some(inode)
+    }
+
+    /// For the watch: look for `inodes` among the fds of `pids` only (the processes started
+    /// since the last look), and remember what is found. Returns inode -> pid and the number
+    /// of fds examined. Costs the new processes' fds, not the host's.
+    pub fn find_in(&self, inodes: &[u64], pids: &[u32]) -> (HashMap<u64, u32>, u64) {
+        let wanted: HashSet<u64> = inodes.iter().copied().collect();
+        let mut hits = OwnerMap::default();
+        let mut fds = 0u64;
+        for &pid in pids {
+            let fd_dir = self.procfs.join(pid.to_string()).join("fd");
+            fds += self.walk_pid(pid, &fd_dir, &mut hits);
+        }
+        let now = Instant::now();
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut found = HashMap::new();
+        for (inode, (pid, fd)) in hits {
+            if wanted.contains(&inode) {
+                st.cache.insert(inode, (pid, fd, now));
+                st.unresolvable.remove(&inode);
+                found.insert(inode, pid);
+            }
+        }
+        (found, fds)
+    }
+
+    /// For the watch: a full walk now (the watch rate-limits its own walks), for `inodes`:
+    /// what it finds is cached, what it does not is remembered as unresolvable (when the walk
+    /// could list the processes). Its map of every socket serves the next scrape like a walk
+    /// of its own would ([`WALK_MAP_TTL`]), e.g. the first collection after the watch's
+    /// start-up walk. Counted in the walk statistics, but it does not delay the scrapes'
+    /// own walks (their `walk_interval` counts from their last walk).
+    pub fn walk_for(&self, inodes: &[u64], errors: &mut Vec<SourceError>) -> HashMap<u64, u32> {
+        let start = Instant::now();
+        let errors_before = errors.len();
+        let (all, fds) = self.walk(errors);
+        let complete = errors.len() == errors_before;
+        let now = Instant::now();
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.stats.walks += 1;
+        st.stats.last_walk_seconds = start.elapsed().as_secs_f64();
+        st.stats.last_walk_fds = fds;
+        let mut found = HashMap::new();
+        for &inode in inodes {
+            match all.get(&inode) {
+                Some(&(pid, fd)) => {
+                    st.cache.insert(inode, (pid, fd, now));
+                    st.unresolvable.remove(&inode);
+                    found.insert(inode, pid);
+                }
+                None if complete => {
+                    st.unresolvable.insert(inode, now);
+                }
+                None => {}
+            }
+        }
+        st.stats.unresolved = st.unresolvable.len() as u64;
+        st.walk_map = Some((now, all));
+        found
+    }
+
     /// Owners of `inodes` (those that can be found). A walk happens only for inodes neither
     /// cached nor known to be unresolvable, and only when `walk_interval` has passed since
     /// the last one.
@@ -256,14 +364,17 @@ impl OwnerResolver {
         }
         st.stats.unresolved = st.unresolvable.len() as u64;
 
-        // One comm read per distinct pid.
-        let mut names: HashMap<u32, Option<String>> = HashMap::new();
+        // One comm and cgroup read per distinct pid.
+        let mut names: HashMap<u32, Option<Owner>> = HashMap::new();
         let mut out = HashMap::with_capacity(found.len());
         for (inode, pid) in found {
-            let name = names.entry(pid).or_insert_with(|| self.comm(pid)).clone();
-            match name {
-                Some(comm) => {
-                    out.insert(inode, Owner { pid, comm });
+            let owner = names
+                .entry(pid)
+                .or_insert_with(|| self.owner(pid, errors))
+                .clone();
+            match owner {
+                Some(o) => {
+                    out.insert(inode, o);
                 }
                 None => {
                     // Exited since: forget it, a later walk finds the new owner if any.
@@ -308,29 +419,35 @@ impl OwnerResolver {
             else {
                 continue;
             };
-            let fd_dir = entry.path().join("fd");
-            let Ok(fd_entries) = std::fs::read_dir(&fd_dir) else {
-                continue; // exited, or not ours to read
-            };
-            for fd_entry in fd_entries.flatten() {
-                fds += 1;
-                let Some(fd) = fd_entry
-                    .file_name()
-                    .to_str()
-                    .and_then(|n| n.parse::<u32>().ok())
-                else {
-                    continue;
-                };
-                let Some(inode) = readlink_inode(&fd_entry.path()) else {
-                    continue;
-                };
-                let e = owners.entry(inode).or_insert((pid, fd));
-                if pid < e.0 {
-                    *e = (pid, fd);
-                }
-            }
+            fds += self.walk_pid(pid, &entry.path().join("fd"), &mut owners);
         }
         (owners, fds)
+    }
+
+    /// The socket fds of one process into `owners` (lowest pid kept); the fds examined.
+    fn walk_pid(&self, pid: u32, fd_dir: &Path, owners: &mut OwnerMap) -> u64 {
+        let Ok(fd_entries) = std::fs::read_dir(fd_dir) else {
+            return 0; // exited, or not ours to read
+        };
+        let mut fds = 0;
+        for fd_entry in fd_entries.flatten() {
+            fds += 1;
+            let Some(fd) = fd_entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Some(inode) = readlink_inode(&fd_entry.path()) else {
+                continue;
+            };
+            let e = owners.entry(inode).or_insert((pid, fd));
+            if pid < e.0 {
+                *e = (pid, fd);
+            }
+        }
+        fds
     }
 }
 
@@ -426,6 +543,36 @@ mod tests {
         r.end_scrape();
         assert!(r.resolve(&[ib], &mut errors).contains_key(&ib));
         assert_eq!(r.stats().walks, 1);
+    }
+
+    #[test]
+    fn the_watch_looks_at_new_processes_then_walks_everything() {
+        let r = OwnerResolver::new("/proc", Duration::from_secs(3600));
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let inode = own_inode(l.as_raw_fd());
+        let me = std::process::id();
+        // Not among these pids: not found, nothing remembered.
+        let (found, _) = r.find_in(&[inode], &[1]);
+        assert!(found.is_empty() || me == 1);
+        assert!(r.cached(&[inode]).0.is_empty() || me == 1);
+        // Among the new pids: found, cached, verified.
+        let (found, fds) = r.find_in(&[inode], &[me]);
+        assert_eq!((found[&inode], fds > 0), (me, true));
+        assert_eq!(r.cached(&[inode]).0[&inode], me);
+        // A full walk: what it does not find is remembered as unresolvable.
+        let mut errors = Vec::new();
+        assert!(r.walk_for(&[u64::MAX], &mut errors).is_empty());
+        assert!(r.cached(&[u64::MAX]).1.contains(&u64::MAX));
+        assert_eq!(r.stats().walks, 1);
+        // The watch's walk serves the next scrape: another socket, found without a walk.
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let oi = own_inode(other.as_raw_fd());
+        assert!(r.walk_for(&[inode], &mut errors).contains_key(&inode));
+        assert!(r.resolve(&[oi], &mut errors).contains_key(&oi));
+        assert_eq!(r.stats().walks, 2, "no walk of the scrape's own");
+        let o = r.owner(me, &mut errors).unwrap();
+        assert_eq!(o.pid, me);
+        assert!(errors.is_empty());
     }
 
     #[test]

@@ -59,7 +59,9 @@ local indent(s, n) = std.join('\n', [if l == '' then l else std.repeat(' ', n) +
     // Where a per-namespace alert is: nothing for the own namespace, else the namespace and the
     // pod or container that owns it (Go templates: `with` is empty for an empty label).
     local nsSummary = '{{ with $labels.pod_uid }} (pod {{ . }}){{ else }}{{ with $labels.container_id }} (container {{ . }}){{ else }}{{ with $labels.netns }} (netns {{ . }}){{ end }}{{ end }}{{ end }}',
-    local nsDescription = '{{ with $labels.netns }} In network namespace {{ . }}{{ end }}{{ with $labels.pod_uid }} of pod uid {{ . }} (kube_pod_info{uid="{{ . }}"} names it){{ end }}{{ with $labels.container_id }}, container {{ . }}{{ end }}{{ with $labels.netns }}: run the commands above in it (`nsenter --net=/proc/<pid>/ns/net`, pid of a process of the container).{{ end }}',
+    // Without a namespace (the exporter's own, or --netns=self), a series of a process in a
+    // pod or container (a hostNetwork pod: container_id and pod_uid from its cgroup) names them.
+    local nsDescription = '{{ with $labels.netns }} In network namespace {{ . }}{{ with $labels.pod_uid }} of pod uid {{ . }} (kube_pod_info{uid="{{ . }}"} names it){{ end }}{{ with $labels.container_id }}, container {{ . }}{{ end }}: run the commands above in it (`nsenter --net=/proc/<pid>/ns/net`, pid of a process of the container).{{ else }}{{ with $labels.pod_uid }} The process is in pod uid {{ . }} (kube_pod_info{uid="{{ . }}"} names it){{ with $labels.container_id }}, container {{ . }}{{ end }}.{{ else }}{{ with $labels.container_id }} The process is in container {{ . }}.{{ end }}{{ end }}{{ end }}',
     // A rule on a per-namespace series: the pod/container in its summary and description.
     local nsRule(rule) = rule {
       annotations+: {

@@ -109,8 +109,8 @@ local p = import '../lib/panels.libsonnet';
             p.target('sum by (instance, protocol, queue) (netstat_sockets_queued{%(ns)s})' % v, '{{instance}} {{protocol}} {{queue}}'),
           ], [16, 22, 8, 8]),
           p.row('Listeners', [0, 30, 24, 1]),
-          p.table('Listeners', 'Every listening socket: who listens (service from /etc/services, process and user), how many sockets share the address (SO_REUSEPORT), the accept queue against its limit (TCP), established connections, UDP receive queue and drops. Unexpected listeners (not allowed by --collector.listeners.expected) are highlighted.', [
-            p.tableTarget('max by (instance, netns, protocol, family, address, port, service, process, user) (netstat_listener_info{%(ns)s})' % v, '__auto'),
+          p.table('Listeners', 'Every listening socket: who listens (service from /etc/services, process and user, and the pod uid and container id of the owning process: hostNetwork pods too), how many sockets share the address (SO_REUSEPORT), the accept queue against its limit (TCP), established connections, UDP receive queue and drops. Unexpected listeners (not allowed by --collector.listeners.expected) are highlighted.', [
+            p.tableTarget('max by (instance, netns, protocol, family, address, port, service, process, user, pod_uid, container_id) (netstat_listener_info{%(ns)s})' % v, '__auto'),
             p.tableTarget('max by (instance, netns, protocol, family, address, port) (netstat_listener_sockets{%(ns)s})' % v, '__auto'),
             p.tableTarget('max by (instance, netns, protocol, family, address, port) (netstat_listener_accept_queue{%(ns)s})' % v, '__auto'),
             p.tableTarget('max by (instance, netns, protocol, family, address, port) (netstat_listener_accept_queue_limit{%(ns)s})' % v, '__auto'),
@@ -141,6 +141,8 @@ local p = import '../lib/panels.libsonnet';
                   "service": "Service",
                   "process": "Process",
                   "user": "User",
+                  "pod_uid": "Pod uid",
+                  "container_id": "Container",
                   "Value #A": "Info",
                   "Value #B": "Sockets",
                   "Value #C": "Accept queue",
@@ -161,14 +163,16 @@ local p = import '../lib/panels.libsonnet';
                   "service": 6,
                   "process": 7,
                   "user": 8,
-                  "Value #B": 9,
-                  "Value #C": 10,
-                  "Value #D": 11,
-                  "Value #E": 12,
-                  "Value #F": 13,
-                  "Value #G": 14,
-                  "Value #H": 15,
-                  "Value #I": 16
+                  "pod_uid": 9,
+                  "container_id": 10,
+                  "Value #B": 11,
+                  "Value #C": 12,
+                  "Value #D": 13,
+                  "Value #E": 14,
+                  "Value #F": 15,
+                  "Value #G": 16,
+                  "Value #H": 17,
+                  "Value #I": 18
                 }
               }
             }
@@ -599,9 +603,9 @@ local p = import '../lib/panels.libsonnet';
             }
           },
           p.row('Outbound connections (who this host talks to)', [0, 112, 24, 1]),
-          p.table('Outbound connections by process and destination', 'Sockets this host opened (netstat -tunp without the inbound ones), by process, remote port and service, remote network and state. Series that no connections: entry of the expected file allows are highlighted (alert NetstatUnexpectedOutboundConnection); remote_port="other" and process="other" are folded series (--collector.connections.max).', [
-            p.tableTarget('sum by (instance, netns, protocol, process, remote_port, service, remote_network, state) (netstat_outbound_connections{%(ns)s})' % v, '__auto'),
-            p.tableTarget('max by (instance, netns, protocol, process, remote_port, service, remote_network) (netstat_outbound_unexpected{%(ns)s})' % v, '__auto'),
+          p.table('Outbound connections by process and destination', 'Sockets this host opened (netstat -tunp without the inbound ones), by process (with its pod uid and container id), remote port and service, remote network and state. Series that no connections: entry of the expected file allows are highlighted (alert NetstatUnexpectedOutboundConnection); remote_port="other" and process="other" are folded series (--collector.connections.max).', [
+            p.tableTarget('sum by (instance, netns, pod_uid, container_id, protocol, process, remote_port, service, remote_network, state) (netstat_outbound_connections{%(ns)s})' % v, '__auto'),
+            p.tableTarget('max by (instance, netns, pod_uid, container_id, protocol, process, remote_port, service, remote_network) (netstat_outbound_unexpected{%(ns)s})' % v, '__auto'),
           ], [
             { id: 'merge', options: {} },
             {
