@@ -793,28 +793,11 @@ pub fn policy(
 /// (protocol, remote network, state) with remote_port and process "other". Counts are
 /// conserved. Returns the series and the number of sockets folded.
 pub fn fold(series: BTreeMap<SeriesKey, u64>, max: usize) -> (BTreeMap<SeriesKey, u64>, u64) {
-    if series.len() <= max {
-        return (series, 0);
-    }
-    let mut v: Vec<(SeriesKey, u64)> = series.into_iter().collect();
-    // Largest first; ties in key order, so the result does not depend on hashing.
-    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let bucket = |k: &SeriesKey| (k.protocol, k.remote_network.clone(), k.state);
-    // Keep as many as fit next to the buckets the rest needs.
-    let mut keep = max;
-    loop {
-        let buckets: BTreeSet<_> = v[keep..].iter().map(|(k, _)| bucket(k)).collect();
-        if keep + buckets.len() <= max || keep == 0 {
-            break;
-        }
-        keep -= 1;
-    }
-    let rest = v.split_off(keep);
-    let mut out: BTreeMap<SeriesKey, u64> = v.into_iter().collect();
-    let mut folded = 0;
-    for (k, n) in rest {
-        folded += n;
-        let key = SeriesKey {
+    fold_keys(
+        series,
+        max,
+        |k| (k.protocol, k.remote_network.clone(), k.state),
+        |k| SeriesKey {
             protocol: k.protocol,
             remote_port: "other".into(),
             service: String::new(),
@@ -823,8 +806,40 @@ pub fn fold(series: BTreeMap<SeriesKey, u64>, max: usize) -> (BTreeMap<SeriesKey
             state: k.state,
             container_id: String::new(),
             pod_uid: String::new(),
-        };
-        *out.entry(key).or_default() += n;
+        },
+    )
+}
+
+/// The folding cap of the outbound and inbound series: keep at most `max` series, the largest
+/// (ties in key order, so the result does not depend on hashing); the rest go into one series
+/// per `bucket`, keyed `other(key)`. Counts are conserved. Returns the series and the number
+/// of sockets folded.
+pub(crate) fn fold_keys<K: Ord + Clone, B: Ord>(
+    series: BTreeMap<K, u64>,
+    max: usize,
+    bucket: impl Fn(&K) -> B,
+    other: impl Fn(K) -> K,
+) -> (BTreeMap<K, u64>, u64) {
+    if series.len() <= max {
+        return (series, 0);
+    }
+    let mut v: Vec<(K, u64)> = series.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    // Keep as many as fit next to the buckets the rest needs.
+    let mut keep = max;
+    loop {
+        let buckets: BTreeSet<B> = v[keep..].iter().map(|(k, _)| bucket(k)).collect();
+        if keep + buckets.len() <= max || keep == 0 {
+            break;
+        }
+        keep -= 1;
+    }
+    let rest = v.split_off(keep);
+    let mut out: BTreeMap<K, u64> = v.into_iter().collect();
+    let mut folded = 0;
+    for (k, n) in rest {
+        folded += n;
+        *out.entry(other(k)).or_default() += n;
     }
     (out, folded)
 }

@@ -317,36 +317,19 @@ fn key_labels(k: &SeriesKey) -> Vec<(&'static str, String)> {
 /// (protocol, remote network, state) with port and process "other". Counts are conserved.
 /// Returns the series and the number of sockets folded.
 pub fn fold(series: BTreeMap<SeriesKey, u64>, max: usize) -> (BTreeMap<SeriesKey, u64>, u64) {
-    if series.len() <= max {
-        return (series, 0);
-    }
-    let mut v: Vec<(SeriesKey, u64)> = series.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let bucket = |k: &SeriesKey| (k.protocol, k.remote_network.clone(), k.state);
-    let mut keep = max;
-    loop {
-        let buckets: BTreeSet<_> = v[keep..].iter().map(|(k, _)| bucket(k)).collect();
-        if keep + buckets.len() <= max || keep == 0 {
-            break;
-        }
-        keep -= 1;
-    }
-    let rest = v.split_off(keep);
-    let mut out: BTreeMap<SeriesKey, u64> = v.into_iter().collect();
-    let mut folded = 0;
-    for (k, n) in rest {
-        folded += n;
-        let key = SeriesKey {
+    super::connections::fold_keys(
+        series,
+        max,
+        |k| (k.protocol, k.remote_network.clone(), k.state),
+        |k| SeriesKey {
             protocol: k.protocol,
             port: "other".into(),
             service: String::new(),
             process: "other".into(),
             remote_network: k.remote_network,
             state: k.state,
-        };
-        *out.entry(key).or_default() += n;
-    }
-    (out, folded)
+        },
+    )
 }
 
 #[cfg(test)]
