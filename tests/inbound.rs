@@ -65,14 +65,25 @@ fn inbound_by_remote_network_new_sources_and_policy() {
     if !require_root() || !require_tool("ip") || !require_tool("ss") {
         return;
     }
-    let a = client("ia", "10.213.22.1/30", Ipv4Addr::new(10, 213, 22, 2));
-    let b = client("ib", "10.213.22.5/30", Ipv4Addr::new(10, 213, 22, 6));
+    // A subnet of its own per run: TIME_WAIT sockets of an earlier run (60 s) from the same
+    // addresses would make them known sources already.
+    let net = (std::process::id() % 200 + 20) as u8;
+    let a = client(
+        "ia",
+        &format!("10.213.{net}.1/30"),
+        Ipv4Addr::new(10, 213, net, 2),
+    );
+    let b = client(
+        "ib",
+        &format!("10.213.{net}.5/30"),
+        Ipv4Addr::new(10, 213, net, 6),
+    );
     let listener = fixed_port_listener();
     let port = listener.local_addr().unwrap().port();
     let dir = TempDir::new("inbound");
     let networks = dir.write(
         "networks.yml",
-        "networks:\n  lab_a: [\"10.213.22.0/30\"]\n  lab_b: [\"10.213.22.4/30\"]\n",
+        &format!("networks:\n  lab_a: [\"10.213.{net}.0/30\"]\n  lab_b: [\"10.213.{net}.4/30\"]\n"),
     );
     let expected = dir.write(
         "expected.yml",
@@ -82,20 +93,36 @@ fn inbound_by_remote_network_new_sources_and_policy() {
         &format!("--collector.connections.networks={}", networks.display()),
         &format!("--collector.listeners.expected={}", expected.display()),
     ]);
-    let to = SocketAddrV4::new(Ipv4Addr::new(10, 213, 22, 1), port);
+    let new_sources = |text: &str, net: &str| {
+        sample(
+            text,
+            "netstat_inbound_new_sources_total",
+            &[("remote_network", net)],
+        )
+        .unwrap_or_else(|| panic!("no netstat_inbound_new_sources_total for {net}:\n{text}"))
+    };
+    // Before any client: the namespace's first collection (the exporter's start-up one or
+    // this scrape) is the baseline, which counts no source as new.
+    let zero = e.get("/metrics").text();
+    let to = SocketAddrV4::new(Ipv4Addr::new(10, 213, net, 1), port);
     let _from_a: Vec<TcpStream> =
         a.ns.run(|| (0..3).map(|_| TcpStream::connect(to).unwrap()).collect());
-    // The baseline scrape: lab_a's address is known from here on.
+    // lab_a's address is new once (3 connections, one address), then remembered.
+    // A source already seen (a socket of an earlier run still in TIME_WAIT) is not new.
+    let sources = |text: &str, net: &str| {
+        sample(text, "netstat_inbound_sources", &[("remote_network", net)]).unwrap_or(0.0)
+    };
     let first = e.get("/metrics").text();
+    let a_new = if sources(&zero, "lab_a") == 0.0 {
+        1.0
+    } else {
+        0.0
+    };
     assert_eq!(
-        sample(
-            &first,
-            "netstat_inbound_new_sources_total",
-            &[("remote_network", "lab_a")]
-        ),
-        Some(0.0)
+        new_sources(&first, "lab_a"),
+        new_sources(&zero, "lab_a") + a_new
     );
-    let to_b = SocketAddrV4::new(Ipv4Addr::new(10, 213, 22, 5), port);
+    let to_b = SocketAddrV4::new(Ipv4Addr::new(10, 213, net, 5), port);
     let _from_b: Vec<TcpStream> =
         b.ns.run(|| (0..2).map(|_| TcpStream::connect(to_b).unwrap()).collect());
     let mut accepted = Vec::new();
@@ -126,23 +153,17 @@ fn inbound_by_remote_network_new_sources_and_policy() {
             Some(1.0)
         );
     }
-    // lab_b's address appeared after the baseline: one new source; lab_a's did not.
+    // lab_b's address appeared since: one new source; lab_a's is remembered, not new again.
+    let b_new = if sources(&first, "lab_b") == 0.0 {
+        1.0
+    } else {
+        0.0
+    };
     assert_eq!(
-        sample(
-            &text,
-            "netstat_inbound_new_sources_total",
-            &[("remote_network", "lab_b")]
-        ),
-        Some(1.0)
+        new_sources(&text, "lab_b"),
+        new_sources(&first, "lab_b") + b_new
     );
-    assert_eq!(
-        sample(
-            &text,
-            "netstat_inbound_new_sources_total",
-            &[("remote_network", "lab_a")]
-        ),
-        Some(0.0)
-    );
+    assert_eq!(new_sources(&text, "lab_a"), new_sources(&first, "lab_a"));
     // The policy allows only lab_a on this port.
     let flagged = |net: &str| {
         sample(
@@ -187,6 +208,13 @@ fn inbound_by_remote_network_new_sources_and_policy() {
     let ours: Vec<_> = result
         .iter()
         .filter(|r| r["metric"]["port"].as_str() == Some(p.as_str()))
+        // Only this run's networks: sockets of an earlier run may linger in TIME_WAIT.
+        .filter(|r| {
+            matches!(
+                r["metric"]["remote_network"].as_str(),
+                Some("lab_a") | Some("lab_b")
+            )
+        })
         .collect();
     assert_eq!(ours.len(), 1, "{result:?}");
     assert_eq!(ours[0]["metric"]["remote_network"].as_str(), Some("lab_b"));
