@@ -183,26 +183,70 @@ pub struct Exporter {
     pub addr: SocketAddr,
 }
 
+/// Whether process `pid` holds the TCP socket listening on 127.0.0.1:`port` (its inode from
+/// /proc/net/tcp among the process's fds).
+fn holds_listener(pid: u32, port: u16) -> bool {
+    let want = format!("0100007F:{port:04X}");
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let inode = table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() > 9 && f[1] == want && f[3] == "0A").then(|| f[9].to_string())
+    });
+    let Some(inode) = inode else {
+        return false;
+    };
+    let link = format!("socket:[{inode}]");
+    std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|d| {
+        d.filter_map(|e| e.ok())
+            .any(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy() == link))
+    })
+}
+
 impl Exporter {
+    /// Start the exporter on a free loopback port and wait until it listens there. The port
+    /// is free when chosen, but another test may take it before the exporter binds it: then
+    /// the exporter exits (address in use) and is started again on another port. A connect
+    /// alone could reach that other test's listener, so the listening socket must be the
+    /// exporter's own.
     pub fn start(args: &[&str]) -> Exporter {
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = Command::new(exporter_bin())
-            .arg(format!("--web.listen-address={addr}"))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn exporter");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "exporter did not start on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        for _ in 0..5 {
+            let port = free_port();
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            let mut child = Command::new(exporter_bin())
+                .arg(format!("--web.listen-address={addr}"))
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn exporter");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                // Something listens there; then (a table read: slow with many sockets) is it ours?
+                if TcpStream::connect(addr).is_ok() && holds_listener(child.id(), port) {
+                    return Exporter { child, addr };
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    let mut err = String::new();
+                    if let Some(mut e) = child.stderr.take() {
+                        let _ = e.read_to_string(&mut err);
+                    }
+                    assert!(
+                        err.contains("in use"),
+                        "exporter exited ({status}) before listening on {addr}:\n{err}"
+                    );
+                    eprintln!("port {port} was taken meanwhile: starting the exporter again");
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "exporter did not start on {addr}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
-        Exporter { child, addr }
+        panic!("no free port for the exporter after 5 tries");
     }
 
     pub fn get(&self, path: &str) -> HttpResponse {
