@@ -372,6 +372,25 @@ fn escape_label_value(v: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// One sample line, `name<suffix>{labels} value` (both formats escape label values alike).
+fn write_sample(out: &mut String, name: &str, suffix: &str, s: &Sample) {
+    out.push_str(name);
+    out.push_str(suffix);
+    if !s.labels.is_empty() {
+        out.push('{');
+        for (i, (k, v)) in s.labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{k}=\"{}\"", escape_label_value(v));
+        }
+        out.push('}');
+    }
+    out.push(' ');
+    write_value(out, s.value);
+    out.push('\n');
+}
+
 fn write_value(out: &mut String, v: Value) {
     match v {
         Value::Int(i) => {
@@ -401,26 +420,13 @@ pub fn encode_text(families: &[MetricFamily]) -> String {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} {kind}");
         for s in &f.samples {
-            out.push_str(&name);
-            out.push_str(match s.part {
+            let suffix = match s.part {
                 Part::Value => "",
                 Part::Bucket => "_bucket",
                 Part::Sum => "_sum",
                 Part::Count => "_count",
-            });
-            if !s.labels.is_empty() {
-                out.push('{');
-                for (i, (k, v)) in s.labels.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    let _ = write!(out, "{k}=\"{}\"", escape_label_value(v));
-                }
-                out.push('}');
-            }
-            out.push(' ');
-            write_value(&mut out, s.value);
-            out.push('\n');
+            };
+            write_sample(&mut out, &name, suffix, s);
         }
     }
     out
@@ -501,26 +507,13 @@ pub fn encode_openmetrics(families: Vec<MetricFamily>) -> String {
             let _ = writeln!(out, "# HELP {} {help}", f.name);
             let _ = writeln!(out, "# TYPE {} gaugehistogram", f.name);
             for s in &f.samples {
-                out.push_str(f.name);
-                out.push_str(match s.part {
+                let suffix = match s.part {
                     Part::Bucket => "_bucket",
                     Part::Sum => "_gsum",
                     Part::Count => "_gcount",
                     Part::Value => "",
-                });
-                if !s.labels.is_empty() {
-                    out.push('{');
-                    for (i, (k, v)) in s.labels.iter().enumerate() {
-                        if i > 0 {
-                            out.push(',');
-                        }
-                        let _ = write!(out, "{k}=\"{}\"", escape_label_value(v));
-                    }
-                    out.push('}');
-                }
-                out.push(' ');
-                write_value(&mut out, s.value);
-                out.push('\n');
+                };
+                write_sample(&mut out, f.name, suffix, s);
             }
         }
         out.push_str("# EOF\n");

@@ -13,7 +13,7 @@ use crate::collectors::{self, Collected, Collection, Collector};
 use crate::config::Config;
 use crate::config::NetnsConfig;
 use crate::metrics::{Desc, MetricFamily};
-use crate::source::cgroup;
+
 use crate::source::inet::{InetSocket, UnixSocket};
 use crate::source::netns::{self, Found, Netns, NetnsInfo};
 use crate::source::sockets::{SocketNeeds, SocketSource, SocketVisitor, SourceMode};
@@ -486,16 +486,7 @@ impl Shared {
         let mut targets = vec![own];
         let unprivileged = self.unprivileged.load(Ordering::Relaxed);
         for f in found.found {
-            let id = match f.pid {
-                Some(pid) => cgroup::read(&self.procfs, pid, &mut errors),
-                None => Default::default(),
-            };
-            let info = NetnsInfo {
-                inode: f.inode,
-                name: f.name.clone(),
-                container_id: id.container_id,
-                pod_uid: id.pod_uid,
-            };
+            let info = f.info(&self.procfs, &mut errors);
             if !all
                 .config
                 .keeps(&[&info.name, &info.container_id, &info.pod_uid])

@@ -34,11 +34,11 @@ use crate::expected::ExpectedListeners;
 use crate::metrics::{Desc, MetricFamily};
 use crate::source::etc::{self, Services, Users};
 use crate::source::inet::{InetSocket, Protocol};
-use crate::source::netns::{self, Found, NetnsInfo};
+use crate::source::netns::{self, Found};
 use crate::source::procfd::{Owner, OwnerResolver};
 use crate::source::sockets::SourceMode;
 use crate::source::watch::{list_pids, netns_dir_names, pid_netns, WatchSocket};
-use crate::source::{cgroup, SourceError};
+use crate::source::SourceError;
 
 pub static TICKS: Desc = Desc::counter(
     "netstat_watch_ticks",
@@ -721,16 +721,7 @@ impl Watcher {
         self.seen_inodes = d.found.iter().map(|f| f.inode).collect();
         let mut keep: BTreeSet<u64> = BTreeSet::new();
         for f in d.found {
-            let id = match f.pid {
-                Some(pid) => cgroup::read(&self.procfs, pid, &mut errors),
-                None => Default::default(),
-            };
-            let info = NetnsInfo {
-                inode: f.inode,
-                name: f.name.clone(),
-                container_id: id.container_id,
-                pod_uid: id.pod_uid,
-            };
+            let info = f.info(&self.procfs, &mut errors);
             if !config.keeps(&[&info.name, &info.container_id, &info.pod_uid])
                 || keep.len() + 1 >= config.max
             {

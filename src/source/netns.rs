@@ -58,6 +58,23 @@ pub struct Found {
     pub name: String,
 }
 
+impl Found {
+    /// Who it belongs to: its name, and the container and pod of its lowest pid's cgroup
+    /// (none for a bind-mounted namespace no process is in).
+    pub fn info(&self, procfs: &Path, errors: &mut Vec<SourceError>) -> NetnsInfo {
+        let id = match self.pid {
+            Some(pid) => super::cgroup::read(procfs, pid, errors),
+            None => Default::default(),
+        };
+        NetnsInfo {
+            inode: self.inode,
+            name: self.name.clone(),
+            container_id: id.container_id,
+            pod_uid: id.pod_uid,
+        }
+    }
+}
+
 /// Every network namespace of the host: those of all processes (deduplicated by inode, the
 /// lowest pid kept) and the bind-mounted ones under `netns_dirs` (`ip netns add` makes them
 /// in /run/netns), plus the inode of the exporter's own.
