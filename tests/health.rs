@@ -544,20 +544,37 @@ fn retransmitting_under_loss_agrees_with_ss() {
     let filter = ["dst", "10.213.21.6", "dport", "=", dport.as_str()];
     let mut seen_nonzero = 0;
     let mut problems = Vec::new();
+    let count = || ss_health(&filter).iter().filter(|(_, r)| *r).count() as f64;
     for _ in 0..20 {
-        let before = ss_health(&filter).iter().filter(|(_, r)| *r).count() as f64;
-        let text = e.get("/metrics").text();
-        let after = ss_health(&filter).iter().filter(|(_, r)| *r).count() as f64;
+        // The state flips within milliseconds under loss: ss runs before, during and after the
+        // scrape, and the exporter's pass (somewhere in that window) must lie within what ss
+        // saw in it, give or take one socket.
+        let before = count();
+        let scraping = std::sync::atomic::AtomicBool::new(true);
+        let (text, during) = std::thread::scope(|sc| {
+            let watcher = sc.spawn(|| {
+                let mut seen = Vec::new();
+                while scraping.load(std::sync::atomic::Ordering::Relaxed) {
+                    seen.push(count());
+                }
+                seen
+            });
+            let text = e.get("/metrics").text();
+            scraping.store(false, std::sync::atomic::Ordering::Relaxed);
+            (text, watcher.join().unwrap())
+        });
+        let after = count();
         let got = sum_samples(
             &text,
             "netstat_outbound_connections_retransmitting",
             &[("remote_port", &port)],
         );
-        let lo = before.min(after) - 1.0;
-        let hi = before.max(after) + 1.0;
+        let window = during.iter().copied().chain([before, after]);
+        let lo = window.clone().fold(f64::INFINITY, f64::min) - 1.0;
+        let hi = window.fold(f64::NEG_INFINITY, f64::max) + 1.0;
         if !(lo..=hi).contains(&got) {
             problems.push(format!(
-                "exporter {got}, ss {before} before and {after} after"
+                "exporter {got}, ss {before} before, {during:?} during and {after} after"
             ));
         }
         if got > 0.0 {
