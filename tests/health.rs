@@ -340,9 +340,15 @@ const LINE_NS: Ipv4Addr = Ipv4Addr::new(10, 213, 21, 2);
 const DELAYED_PORT: u16 = 7070;
 
 fn wait_established(filter: &[&str], n: usize) -> Vec<(u64, bool)> {
+    wait_established_in(None, filter, n)
+}
+
+/// As [`wait_established`], in `ns`: a server's socket is established only when the client's
+/// last handshake ACK has crossed the delay line, 40 ms after the client's.
+fn wait_established_in(ns: Option<&TestNetns>, filter: &[&str], n: usize) -> Vec<(u64, bool)> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let v = ss_health(filter);
+        let v = ss_health_in(ns, filter);
         if v.len() >= n || Instant::now() > deadline {
             return v;
         }
@@ -386,7 +392,7 @@ fn rtt_through_an_80_ms_delay_line() {
     let dport = format!(":{port}");
     let ss_out = wait_established(&["dst", "10.213.21.2", "dport", "=", &dport], 5);
     assert_eq!(ss_out.len(), 5, "5 connections through the delay line");
-    let ss_in = ss_health_in(Some(&ns), &["src", "10.213.21.2", "sport", "=", &dport]);
+    let ss_in = wait_established_in(Some(&ns), &["src", "10.213.21.2", "sport", "=", &dport], 5);
     assert_eq!(ss_in.len(), 5);
     for (rtt, _) in ss_out.iter().chain(&ss_in) {
         assert!(
