@@ -92,17 +92,20 @@ pub static DESTINATION_EVICTIONS: Desc = Desc::counter(
     "Remote addresses dropped from the new-destination memory before their time because it was full (the oldest go first); such an address counts as new when it is seen again.",
 )
 .host_wide();
+/// The labels of a series without its state, with the owner's container and pod: what
+/// [`owner_labels`] writes, for the unexpected and the health families.
+pub const OWNER_KEY: &[&str] = &[
+    "protocol",
+    "remote_port",
+    "service",
+    "remote_network",
+    "process",
+    "container_id",
+    "pod_uid",
+];
 pub static UNEXPECTED: Desc = Desc::gauge(
     "netstat_outbound_unexpected",
-    &[
-        "protocol",
-        "remote_port",
-        "service",
-        "remote_network",
-        "process",
-        "container_id",
-        "pod_uid",
-    ],
+    OWNER_KEY,
     "1 for every outbound series (without its state) that no connections: entry of the expected file allows; container_id and pod_uid name the owner's container and pod (the alert shows the pod).",
 );
 pub static UNEXPECTED_CONNECTIONS: Desc = Desc::gauge(
@@ -727,6 +730,23 @@ impl ConnectionsPass<'_> {
     }
 }
 
+impl SeriesKey {
+    /// The series a folded key goes into: remote_port and process "other", no service and no
+    /// owner, per protocol, remote network and state.
+    fn folded(self) -> SeriesKey {
+        SeriesKey {
+            protocol: self.protocol,
+            remote_port: "other".into(),
+            service: String::new(),
+            remote_network: self.remote_network,
+            process: "other".into(),
+            state: self.state,
+            container_id: String::new(),
+            pod_uid: String::new(),
+        }
+    }
+}
+
 /// Owner pid -> (comm, container identity), looked up once per collection.
 type Owners = HashMap<u32, (String, Identity)>;
 
@@ -742,16 +762,7 @@ pub fn fold_health(
         let key = if series.contains_key(&k) {
             k
         } else {
-            SeriesKey {
-                protocol: k.protocol,
-                remote_port: "other".into(),
-                service: String::new(),
-                remote_network: k.remote_network,
-                process: "other".into(),
-                state: k.state,
-                container_id: String::new(),
-                pod_uid: String::new(),
-            }
+            k.folded()
         };
         out.entry(SeriesKey { state: "", ..key })
             .or_default()
@@ -797,16 +808,7 @@ pub fn fold(series: BTreeMap<SeriesKey, u64>, max: usize) -> (BTreeMap<SeriesKey
         series,
         max,
         |k| (k.protocol, k.remote_network.clone(), k.state),
-        |k| SeriesKey {
-            protocol: k.protocol,
-            remote_port: "other".into(),
-            service: String::new(),
-            remote_network: k.remote_network,
-            process: "other".into(),
-            state: k.state,
-            container_id: String::new(),
-            pod_uid: String::new(),
-        },
+        SeriesKey::folded,
     )
 }
 

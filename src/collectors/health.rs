@@ -54,29 +54,13 @@ pub static LISTENER_RETRANSMITTING: Desc = Desc::gauge(
 );
 pub static OUTBOUND_RTT: Desc = Desc::gauge_histogram(
     "netstat_outbound_rtt_seconds",
-    &[
-        "protocol",
-        "remote_port",
-        "service",
-        "remote_network",
-        "process",
-        "container_id",
-        "pod_uid",
-    ],
+    crate::collectors::connections::OWNER_KEY,
     "TCP: smoothed RTT (tcpi_rtt, ss -ti rtt:) of the established outbound connections of this series of netstat_outbound_connections (folded the same way), now: a gauge histogram (use histogram_quantile() on the _bucket series without rate()). Buckets from 100us to 4.096s.",
 )
 .unit("seconds");
 pub static OUTBOUND_RETRANSMITTING: Desc = Desc::gauge(
     "netstat_outbound_connections_retransmitting",
-    &[
-        "protocol",
-        "remote_port",
-        "service",
-        "remote_network",
-        "process",
-        "container_id",
-        "pod_uid",
-    ],
+    crate::collectors::connections::OWNER_KEY,
     "TCP: established outbound connections of this series in loss recovery or with retransmitted segments not yet acknowledged at the moment of the pass (tcpi_ca_state recovery or loss, tcpi_retrans or tcpi_retransmits not zero).",
 );
 
