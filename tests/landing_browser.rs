@@ -280,6 +280,77 @@ fn landing_page_shows_listeners_and_interfaces_live() {
     eprintln!("browser test took {:?}", started.elapsed());
 }
 
+/// With `--collector.connections.health`: RTT quantiles and retransmitting counts in the
+/// listener and outbound tables, and the Inbound table, for connections the test holds.
+#[test]
+fn landing_page_shows_health_and_inbound() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let clients: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap())
+        .collect();
+    let accepted: Vec<std::net::TcpStream> =
+        (0..3).map(|_| listener.accept().unwrap().0).collect();
+    let exporter = Exporter::start(&["--collector.connections.health"]);
+    browser.goto(&format!("http://{}/?refresh=1", exporter.addr));
+    wait_tables(&browser);
+    let comm = own_comm();
+    // An RTT cell: loopback, so under a millisecond ("0.05 ms").
+    let loopback_rtt = |cell: &Value| {
+        let t = cell.as_str().unwrap_or_default();
+        t.strip_suffix(" ms")
+            .and_then(|v| v.parse::<f64>().ok())
+            .is_some_and(|ms| ms > 0.0 && ms < 1.0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ls = rows(&browser, "listeners");
+        let out = rows(&browser, "outbound");
+        let inb = rows(&browser, "inbound");
+        let l = ls.iter().find(|r| r["port"] == json!(port));
+        // The test's clients: outbound to its own port (the remote port of an ephemeral
+        // listener port may be shown as a number or "ephemeral"), owned by this process.
+        let o = out.iter().find(|r| {
+            r["process"] == json!(comm)
+                && r["state"] == "established"
+                && r["remote_network"] == "loopback"
+        });
+        let i = inb
+            .iter()
+            .find(|r| r["port"] == json!(port) && r["state"] == "established");
+        let ok = l.is_some_and(|l| {
+            loopback_rtt(&l["rtt_p50_seconds"])
+                && loopback_rtt(&l["rtt_p99_seconds"])
+                && l["retransmitting"] == "0"
+        }) && o.is_some_and(|o| loopback_rtt(&o["rtt_p50_seconds"]))
+            && i.is_some_and(|i| {
+                i["remote_network"] == "loopback" && i["count"] == "3" && i["process"] == json!(comm)
+            });
+        if ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "port {port}: listener {l:#?}, outbound {o:#?}, inbound {inb:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let note = browser.exec("return document.getElementById('inbound-note').textContent");
+    assert!(
+        note.as_str().unwrap().contains("inbound sockets"),
+        "{note}"
+    );
+    assert!(
+        note.as_str().unwrap().contains("loopback"),
+        "sources per network: {note}"
+    );
+    browser.assert_no_console_errors();
+    drop((clients, accepted));
+}
+
 #[test]
 fn landing_page_follows_the_telemetry_path() {
     let Some(browser) = Browser::start() else {

@@ -96,6 +96,10 @@ fn snapshot_schema_and_live_content() {
             ("outbound_policy", T::Bool),
             ("outbound", T::Arr),
             ("outbound_folded", T::OptUint),
+            ("inbound_policy", T::Bool),
+            ("inbound", T::Arr),
+            ("inbound_folded", T::OptUint),
+            ("inbound_sources", T::Arr),
             ("namespaces", T::Arr),
         ],
     );
@@ -173,10 +177,62 @@ fn snapshot_schema_and_live_content() {
                 ("state", T::Str),
                 ("count", T::Uint),
                 ("unexpected", T::OptBool),
+                ("container_id", T::Str),
+                ("pod_uid", T::Str),
+                ("rtt_p50_seconds", T::OptNum),
+                ("rtt_p99_seconds", T::OptNum),
+                ("retransmitting", T::OptUint),
                 ("netns", T::Str),
             ],
         );
         assert_eq!(o["unexpected"], Value::Null);
+        // Health is off by default.
+        assert_eq!(o["rtt_p50_seconds"], Value::Null);
+    }
+    // The server side of the same connection is inbound, from loopback.
+    let ours: Vec<_> = objects(&v2, "inbound")
+        .into_iter()
+        .filter(|o| o["port"] == tcp_port.to_string() && o["remote_network"] == "loopback")
+        .collect();
+    assert!(!ours.is_empty(), "no inbound row for port {tcp_port}: {}", v2["inbound"]);
+    for o in objects(&v2, "inbound") {
+        check(
+            o,
+            "inbound",
+            &[
+                ("protocol", T::Str),
+                ("port", T::Str),
+                ("service", T::Str),
+                ("process", T::Str),
+                ("remote_network", T::Str),
+                ("state", T::Str),
+                ("count", T::Uint),
+                ("unexpected", T::OptBool),
+                ("container_id", T::Str),
+                ("pod_uid", T::Str),
+                ("netns", T::Str),
+            ],
+        );
+    }
+    assert_eq!(v2["inbound_policy"], false);
+    assert_eq!(v2["inbound_folded"], 0);
+    let sources = objects(&v2, "inbound_sources");
+    assert!(
+        sources
+            .iter()
+            .any(|s| s["remote_network"] == "loopback" && s["count"].as_u64() >= Some(1)),
+        "{sources:?}"
+    );
+    for s in sources {
+        check(
+            s,
+            "inbound source",
+            &[
+                ("remote_network", T::Str),
+                ("count", T::Uint),
+                ("netns", T::Str),
+            ],
+        );
     }
     drop(client);
 
@@ -231,6 +287,11 @@ fn snapshot_schema_and_live_content() {
                 ("receive_queue_bytes", T::OptUint),
                 ("drops", T::OptUint),
                 ("unexpected", T::OptBool),
+                ("container_id", T::Str),
+                ("pod_uid", T::Str),
+                ("rtt_p50_seconds", T::OptNum),
+                ("rtt_p99_seconds", T::OptNum),
+                ("retransmitting", T::OptUint),
                 ("netns", T::Str),
             ],
         );

@@ -406,9 +406,39 @@ fn a_host_network_pod_is_attributed_with_netns_self() {
     let port = common::free_port();
     let c = Container::start(
         &format!("watch-{run}-hostnet"),
-        &format!("sleep 1.2; nc -l -p {port} -e /bin/cat & sleep 1000"),
+        // -ll: keep listening after a connection (the inbound check below needs the
+        // listener to stay).
+        &format!("sleep 1.2; nc -ll -p {port} -e /bin/cat & sleep 1000"),
         Some(&own),
         &format!("/kubepods/besteffort/pod{POD_UID}/{cid}"),
     );
     check_container(&e, port, "", c.pid, &cid);
+    // Who connects in to the pod's listener: the inbound series carries its pod too.
+    let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let port = port.to_string();
+    let labels = [
+        ("port", port.as_str()),
+        ("process", "nc"),
+        ("remote_network", "loopback"),
+        ("state", "established"),
+        ("container_id", cid.as_str()),
+        ("pod_uid", POD_UID),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = e.get("/metrics").text();
+        if sample(&text, "netstat_inbound_connections", &labels) == Some(1.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no inbound series {labels:?}: {}",
+            text.lines()
+                .filter(|l| l.starts_with("netstat_inbound_connections{"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drop(client);
 }

@@ -332,6 +332,12 @@ tests.append({
         S('netstat_sockets', dict(st('ipv4', 'close_wait'), **POD), '150x30'),
         S('netstat_sockets', dict(st('ipv6', 'close_wait'), **POD), '0x30'),
         S('netstat_sockets', st('ipv4', 'close_wait'), '60x30'),
+        # A hostNetwork pod in the host's own namespace (netns="", whose info has empty ids) and a
+        # process of the pod in its own namespace: each keeps the pod its series names.
+        S('netstat_listener_unexpected', dict(lst('0.0.0.0', 6443), service='sun-sr-https', process='nc', **HOSTNET), '1x10'),
+        S('netstat_inbound_unexpected', dict(INB, **HOSTNET), '1x10'),
+        S('netstat_inbound_unexpected', dict(INB, **POD, **POD_INFO), '1x10'),
+        S('netstat_outbound_unexpected', dict(OUT, **HOSTNET), '1x10'),
     ] + [dict(x, series=x['series'].replace('}', ', netns="4026532001"}')) for x in iface('eth0', 'receive', 900, 100, 0, 0)]
       + iface('eth0', 'receive', 1000, 0, 0, 0),
     'alert_rule_test': [
@@ -341,6 +347,14 @@ tests.append({
             exp('NetstatUnexpectedListener', L(dict(ulst, **POD, **POD_INFO)), 1),
             exp('NetstatUnexpectedListener', L(dict(ulst, **CTR, **CTR_INFO)), 1),
             exp('NetstatUnexpectedListener', L(dict(ulst, **GONE)), 1),
+            exp('NetstatUnexpectedListener', L(dict(lst('0.0.0.0', 6443), service='sun-sr-https', process='nc', **HOSTNET)), 1),
+        ]},
+        {'eval_time': '5m', 'alertname': 'NetstatUnexpectedInboundSource', 'exp_alerts': [
+            exp('NetstatUnexpectedInboundSource', L(dict(INB, **HOSTNET)), 1),
+            exp('NetstatUnexpectedInboundSource', L(dict(INB, **POD, **POD_INFO)), 1),
+        ]},
+        {'eval_time': '5m', 'alertname': 'NetstatUnexpectedOutboundConnection', 'exp_alerts': [
+            exp('NetstatUnexpectedOutboundConnection', L(dict(OUT, **HOSTNET)), 1),
         ]},
         {'eval_time': '10m', 'alertname': 'NetstatTcpCloseWaitPileUp', 'exp_alerts': []},
         {'eval_time': '20m', 'alertname': 'NetstatTcpCloseWaitPileUp', 'exp_alerts': [

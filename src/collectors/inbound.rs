@@ -25,7 +25,18 @@ use crate::source::inet::{InetSocket, TCP_NEW_SYN_RECV, TCP_STATE_NAMES, TCP_SYN
 use super::connections::Destinations;
 use super::listeners::{Listener, ListenerKey};
 
-const KEY: &[&str] = &["protocol", "port", "service", "process", "remote_network"];
+/// The labels of an inbound series without its state: the listener's port, service and owner
+/// (process, and the owning process's container and pod from its cgroup: empty for a host
+/// process) and the remote network.
+const KEY: &[&str] = &[
+    "protocol",
+    "port",
+    "service",
+    "process",
+    "remote_network",
+    "container_id",
+    "pod_uid",
+];
 
 pub static INBOUND: Desc = Desc::gauge(
     "netstat_inbound_connections",
@@ -35,9 +46,11 @@ pub static INBOUND: Desc = Desc::gauge(
         "service",
         "process",
         "remote_network",
+        "container_id",
+        "pod_uid",
         "state",
     ],
-    "TCP sockets accepted by (or being accepted by) a listener of this host, by the listener's port (other when folded), its /etc/services name, its process (unknown when it cannot be seen, other when folded), the remote network (a named network, else loopback, link_local, private, multicast, public) and the TCP state. The sum is the number of inbound sockets.",
+    "TCP sockets accepted by (or being accepted by) a listener of this host, by the listener's port (other when folded), its /etc/services name, its process (unknown when it cannot be seen, other when folded), the remote network (a named network, else loopback, link_local, private, multicast, public), the owning process's container_id and Kubernetes pod_uid from its cgroup (empty for a host process or when folded) and the TCP state. The sum is the number of inbound sockets.",
 );
 pub static FOLDED: Desc = Desc::gauge(
     "netstat_inbound_connections_folded",
@@ -57,7 +70,7 @@ pub static NEW_SOURCES: Desc = Desc::counter(
 pub static UNEXPECTED: Desc = Desc::gauge(
     "netstat_inbound_unexpected",
     KEY,
-    "1 for every inbound series (without its state) whose remote network no listeners: entry of the expected file allows for its listener (remote_networks).",
+    "1 for every inbound series (without its state) whose remote network no listeners: entry of the expected file allows for its listener (remote_networks); container_id and pod_uid name the listener owner's container and pod (the alert shows the pod).",
 );
 pub static UNEXPECTED_CONNECTIONS: Desc = Desc::gauge(
     "netstat_inbound_unexpected_connections",
@@ -184,6 +197,9 @@ pub struct SeriesKey {
     pub service: String,
     pub process: String,
     pub remote_network: String,
+    /// The listener owner's container and pod (empty for a host process, or when folded).
+    pub container_id: String,
+    pub pod_uid: String,
     pub state: &'static str,
 }
 
@@ -239,6 +255,10 @@ impl InboundPass<'_> {
                 service,
                 process: process.to_string(),
                 remote_network: networks.name(usize::from(*network)).to_string(),
+                container_id: l
+                    .map(|l| l.identity.container_id.clone())
+                    .unwrap_or_default(),
+                pod_uid: l.map(|l| l.identity.pod_uid.clone()).unwrap_or_default(),
                 state: TCP_STATE_NAMES
                     .get(usize::from(*state))
                     .copied()
@@ -310,6 +330,8 @@ fn key_labels(k: &SeriesKey) -> Vec<(&'static str, String)> {
         ("service", k.service.clone()),
         ("process", k.process.clone()),
         ("remote_network", k.remote_network.clone()),
+        ("container_id", k.container_id.clone()),
+        ("pod_uid", k.pod_uid.clone()),
     ]
 }
 
@@ -327,6 +349,8 @@ pub fn fold(series: BTreeMap<SeriesKey, u64>, max: usize) -> (BTreeMap<SeriesKey
             service: String::new(),
             process: "other".into(),
             remote_network: k.remote_network,
+            container_id: String::new(),
+            pod_uid: String::new(),
             state: k.state,
         },
     )
@@ -343,6 +367,8 @@ mod tests {
             service: String::new(),
             process: "sshd".into(),
             remote_network: net.into(),
+            container_id: String::new(),
+            pod_uid: String::new(),
             state,
         }
     }

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::collectors::{connections, interfaces, listeners, sockets};
-use crate::metrics::{label, MetricFamily, Sample, Value};
+use crate::collectors::{connections, health, inbound, interfaces, listeners, sockets};
+use crate::metrics::{label, MetricFamily, Part, Sample, Value};
 use crate::scrape::{BUILD_INFO, COLLECTOR_DURATION, COLLECTOR_SUCCESS, PROCESS_START};
 
 /// Version of the snapshot schema (bumped on incompatible changes).
@@ -44,6 +44,15 @@ pub struct Snapshot {
     pub outbound: Vec<OutboundRow>,
     /// Sockets in folded series (null without the connections collector).
     pub outbound_folded: Option<u64>,
+    /// True when an expected-listeners file is configured (then `unexpected` of an inbound row
+    /// is a bool: its listener's entry may name the `remote_networks` allowed to connect).
+    pub inbound_policy: bool,
+    /// Inbound sockets by series (empty without the listeners collector).
+    pub inbound: Vec<InboundRow>,
+    /// Inbound sockets in folded series (null without the listeners collector).
+    pub inbound_folded: Option<u64>,
+    /// Distinct remote addresses of inbound sockets, per remote network and namespace.
+    pub inbound_sources: Vec<InboundSources>,
     /// The network namespaces read (`netstat_netns_info`; empty with --netns=self).
     pub namespaces: Vec<NamespaceRow>,
 }
@@ -73,7 +82,51 @@ pub struct OutboundRow {
     pub count: u64,
     /// Null without a connections: policy.
     pub unexpected: Option<bool>,
+    /// The owning process's container and pod ("" for a host process).
+    pub container_id: String,
+    pub pod_uid: String,
+    /// Health of the series' established connections (`--collector.connections.health`), on
+    /// its `established` row only (null elsewhere, and without health).
+    #[serde(flatten)]
+    pub health: RowHealth,
     /// The netns label ("" for the exporter's own namespace).
+    pub netns: String,
+}
+
+/// RTT quantiles (as `histogram_quantile()` computes them from the gauge histogram) and the
+/// connections retransmitting now; null without `--collector.connections.health` or without
+/// established connections.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RowHealth {
+    pub rtt_p50_seconds: Option<f64>,
+    pub rtt_p99_seconds: Option<f64>,
+    pub retransmitting: Option<u64>,
+}
+
+/// One series of `netstat_inbound_connections`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InboundRow {
+    pub protocol: String,
+    /// The listener's port, or `other` (folded).
+    pub port: String,
+    pub service: String,
+    pub process: String,
+    pub remote_network: String,
+    pub state: String,
+    pub count: u64,
+    /// Null without an expected-listeners file.
+    pub unexpected: Option<bool>,
+    pub container_id: String,
+    pub pod_uid: String,
+    /// The netns label ("" for the exporter's own namespace).
+    pub netns: String,
+}
+
+/// One series of `netstat_inbound_sources`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InboundSources {
+    pub remote_network: String,
+    pub count: u64,
     pub netns: String,
 }
 
@@ -127,6 +180,12 @@ pub struct ListenerRow {
     pub drops: Option<u64>,
     /// Null without an expected-listeners file.
     pub unexpected: Option<bool>,
+    /// The owning process's container and pod ("" for a host process).
+    pub container_id: String,
+    pub pod_uid: String,
+    /// TCP: health of the connections it accepted (`--collector.connections.health`).
+    #[serde(flatten)]
+    pub health: RowHealth,
     /// The netns label ("" for the exporter's own namespace).
     pub netns: String,
 }
@@ -192,6 +251,73 @@ fn listener_values(families: &[MetricFamily], name: &str) -> HashMap<ListenerKey
         .collect()
 }
 
+/// The values of labels `names` of a sample, in that order.
+fn labels_of(s: &Sample, names: &[&str]) -> Vec<String> {
+    names.iter().map(|k| label(s, k).to_string()).collect()
+}
+
+/// Quantile `q` of one gauge histogram series from its cumulative buckets `(le, count)` sorted
+/// by `le` (the last `+Inf`), exactly as Prometheus' `histogram_quantile()` interpolates: None
+/// without observations.
+pub fn bucket_quantile(q: f64, buckets: &[(f64, u64)]) -> Option<f64> {
+    let (&(_, total), _) = buckets.split_last()?;
+    if total == 0 || buckets.len() < 2 || !(0.0..=1.0).contains(&q) {
+        return None;
+    }
+    let rank = q * total as f64;
+    let b = buckets
+        .iter()
+        .position(|&(_, c)| c as f64 >= rank)
+        .unwrap_or(buckets.len() - 1);
+    if b == buckets.len() - 1 {
+        // In the +Inf bucket: the highest finite bound, as Prometheus answers.
+        return Some(buckets[b - 1].0);
+    }
+    let (start, below) = if b == 0 {
+        (0.0, 0)
+    } else {
+        (buckets[b - 1].0, buckets[b - 1].1)
+    };
+    let (end, upto) = buckets[b];
+    let count = (upto - below) as f64;
+    Some(start + (end - start) * ((rank - below as f64) / count))
+}
+
+/// The health of every series of a health family pair (an RTT gauge histogram and its
+/// retransmitting gauge), keyed by the values of labels `key` (which should end with `netns`).
+fn healths(
+    families: &[MetricFamily],
+    rtt: &crate::metrics::Desc,
+    retransmitting: &crate::metrics::Desc,
+    key: &[&str],
+) -> HashMap<Vec<String>, RowHealth> {
+    let mut buckets: HashMap<Vec<String>, Vec<(f64, u64)>> = HashMap::new();
+    for s in samples(families, rtt.name).filter(|s| s.part == Part::Bucket) {
+        let le = match label(s, "le") {
+            "+Inf" => f64::INFINITY,
+            v => match v.parse::<f64>() {
+                Ok(v) => v,
+                Err(_) => continue,
+            },
+        };
+        buckets
+            .entry(labels_of(s, key))
+            .or_default()
+            .push((le, int(s.value)));
+    }
+    let mut out: HashMap<Vec<String>, RowHealth> = HashMap::new();
+    for (k, mut b) in buckets {
+        b.sort_by(|x, y| x.0.total_cmp(&y.0));
+        let h = out.entry(k).or_default();
+        h.rtt_p50_seconds = bucket_quantile(0.5, &b);
+        h.rtt_p99_seconds = bucket_quantile(0.99, &b);
+    }
+    for s in samples(families, retransmitting.name) {
+        out.entry(labels_of(s, key)).or_default().retransmitting = Some(int(s.value));
+    }
+    out
+}
+
 impl Snapshot {
     /// Convert one scrape's families; `now` is the current time in unix seconds.
     pub fn from_families(families: &[MetricFamily], now: f64) -> Snapshot {
@@ -243,6 +369,18 @@ impl Snapshot {
             outbound_folded: samples(families, connections::FOLDED.name)
                 .next()
                 .map(|s| int(s.value)),
+            inbound_policy: has_family(families, inbound::UNEXPECTED_CONNECTIONS.name),
+            inbound: inbound(families),
+            inbound_folded: samples(families, inbound::FOLDED.name)
+                .next()
+                .map(|s| int(s.value)),
+            inbound_sources: samples(families, inbound::SOURCES.name)
+                .map(|s| InboundSources {
+                    remote_network: label(s, "remote_network").into(),
+                    count: int(s.value),
+                    netns: label(s, "netns").into(),
+                })
+                .collect(),
             namespaces: samples(families, NETNS_INFO)
                 .map(|s| NamespaceRow {
                     netns: label(s, "netns").into(),
@@ -255,33 +393,85 @@ impl Snapshot {
     }
 }
 
+/// The labels of an outbound series without its state, and its namespace.
+const OUTBOUND_KEY: &[&str] = &[
+    "protocol",
+    "remote_port",
+    "service",
+    "remote_network",
+    "process",
+    "container_id",
+    "pod_uid",
+    "netns",
+];
+
 fn outbound(families: &[MetricFamily]) -> Vec<OutboundRow> {
     let policy = has_family(families, connections::UNEXPECTED_CONNECTIONS.name);
-    let key = |s: &Sample| {
-        [
-            "protocol",
-            "remote_port",
-            "service",
-            "remote_network",
-            "process",
-            "netns",
-        ]
-        .map(|k| label(s, k).to_string())
-    };
-    let flagged: std::collections::HashSet<[String; 6]> =
+    let flagged: std::collections::HashSet<Vec<String>> =
         samples(families, connections::UNEXPECTED.name)
-            .map(key)
+            .map(|s| labels_of(s, OUTBOUND_KEY))
             .collect();
+    let health = healths(
+        families,
+        &health::OUTBOUND_RTT,
+        &health::OUTBOUND_RETRANSMITTING,
+        OUTBOUND_KEY,
+    );
     samples(families, connections::OUTBOUND.name)
-        .map(|s| OutboundRow {
+        .map(|s| {
+            let key = labels_of(s, OUTBOUND_KEY);
+            let state = label(s, "state");
+            OutboundRow {
+                protocol: label(s, "protocol").into(),
+                remote_port: label(s, "remote_port").into(),
+                service: label(s, "service").into(),
+                remote_network: label(s, "remote_network").into(),
+                process: label(s, "process").into(),
+                state: state.into(),
+                count: int(s.value),
+                unexpected: policy.then(|| flagged.contains(&key)),
+                container_id: label(s, "container_id").into(),
+                pod_uid: label(s, "pod_uid").into(),
+                health: match state {
+                    "established" => health.get(&key).cloned().unwrap_or_default(),
+                    _ => RowHealth::default(),
+                },
+                netns: label(s, "netns").into(),
+            }
+        })
+        .collect()
+}
+
+/// The labels of an inbound series without its state, and its namespace.
+const INBOUND_KEY: &[&str] = &[
+    "protocol",
+    "port",
+    "service",
+    "process",
+    "remote_network",
+    "container_id",
+    "pod_uid",
+    "netns",
+];
+
+fn inbound(families: &[MetricFamily]) -> Vec<InboundRow> {
+    let policy = has_family(families, inbound::UNEXPECTED_CONNECTIONS.name);
+    let flagged: std::collections::HashSet<Vec<String>> =
+        samples(families, inbound::UNEXPECTED.name)
+            .map(|s| labels_of(s, INBOUND_KEY))
+            .collect();
+    samples(families, inbound::INBOUND.name)
+        .map(|s| InboundRow {
             protocol: label(s, "protocol").into(),
-            remote_port: label(s, "remote_port").into(),
+            port: label(s, "port").into(),
             service: label(s, "service").into(),
-            remote_network: label(s, "remote_network").into(),
             process: label(s, "process").into(),
+            remote_network: label(s, "remote_network").into(),
             state: label(s, "state").into(),
             count: int(s.value),
-            unexpected: policy.then(|| flagged.contains(&key(s))),
+            unexpected: policy.then(|| flagged.contains(&labels_of(s, INBOUND_KEY))),
+            container_id: label(s, "container_id").into(),
+            pod_uid: label(s, "pod_uid").into(),
             netns: label(s, "netns").into(),
         })
         .collect()
@@ -311,6 +501,12 @@ fn listeners(families: &[MetricFamily], expected: bool) -> Vec<ListenerRow> {
     let rqueue = listener_values(families, listeners::RECEIVE_QUEUE_BYTES.name);
     let drops = listener_values(families, listeners::DROPS.name);
     let unexpected = listener_values(families, listeners::UNEXPECTED.name);
+    let health = healths(
+        families,
+        &health::LISTENER_RTT,
+        &health::LISTENER_RETRANSMITTING,
+        &["protocol", "family", "address", "port", "netns"],
+    );
     samples(families, listeners::INFO.name)
         .map(|s| {
             let key = listener_key(s);
@@ -330,6 +526,12 @@ fn listeners(families: &[MetricFamily], expected: bool) -> Vec<ListenerRow> {
                 receive_queue_bytes: get(&rqueue),
                 drops: get(&drops),
                 unexpected: expected.then(|| get(&unexpected).is_some_and(|v| v > 0)),
+                container_id: label(s, "container_id").into(),
+                pod_uid: label(s, "pod_uid").into(),
+                health: health
+                    .get(&[&key.0, &key.1, &key.2, &key.3, &key.4].map(|v| v.to_string())[..])
+                    .cloned()
+                    .unwrap_or_default(),
                 netns: key.4.clone(),
             }
         })
@@ -571,6 +773,9 @@ mod tests {
                 receive_queue_bytes: None,
                 drops: None,
                 unexpected: None,
+                container_id: String::new(),
+                pod_uid: String::new(),
+                health: RowHealth::default(),
                 netns: String::new(),
             }
         );
@@ -751,6 +956,131 @@ mod tests {
             assert!(i[k].is_u64(), "{k}");
         }
         assert_eq!(i["flags"], "LRU");
+    }
+
+    /// Answers of Prometheus' histogram_quantile() (promql/quantile.go: linear interpolation in
+    /// the bucket holding the rank, 0 as the lower edge of the first bucket, the highest finite
+    /// bound for a rank in +Inf), worked out by hand.
+    #[test]
+    fn quantiles_interpolate_as_prometheus() {
+        let inf = f64::INFINITY;
+        let b = [(0.001, 0), (0.064, 2), (0.128, 10), (inf, 10)];
+        // p50: rank 5 in (0.064, 0.128], 3 of its 8 -> 0.064 + 0.064 * 3/8.
+        assert!((bucket_quantile(0.5, &b).unwrap() - 0.088).abs() < 1e-12);
+        // p99: rank 9.9, 7.9 of 8.
+        assert!((bucket_quantile(0.99, &b).unwrap() - (0.064 + 0.064 * 7.9 / 8.0)).abs() < 1e-12);
+        // The first bucket starts at 0.
+        let first = [(0.0001, 4), (0.00025, 4), (inf, 4)];
+        assert!((bucket_quantile(0.5, &first).unwrap() - 0.00005).abs() < 1e-15);
+        // A rank in +Inf: the highest finite bound.
+        assert_eq!(bucket_quantile(0.99, &[(4.096, 1), (inf, 10)]), Some(4.096));
+        // No observations, one bucket only, a quantile out of range: none.
+        assert_eq!(bucket_quantile(0.5, &[(0.1, 0), (inf, 0)]), None);
+        assert_eq!(bucket_quantile(0.5, &[(inf, 3)]), None);
+        assert_eq!(bucket_quantile(1.5, &b), None);
+    }
+
+    /// Health and inbound families made by the real renderers (health::render, the inbound
+    /// pass) reach the listener, outbound and inbound rows.
+    #[test]
+    fn health_and_inbound_rows() {
+        use crate::collectors::health::{Health, Probe};
+        let mut fast = Health::default();
+        let mut slow = Health::default();
+        for _ in 0..5 {
+            fast.add(Probe {
+                rtt_us: 50,
+                retransmitting: false,
+            });
+            slow.add(Probe {
+                rtt_us: 80_000,
+                retransmitting: true,
+            });
+        }
+        let listener = vec![
+            ("protocol", "tcp".to_string()),
+            ("family", "ipv4".to_string()),
+            ("address", "0.0.0.0".to_string()),
+            ("port", "22".to_string()),
+        ];
+        let out_key = |port: &str| {
+            vec![
+                ("protocol", "tcp".to_string()),
+                ("remote_port", port.to_string()),
+                ("service", String::new()),
+                ("remote_network", "private".to_string()),
+                ("process", "app".to_string()),
+                ("container_id", String::new()),
+                ("pod_uid", String::new()),
+            ]
+        };
+        let mut fams = families(false);
+        fams.extend(health::render(
+            &health::LISTENER_RTT,
+            &health::LISTENER_RETRANSMITTING,
+            [(listener, &slow)].into_iter(),
+        ));
+        fams.extend(health::render(
+            &health::OUTBOUND_RTT,
+            &health::OUTBOUND_RETRANSMITTING,
+            [(out_key("5432"), &fast)].into_iter(),
+        ));
+        for state in ["established", "time_wait"] {
+            let mut l = out_key("5432");
+            l.push(("state", state.to_string()));
+            fams.push(connections::OUTBOUND.family().with(l, 3u64));
+        }
+        let mut inb = inbound::INBOUND.family();
+        inb.push(
+            vec![
+                ("protocol", "tcp".to_string()),
+                ("port", "22".to_string()),
+                ("service", "ssh".to_string()),
+                ("process", "sshd".to_string()),
+                ("remote_network", "public".to_string()),
+                ("container_id", String::new()),
+                ("pod_uid", "p1".to_string()),
+                ("state", "established".to_string()),
+            ],
+            7u64,
+        );
+        fams.push(inb);
+        fams.push(inbound::FOLDED.family().with(vec![], 0u64));
+        fams.push(
+            inbound::SOURCES
+                .family()
+                .with(vec![("remote_network", "public".to_string())], 2u64),
+        );
+        let s = Snapshot::from_families(&fams, 1100.5);
+        let ssh = s.listeners.iter().find(|l| l.port == 22).unwrap();
+        // Every connection in (64 ms, 128 ms]: 0.064 + 0.064 * q.
+        let p50 = ssh.health.rtt_p50_seconds.unwrap();
+        assert!((p50 - 0.096).abs() < 1e-9, "{p50}");
+        assert_eq!(ssh.health.retransmitting, Some(5));
+        let rows: Vec<&OutboundRow> = s.outbound.iter().filter(|o| o.remote_port == "5432").collect();
+        assert_eq!(rows.len(), 2);
+        for r in rows {
+            if r.state == "established" {
+                // (0, 100 us]: p50 = 50 us.
+                assert!((r.health.rtt_p50_seconds.unwrap() - 0.00005).abs() < 1e-12);
+                assert_eq!(r.health.retransmitting, Some(0));
+            } else {
+                assert_eq!(r.health, RowHealth::default(), "{r:?}");
+            }
+        }
+        assert_eq!(s.inbound.len(), 1);
+        assert_eq!(
+            (s.inbound[0].port.as_str(), s.inbound[0].pod_uid.as_str(), s.inbound[0].count),
+            ("22", "p1", 7)
+        );
+        assert_eq!(s.inbound[0].unexpected, None);
+        assert!(!s.inbound_policy);
+        assert_eq!(s.inbound_folded, Some(0));
+        assert_eq!(s.inbound_sources[0].count, 2);
+        let j = serde_json::to_value(&s).unwrap();
+        // Flattened: the health fields sit on the row itself.
+        assert_eq!(j["listeners"][0]["retransmitting"], 5);
+        assert!(j["listeners"][1]["rtt_p50_seconds"].is_null());
     }
 
     #[test]

@@ -56,6 +56,29 @@ local indent(s, n) = std.join('\n', [if l == '' then l else std.repeat(' ', n) +
       info: c.netnsInfoLabels,
       sel: c.netstatExporterSelector,
     }, '\n'),
+    // nsOwnedExpr(metric): the same for a series that carries its owner's own pod_uid and
+    // container_id (listener, outbound and inbound policy series: from the owning process's
+    // cgroup). A series that names its owner keeps its labels (a hostNetwork pod's listener is in
+    // the host's namespace, whose info has empty ids: a join would blank them); only a series
+    // with both empty takes its namespace's.
+    local nsOwnedExpr(metric) = std.rstripChars(|||
+      (
+        %(m)s{%(sel)s, pod_uid="", container_id=""}
+          * on (%(join)s, netns) group_left (%(info)s)
+            netstat_netns_info{%(sel)s}
+      or ignoring (%(info)s)
+        %(m)s{%(sel)s, pod_uid="", container_id=""}
+      or
+        %(m)s{%(sel)s, pod_uid!=""}
+      or
+        %(m)s{%(sel)s, container_id!=""}
+      )
+    ||| % {
+      m: metric,
+      join: c.netnsInfoJoinLabels,
+      info: c.netnsInfoLabels,
+      sel: c.netstatExporterSelector,
+    }, '\n'),
     // Where a per-namespace alert is: nothing for the own namespace, else the namespace and the
     // pod or container that owns it (Go templates: `with` is empty for an empty label).
     local nsSummary = '{{ with $labels.pod_uid }} (pod {{ . }}){{ else }}{{ with $labels.container_id }} (container {{ . }}){{ else }}{{ with $labels.netns }} (netns {{ . }}){{ end }}{{ end }}{{ end }}',
@@ -198,9 +221,7 @@ local indent(s, n) = std.join('\n', [if l == '' then l else std.repeat(' ', n) +
           }),
           nsRule({
             alert: 'NetstatUnexpectedListener',
-            expr: nsExpr(|||
-              netstat_listener_unexpected{%(netstatExporterSelector)s}
-            ||| % c) + ' == 1\n' % c,
+            expr: nsOwnedExpr('netstat_listener_unexpected') + ' == 1\n',
             'for': c.unexpectedListenerFor,
             labels: { severity: 'warning' },
             annotations: {
@@ -217,9 +238,7 @@ local indent(s, n) = std.join('\n', [if l == '' then l else std.repeat(' ', n) +
           }),
           nsRule({
             alert: 'NetstatUnexpectedOutboundConnection',
-            expr: nsExpr(|||
-              netstat_outbound_unexpected{%(netstatExporterSelector)s}
-            ||| % c) + ' == 1\n' % c,
+            expr: nsOwnedExpr('netstat_outbound_unexpected') + ' == 1\n',
             'for': c.unexpectedOutboundFor,
             labels: { severity: 'warning' },
             annotations: {
@@ -236,9 +255,7 @@ local indent(s, n) = std.join('\n', [if l == '' then l else std.repeat(' ', n) +
           }),
           nsRule({
             alert: 'NetstatUnexpectedInboundSource',
-            expr: nsExpr(|||
-              netstat_inbound_unexpected{%(netstatExporterSelector)s}
-            ||| % c) + ' == 1\n' % c,
+            expr: nsOwnedExpr('netstat_inbound_unexpected') + ' == 1\n',
             'for': c.unexpectedInboundFor,
             labels: { severity: 'warning' },
             annotations: {

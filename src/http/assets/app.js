@@ -57,6 +57,13 @@
     return (i === 0 ? Math.round(v) : v.toFixed(1)) + " " + units[i];
   }
 
+  // An RTT in seconds as ss shows it (milliseconds).
+  function rtt(v) {
+    if (v === null || v === undefined || !Number.isFinite(v)) return "–";
+    const ms = v * 1000;
+    return (ms < 10 ? ms.toFixed(2) : ms < 100 ? ms.toFixed(1) : Math.round(ms).toString()) + " ms";
+  }
+
   function duration(s) {
     if (s === null || s === undefined) return "–";
     s = Math.floor(s);
@@ -206,6 +213,9 @@
       { key: "receive_queue_bytes", label: "Recv-Q", num: true, title: "UDP: bytes waiting to be read" },
       { key: "drops", label: "Drops", num: true, title: "UDP: datagrams dropped", cls: nonZero("drops") },
       { key: "sockets", label: "Sockets", num: true, title: "sockets bound (more than 1 with SO_REUSEPORT)" },
+      { key: "rtt_p50_seconds", label: "RTT p50", num: true, text: (r) => rtt(r.rtt_p50_seconds), title: "median smoothed RTT of the established connections (tcpi_rtt, ss -ti rtt:), from the gauge histogram; needs --collector.connections.health" },
+      { key: "rtt_p99_seconds", label: "RTT p99", num: true, text: (r) => rtt(r.rtt_p99_seconds), title: "99th percentile of the same" },
+      { key: "retransmitting", label: "Retrans", num: true, title: "established connections retransmitting now (in loss recovery or with unacknowledged retransmissions); needs --collector.connections.health", cls: nonZero("retransmitting") },
     ],
     "port",
     "ascending",
@@ -228,12 +238,36 @@
       { key: "remote_network", label: "Network" },
       { key: "state", label: "State" },
       { key: "count", label: "Count", num: true },
+      { key: "rtt_p50_seconds", label: "RTT p50", num: true, text: (r) => rtt(r.rtt_p50_seconds), title: "median smoothed RTT of the series' established connections (on its established row) (tcpi_rtt, ss -ti rtt:), from the gauge histogram; needs --collector.connections.health" },
+      { key: "rtt_p99_seconds", label: "RTT p99", num: true, text: (r) => rtt(r.rtt_p99_seconds), title: "99th percentile of the same" },
+      { key: "retransmitting", label: "Retrans", num: true, title: "established connections retransmitting now (in loss recovery or with unacknowledged retransmissions); needs --collector.connections.health", cls: nonZero("retransmitting") },
     ],
     "count",
     "descending",
     (r) => (r.unexpected ? "unexpected" : "")
   );
   outbound.emptyText = "no outbound connections (or the connections collector is disabled)";
+
+  const inbound = setupTable(
+    "inbound",
+    [
+      { key: "protocol", label: "Proto" },
+      { key: "port", label: "Port", num: true, value: (r) => (r.port === "other" ? null : Number(r.port)), text: (r) => r.port },
+      { key: "service", label: "Service", text: (r) => r.service || "–" },
+      { key: "process", label: "Process", text: (r) => r.process || "–" },
+      {
+        key: "remote_network",
+        label: "From network",
+        badge: (r) => (r.unexpected ? "unexpected" : ""),
+      },
+      { key: "state", label: "State" },
+      { key: "count", label: "Count", num: true },
+    ],
+    "count",
+    "descending",
+    (r) => (r.unexpected ? "unexpected" : "")
+  );
+  inbound.emptyText = "no inbound connections (or the listeners collector is disabled)";
 
   const ifaceRate = (k) => (r) => r.rates ? r.rates[k] : null;
   const interfaces = setupTable(
@@ -414,6 +448,22 @@
     if (snap.outbound_folded) outNotes.push(snap.outbound_folded + " in folded series (--collector.connections.max)");
     $("outbound-note").textContent = outNotes.join(" · ");
     $("outbound-note").className = "note" + (flagged.length > 0 ? " bad" : "");
+
+    const inb = (snap.inbound || []).filter(inNs);
+    inbound.rows = inb;
+    renderRows(inbound);
+    const inFlagged = inb.filter((r) => r.unexpected);
+    const sources = (snap.inbound_sources || []).filter(inNs).filter((r) => r.count > 0);
+    const inNotes = [inb.reduce((n, r) => n + r.count, 0) + " inbound sockets"];
+    if (sources.length > 0) {
+      inNotes.push("sources: " + sources.map((r) => r.count + " " + r.remote_network).join(", "));
+    }
+    if (snap.inbound_policy) {
+      inNotes.push(inFlagged.length === 0 ? "all expected by policy" : inFlagged.length + " unexpected by policy");
+    }
+    if (snap.inbound_folded) inNotes.push(snap.inbound_folded + " in folded series (--collector.listeners.inbound-max)");
+    $("inbound-note").textContent = inNotes.join(" · ");
+    $("inbound-note").className = "note" + (inFlagged.length > 0 ? " bad" : "");
 
     interfaces.rows = interfaceRows(snap, prev);
     renderRows(interfaces);
