@@ -65,6 +65,12 @@ pub static LAGGING: Desc = Desc::counter(
     "Ticks of the watch that took longer than --watch.interval (the next tick starts late).",
 )
 .host_wide();
+pub static DROPPED: Desc = Desc::gauge(
+    "netstat_watch_listeners_dropped",
+    &[],
+    "Listening sockets the watch's last tick left out because a namespace had more listeners than --collector.listeners.max (those already watched stay; new ones beyond the cap are not reported).",
+)
+.host_wide();
 pub static NAMESPACES: Desc = Desc::gauge(
     "netstat_watch_namespaces",
     &[],
@@ -74,7 +80,14 @@ pub static NAMESPACES: Desc = Desc::gauge(
 
 /// The watch's metrics, declared with the exporter's own.
 pub fn metrics() -> Vec<&'static Desc> {
-    vec![&TICKS, &DURATION, &OWNER_WALKS, &LAGGING, &NAMESPACES]
+    vec![
+        &TICKS,
+        &DURATION,
+        &OWNER_WALKS,
+        &LAGGING,
+        &DROPPED,
+        &NAMESPACES,
+    ]
 }
 
 /// At most one full walk of `<procfs>/*/fd` per this long (a targeted walk is tried first).
@@ -93,6 +106,7 @@ struct Stats {
     targeted: u64,
     full: u64,
     lagging: u64,
+    dropped: u64,
     namespaces: u64,
 }
 
@@ -213,6 +227,7 @@ impl Watch {
                 .with(vec![("kind", "targeted".into())], s.targeted)
                 .with(vec![("kind", "full".into())], s.full),
             LAGGING.family().with(vec![], s.lagging),
+            DROPPED.family().with(vec![], s.dropped),
             NAMESPACES.family().with(vec![], s.namespaces),
         ]
     }
@@ -364,20 +379,40 @@ impl Watcher {
         let mut buf = Vec::new();
         let mut failed: Vec<SourceError> = Vec::new();
         let mut vanished: Vec<u64> = Vec::new();
+        let mut dropped = 0u64;
         {
             let selection = &self.selection;
+            let tracked = &self.listeners;
             let mut take = |label: &str, buf: &mut Vec<InetSocket>| {
-                for s in buf.drain(..) {
-                    let key = crate::collectors::listeners::ListenerKey {
-                        protocol: s.protocol,
-                        family: s.family,
-                        address: s.local,
-                        port: s.local_port,
+                // At most --collector.listeners.max listeners per namespace, as the listeners
+                // collector: the ones already tracked first (a listener is never reported
+                // closed because others appeared), then new ones by ascending port.
+                let mut sockets: Vec<(EventKey, InetSocket)> = buf
+                    .drain(..)
+                    .filter(|s| {
+                        selection.keeps(&crate::collectors::listeners::ListenerKey {
+                            protocol: s.protocol,
+                            family: s.family,
+                            address: s.local,
+                            port: s.local_port,
+                        })
+                    })
+                    .map(|s| (event_key(label, &s), s))
+                    .collect();
+                sockets.sort_by_key(|(k, _)| (!tracked.contains_key(k), k.4));
+                let mut keys = 0usize;
+                for (k, s) in sockets {
+                    let e = match cur.get_mut(&k) {
+                        Some(e) => e,
+                        None if keys >= selection.max => {
+                            dropped += 1;
+                            continue;
+                        }
+                        None => {
+                            keys += 1;
+                            cur.entry(k).or_default()
+                        }
                     };
-                    if !selection.keeps(&key) {
-                        continue;
-                    }
-                    let e = cur.entry(event_key(label, &s)).or_default();
                     if e.0.is_empty() || s.inode < e.0.iter().copied().min().unwrap_or(0) {
                         e.1 = s.uid;
                     }
@@ -421,6 +456,7 @@ impl Watcher {
                 }
             }
         }
+        lock(&self.stats).dropped = dropped;
         for e in &failed {
             self.warn_once(e);
         }

@@ -292,8 +292,7 @@ fn landing_page_shows_health_and_inbound() {
     let clients: Vec<std::net::TcpStream> = (0..3)
         .map(|_| std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap())
         .collect();
-    let accepted: Vec<std::net::TcpStream> =
-        (0..3).map(|_| listener.accept().unwrap().0).collect();
+    let accepted: Vec<std::net::TcpStream> = (0..3).map(|_| listener.accept().unwrap().0).collect();
     let exporter = Exporter::start(&["--collector.connections.health"]);
     browser.goto(&format!("http://{}/?refresh=1", exporter.addr));
     wait_tables(&browser);
@@ -327,7 +326,9 @@ fn landing_page_shows_health_and_inbound() {
                 && l["retransmitting"] == "0"
         }) && o.is_some_and(|o| loopback_rtt(&o["rtt_p50_seconds"]))
             && i.is_some_and(|i| {
-                i["remote_network"] == "loopback" && i["count"] == "3" && i["process"] == json!(comm)
+                i["remote_network"] == "loopback"
+                    && i["count"] == "3"
+                    && i["process"] == json!(comm)
             });
         if ok {
             break;
@@ -339,10 +340,7 @@ fn landing_page_shows_health_and_inbound() {
         std::thread::sleep(Duration::from_millis(300));
     }
     let note = browser.exec("return document.getElementById('inbound-note').textContent");
-    assert!(
-        note.as_str().unwrap().contains("inbound sockets"),
-        "{note}"
-    );
+    assert!(note.as_str().unwrap().contains("inbound sockets"), "{note}");
     assert!(
         note.as_str().unwrap().contains("loopback"),
         "sources per network: {note}"

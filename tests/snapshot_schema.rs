@@ -194,7 +194,11 @@ fn snapshot_schema_and_live_content() {
         .into_iter()
         .filter(|o| o["port"] == tcp_port.to_string() && o["remote_network"] == "loopback")
         .collect();
-    assert!(!ours.is_empty(), "no inbound row for port {tcp_port}: {}", v2["inbound"]);
+    assert!(
+        !ours.is_empty(),
+        "no inbound row for port {tcp_port}: {}",
+        v2["inbound"]
+    );
     for o in objects(&v2, "inbound") {
         check(
             o,

@@ -11,7 +11,7 @@ mod common;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use common::netns::TestNetns;
 use common::oci::Container;
@@ -441,4 +441,95 @@ fn a_host_network_pod_is_attributed_with_netns_self() {
         std::thread::sleep(Duration::from_millis(300));
     }
     drop(client);
+}
+
+/// The watch keeps at most --collector.listeners.max listeners per namespace: the ones it
+/// already watches stay (never reported closed because others appeared), new ones beyond the
+/// cap are counted in netstat_watch_listeners_dropped, and are taken in once there is room.
+#[test]
+fn the_watch_caps_listeners_per_namespace() {
+    if !require_root() || !require_tool("ip") {
+        return;
+    }
+    let e = Exporter::start(&["--netns=all", "--collector.listeners.max=3"]);
+    let ns = TestNetns::new("wcap");
+    let path = format!("/run/netns/{}", ns.name);
+    let label = inode_of(&path).to_string();
+    let first = Listener::spawn("wcap1", Some(&path));
+    wait_for(
+        &e,
+        Duration::from_secs(3),
+        "listener_opened",
+        &[("tcp", first.tcp), ("udp", first.udp)],
+        &label,
+    );
+    let more = [
+        Listener::spawn("wcap2", Some(&path)),
+        Listener::spawn("wcap3", Some(&path)),
+    ];
+    let mut new: Vec<(&str, u16)> = more
+        .iter()
+        .flat_map(|l| [("tcp", l.tcp), ("udp", l.udp)])
+        .collect();
+    new.sort_by_key(|(_, port)| *port);
+    // Room for one more: the lowest port of the four new ones; the three others are dropped.
+    let opened_in_ns = |page: &Value| -> Vec<(String, u16)> {
+        page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|ev| ev["kind"] == "listener_opened" && ev["netns"] == json!(label))
+            .map(|ev| {
+                (
+                    ev["protocol"].as_str().unwrap().to_string(),
+                    ev["port"].as_u64().unwrap() as u16,
+                )
+            })
+            .collect()
+    };
+    wait_for(
+        &e,
+        Duration::from_secs(3),
+        "listener_opened",
+        &new[..1],
+        &label,
+    );
+    let dropped = |e: &Exporter| {
+        sample(
+            &e.get("/metrics").text(),
+            "netstat_watch_listeners_dropped",
+            &[],
+        )
+        .unwrap()
+    };
+    // Other namespaces (the host's) may be over the cap too: at least these three.
+    assert!(dropped(&e) >= 3.0);
+    std::thread::sleep(Duration::from_millis(2500));
+    let page = events(&e);
+    assert_eq!(opened_in_ns(&page).len(), 3, "{page:#}");
+    assert!(
+        page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|ev| !(ev["kind"] == "listener_closed" && ev["netns"] == json!(label))),
+        "nothing closed: {page:#}"
+    );
+    // The first closes its two: two of the dropped ones are taken in (the lowest ports).
+    first.close();
+    wait_for(
+        &e,
+        Duration::from_secs(3),
+        "listener_closed",
+        &[("tcp", first.tcp), ("udp", first.udp)],
+        &label,
+    );
+    wait_for(
+        &e,
+        Duration::from_secs(3),
+        "listener_opened",
+        &new[1..3],
+        &label,
+    );
+    assert_eq!(opened_in_ns(&events(&e)).len(), 5);
 }

@@ -1057,7 +1057,11 @@ mod tests {
         let p50 = ssh.health.rtt_p50_seconds.unwrap();
         assert!((p50 - 0.096).abs() < 1e-9, "{p50}");
         assert_eq!(ssh.health.retransmitting, Some(5));
-        let rows: Vec<&OutboundRow> = s.outbound.iter().filter(|o| o.remote_port == "5432").collect();
+        let rows: Vec<&OutboundRow> = s
+            .outbound
+            .iter()
+            .filter(|o| o.remote_port == "5432")
+            .collect();
         assert_eq!(rows.len(), 2);
         for r in rows {
             if r.state == "established" {
@@ -1070,7 +1074,11 @@ mod tests {
         }
         assert_eq!(s.inbound.len(), 1);
         assert_eq!(
-            (s.inbound[0].port.as_str(), s.inbound[0].pod_uid.as_str(), s.inbound[0].count),
+            (
+                s.inbound[0].port.as_str(),
+                s.inbound[0].pod_uid.as_str(),
+                s.inbound[0].count
+            ),
             ("22", "p1", 7)
         );
         assert_eq!(s.inbound[0].unexpected, None);
