@@ -156,7 +156,7 @@ impl WebConfig {
     }
 
     /// Parse and validate the YAML text; relative file names are taken from `base`. Never
-    /// panics on any input (fuzzed in tests/fuzz_parsers.rs).
+    /// panics on any input (fuzzed in tests/it/fuzz_parsers.rs).
     pub fn from_yaml(text: &str, base: &Path) -> Result<WebConfig, String> {
         let file: FileConfig = if text.trim().is_empty() {
             FileConfig::default()
