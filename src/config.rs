@@ -3,9 +3,9 @@
 //! The global flags (web, paths, logging) are the [`Cli`] struct below. Every collector's
 //! flags come from its declaration in `collectors/` ([`crate::collectors::REGISTRY`]):
 //! [`command`] adds `--collector.<name>` / `--no-collector.<name>` and the collector's own
-//! flags, and the collector reads them back from [`Config::matches`] when it is built.
+//! flags (a typed struct per collector), parsed into [`Config::collector_flags`]; the
+//! collector is built from them (`collectors::build`).
 
-use std::any::Any;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -14,7 +14,8 @@ use std::time::Duration;
 use clap::{Arg, ArgAction, ArgMatches, Command, CommandFactory, FromArgMatches, Parser};
 use regex::Regex;
 
-use crate::collectors::{CollectorDecl, REGISTRY};
+use crate::collectors::listeners::ListenersFlags;
+use crate::collectors::{default_flags, CollectorDecl, CollectorFlags, ParsedFlags, REGISTRY};
 use crate::source::procfd::OwnerResolver;
 use crate::source::sockets::SourceMode;
 
@@ -175,8 +176,8 @@ pub struct Config {
     pub once: bool,
     /// `--netns=all`: which namespaces and collectors; None for `self`.
     pub netns: Option<NetnsConfig>,
-    /// Everything parsed, for the collectors' own flags (see [`Config::arg`]).
-    pub matches: ArgMatches,
+    /// Every collector's own flags, typed, in the order of `registry` (see [`Config::flags`]).
+    pub collector_flags: Vec<ParsedFlags>,
     /// The collectors these flags were parsed for.
     pub registry: &'static [&'static CollectorDecl],
     /// The one owner resolver (socket inode -> process) that every collector shares.
@@ -324,7 +325,7 @@ pub fn command_with(registry: &[&CollectorDecl]) -> Command {
         "Collectors (enable with --collector.<name>, disable with --no-collector.<name>):\n",
     );
     for d in registry {
-        cmd = cmd.args(collector_toggle(d)).args((d.args)());
+        cmd = (d.flags.augment)(cmd.args(collector_toggle(d)));
         list.push_str(&format!(
             "  {:<11} {} [default: {}]\n",
             d.name,
@@ -369,16 +370,27 @@ pub fn toggle_args(name: &str, enable_help: &str, disable_help: &str) -> [Arg; 2
     ]
 }
 
-/// Value of a `--NAME` / `--no-NAME` pair: the one given last, else `default`.
-fn toggle_value(m: &ArgMatches, name: &str, default: bool) -> bool {
-    let given = |id: &str| m.try_get_one::<bool>(id).ok().flatten() == Some(&true);
-    if given(name) {
+/// Value of a `--NAME` / `--no-NAME` pair declared with `overrides_with` (the one given last
+/// wins, so at most one is set): `on`, `off`, else `default`.
+pub fn pair(on: bool, off: bool, default: bool) -> bool {
+    if on {
         true
-    } else if given(&format!("no-{name}")) {
+    } else if off {
         false
     } else {
         default
     }
+}
+
+/// Value of a pair made by [`toggle_args`]: the one given last, else `default`.
+fn toggle_value(m: &ArgMatches, name: &str, default: bool) -> Result<bool, String> {
+    let given = |id: &str| -> Result<bool, String> {
+        Ok(m.try_get_one::<bool>(id)
+            .map_err(|e| format!("flag --{id}: {e}"))?
+            .copied()
+            .unwrap_or(false))
+    };
+    Ok(pair(given(name)?, given(&format!("no-{name}"))?, default))
 }
 
 impl Config {
@@ -404,17 +416,17 @@ impl Config {
                 "invalid --web.telemetry-path {p:?}: must start with / and not be / or /healthz"
             ));
         }
-        let enabled = registry
+        let mut enabled = Vec::new();
+        for d in registry {
+            let on = d.default_enabled && !cli.disable_defaults;
+            if toggle_value(&matches, &format!("collector.{}", d.name), on)? {
+                enabled.push(d.name);
+            }
+        }
+        let collector_flags = registry
             .iter()
-            .filter(|d| {
-                toggle_value(
-                    &matches,
-                    &format!("collector.{}", d.name),
-                    d.default_enabled && !cli.disable_defaults,
-                )
-            })
-            .map(|d| d.name)
-            .collect();
+            .map(|d| d.flags.parse(&matches))
+            .collect::<Result<Vec<_>, _>>()?;
         let netns = NetnsConfig::from_cli(&cli, registry)?;
         let requested: SourceMode = cli.sockets_source.parse()?;
         // netlink sees the exporter's own network namespace; a --path.procfs elsewhere means
@@ -443,7 +455,7 @@ impl Config {
                 &cli.web_scrape_timeout_offset,
             )?,
             once: cli.once,
-            matches,
+            collector_flags,
             registry,
             owners: Arc::default(),
             events_capacity: crate::events::check_capacity(cli.events_capacity)?,
@@ -488,48 +500,27 @@ impl Config {
         self.sockets_source
     }
 
-    /// The value of a collector's flag `id` (its default when not given; None when it has
-    /// no default and was not given).
-    pub fn arg<T: Any + Clone + Send + Sync + 'static>(&self, id: &str) -> Option<&T> {
-        self.matches.try_get_one::<T>(id).ok().flatten()
-    }
-
-    /// A string flag, `""` when absent.
-    pub fn arg_str(&self, id: &str) -> Option<&str> {
-        self.arg::<String>(id).map(String::as_str)
+    /// The flags of collector `F`: as parsed, or their defaults when `F`'s collector is not
+    /// in the registry these flags were parsed for.
+    pub fn flags<F: CollectorFlags>(&self) -> Result<F, String> {
+        match self.collector_flags.iter().find_map(|f| f.get::<F>()) {
+            Some(f) => Ok(f.clone()),
+            None => default_flags(),
+        }
     }
 
     /// The owner resolver shared by every collector that attributes sockets to processes
     /// (one cache, one walk for all), created on first use with
-    /// `--collector.listeners.walk-interval` (30s when that flag is not registered).
+    /// `--collector.listeners.walk-interval`.
     pub fn owner_resolver(&self) -> Result<Arc<OwnerResolver>, String> {
         if let Some(r) = self.owners.get() {
             return Ok(r.clone());
         }
-        let interval = match self.arg_str("collector.listeners.walk-interval") {
-            Some(_) => self.duration("collector.listeners.walk-interval")?,
-            None => Duration::from_secs(30),
-        };
+        let interval = self.flags::<ListenersFlags>()?.walk_interval()?;
         let r = self
             .owners
             .get_or_init(|| Arc::new(OwnerResolver::new(self.procfs.clone(), interval)));
         Ok(r.clone())
-    }
-
-    /// A `--NAME` / `--no-NAME` pair declared with [`toggle_args`].
-    pub fn toggle(&self, name: &str, default: bool) -> bool {
-        toggle_value(&self.matches, name, default)
-    }
-
-    /// A duration flag (see [`parse_duration`]).
-    pub fn duration(&self, id: &str) -> Result<Duration, String> {
-        let v = self.arg_str(id).unwrap_or("");
-        parse_duration(&format!("--{id}"), v)
-    }
-
-    /// A regex flag, anchored at both ends.
-    pub fn regex(&self, id: &str) -> Result<Option<Regex>, String> {
-        anchored_regex(&format!("--{id}"), self.arg_str(id))
     }
 }
 
@@ -594,7 +585,7 @@ mod tests {
                 d.name
             );
             assert!(help.contains(d.help), "{}", d.name);
-            for a in (d.args)() {
+            for a in (d.flags.augment)(Command::new("x")).get_arguments() {
                 let long = a.get_long().unwrap_or_default().to_string();
                 let prefix = format!("collector.{}.", d.name);
                 assert!(
@@ -604,6 +595,36 @@ mod tests {
                 assert!(help.contains(&format!("--{long}")), "{long}");
             }
         }
+    }
+
+    #[test]
+    fn collector_flags_are_typed_pairs_last_one_wins() {
+        use crate::collectors::connections::ConnectionsFlags;
+        let c = cfg(&[
+            "--collector.listeners.walk-interval=5s",
+            "--no-collector.listeners.process",
+            "--collector.connections.health",
+            "--no-collector.connections.health",
+            "--collector.connections.health",
+        ])
+        .unwrap();
+        let l: ListenersFlags = c.flags().unwrap();
+        assert!(!l.process());
+        assert_eq!(l.walk_interval().unwrap(), Duration::from_secs(5));
+        let conn: ConnectionsFlags = c.flags().unwrap();
+        assert!(conn.health.enabled());
+        assert_eq!(conn.destination_capacity, 100_000);
+        assert_eq!(
+            conn.destination_memory().unwrap(),
+            Duration::from_secs(86400)
+        );
+        let c = cfg(&["--no-collector.connections.health"]).unwrap();
+        assert!(!c.flags::<ConnectionsFlags>().unwrap().health.enabled());
+        // A registry without the listeners collector: its defaults (the shared resolver's
+        // walk interval among them).
+        let l = default_flags::<ListenersFlags>().unwrap();
+        assert!(l.process());
+        assert_eq!(l.walk_interval().unwrap(), Duration::from_secs(30));
     }
 
     #[test]

@@ -440,40 +440,101 @@ fn interface_subject(k: &InterfaceKey, st: &InterfaceState, flag: Option<(&str, 
     }
 }
 
-/// Keep what a partial collection missed: the next complete one decides whether it is gone.
-fn merge_map<K: Ord + Clone, V: Clone>(
-    prev: &BTreeMap<K, V>,
-    cur: &Part<BTreeMap<K, V>>,
-) -> Part<BTreeMap<K, V>> {
-    let mut items = cur.items.clone();
-    if !cur.complete {
-        for (k, v) in prev {
-            items.entry(k.clone()).or_insert_with(|| v.clone());
-        }
+/// The objects of one kind, by key: a map, or a set (whose values are `()`).
+trait Keyed: Clone {
+    type K: Ord;
+    type V;
+    fn entries(&self) -> impl Iterator<Item = (&Self::K, &Self::V)>;
+    fn lookup(&self, k: &Self::K) -> Option<&Self::V>;
+    /// Add what `prev` has and `self` lacks.
+    fn keep_missing(&mut self, prev: &Self);
+}
+
+impl<K: Ord + Clone, V: Clone> Keyed for BTreeMap<K, V> {
+    type K = K;
+    type V = V;
+    fn entries(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.iter()
     }
-    Part {
-        items,
-        complete: cur.complete,
+    fn lookup(&self, k: &K) -> Option<&V> {
+        self.get(k)
+    }
+    fn keep_missing(&mut self, prev: &Self) {
+        for (k, v) in prev {
+            self.entry(k.clone()).or_insert_with(|| v.clone());
+        }
     }
 }
 
-fn merge_set<K: Ord + Clone>(prev: &BTreeSet<K>, cur: &Part<BTreeSet<K>>) -> Part<BTreeSet<K>> {
-    let mut items = cur.items.clone();
-    if !cur.complete {
-        items.extend(prev.iter().cloned());
+impl<K: Ord + Clone> Keyed for BTreeSet<K> {
+    type K = K;
+    type V = ();
+    fn entries(&self) -> impl Iterator<Item = (&K, &())> {
+        self.iter().map(|k| (k, &()))
     }
-    Part {
+    fn lookup(&self, k: &K) -> Option<&()> {
+        self.contains(k).then_some(&())
+    }
+    fn keep_missing(&mut self, prev: &Self) {
+        self.extend(prev.iter().cloned());
+    }
+}
+
+/// What [`keyed_diff`] reports for one key.
+enum Delta<'a, K, V> {
+    /// In the current observation, not in the previous one.
+    Added(&'a K, &'a V),
+    /// In both.
+    Kept { key: &'a K, old: &'a V, new: &'a V },
+    /// In the previous observation and not in the current one, which is complete.
+    Removed(&'a K, &'a V),
+}
+
+/// Compare one kind of objects of two observations: `on` is told every key added and kept
+/// (current order), then every key removed (previous order; only when the current
+/// observation is complete: absence in a partial one means nothing). Returns the state to
+/// compare the next observation with: the previous one when this kind is absent from `cur`,
+/// `cur` when it is absent from `prev` (a baseline: no changes), else `cur` plus, when it is
+/// partial, what it missed (the next complete one decides whether that is gone).
+fn keyed_diff<'a, C: Keyed>(
+    prev: &'a Option<Part<C>>,
+    cur: &'a Option<Part<C>>,
+    mut on: impl FnMut(Delta<'a, C::K, C::V>),
+) -> Option<Part<C>> {
+    let Some(c) = cur else {
+        return prev.clone();
+    };
+    let Some(p) = prev else {
+        return Some(c.clone());
+    };
+    for (key, new) in c.items.entries() {
+        match p.items.lookup(key) {
+            None => on(Delta::Added(key, new)),
+            Some(old) => on(Delta::Kept { key, old, new }),
+        }
+    }
+    if c.complete {
+        for (key, old) in p.items.entries() {
+            if c.items.lookup(key).is_none() {
+                on(Delta::Removed(key, old));
+            }
+        }
+    }
+    let mut items = c.items.clone();
+    if !c.complete {
+        items.keep_missing(&p.items);
+    }
+    Some(Part {
         items,
-        complete: cur.complete,
-    }
+        complete: c.complete,
+    })
 }
 
 /// Changes from `prev` to `cur`, and the state to compare the next observation with. A kind
 /// absent from `cur` keeps its previous state; a kind absent from `prev` is a baseline.
 pub fn diff(prev: &Observation, cur: &Observation) -> (Vec<Change>, Observation) {
     let mut out = Vec::new();
-    let mut next = prev.clone();
-    let push = |out: &mut Vec<Change>, kind, netns: &str, subject| {
+    let mut push = |kind, netns: &str, subject| {
         out.push(Change {
             kind,
             netns: netns.to_string(),
@@ -483,163 +544,113 @@ pub fn diff(prev: &Observation, cur: &Observation) -> (Vec<Change>, Observation)
 
     // The unexpected set of this scrape (or the last known one) tags listener events.
     let unexpected_now = cur.unexpected.as_ref().or(prev.unexpected.as_ref());
-    if let Some(c) = &cur.listeners {
-        if let Some(p) = &prev.listeners {
-            for (k, a) in &c.items {
-                match p.items.get(k) {
-                    None => push(
-                        &mut out,
-                        Kind::ListenerOpened,
-                        &k.0,
-                        listener_subject(k, a, unexpected_now),
-                    ),
-                    // An owner that could not be resolved this time (process gone while
-                    // its socket lingers, a walk not due) is no change of owner.
-                    Some(old) if a.process == UNKNOWN_OWNER && old.process != UNKNOWN_OWNER => {}
-                    Some(old) if old.process != a.process || old.user != a.user => {
-                        let mut s = listener_subject(k, a, unexpected_now);
-                        if let Subject::Listener {
-                            previous_process,
-                            previous_user,
-                            ..
-                        } = &mut s
-                        {
-                            *previous_process = Some(old.process.clone());
-                            *previous_user = Some(old.user.clone());
-                        }
-                        push(&mut out, Kind::ListenerOwnerChanged, &k.0, s);
-                    }
-                    Some(_) => {}
+    let mut listeners = keyed_diff(&prev.listeners, &cur.listeners, |d| match d {
+        Delta::Added(k, a) => push(
+            Kind::ListenerOpened,
+            &k.0,
+            listener_subject(k, a, unexpected_now),
+        ),
+        // An owner that could not be resolved this time (process gone while its socket
+        // lingers, a walk not due) is no change of owner.
+        Delta::Kept { old, new, .. }
+            if new.process == UNKNOWN_OWNER && old.process != UNKNOWN_OWNER => {}
+        Delta::Kept { key, old, new } if old.process != new.process || old.user != new.user => {
+            let mut s = listener_subject(key, new, unexpected_now);
+            if let Subject::Listener {
+                previous_process,
+                previous_user,
+                ..
+            } = &mut s
+            {
+                *previous_process = Some(old.process.clone());
+                *previous_user = Some(old.user.clone());
+            }
+            push(Kind::ListenerOwnerChanged, &key.0, s);
+        }
+        Delta::Kept { .. } => {}
+        Delta::Removed(k, a) => push(Kind::ListenerClosed, &k.0, listener_subject(k, a, None)),
+    });
+    // Keep the last known owner of a listener whose owner is unknown this time.
+    if let (Some(merged), Some(_), Some(p)) = (&mut listeners, &cur.listeners, &prev.listeners) {
+        for (k, a) in merged.items.iter_mut() {
+            if let Some(old) = p.items.get(k) {
+                if a.process == UNKNOWN_OWNER && old.process != UNKNOWN_OWNER {
+                    *a = old.clone();
                 }
             }
-            if c.complete {
-                for (k, a) in &p.items {
-                    if !c.items.contains_key(k) {
-                        push(
-                            &mut out,
-                            Kind::ListenerClosed,
-                            &k.0,
-                            listener_subject(k, a, None),
-                        );
-                    }
-                }
-            }
-            let mut merged = merge_map(&p.items, c);
-            // Keep the last known owner of a listener whose owner is unknown this time.
-            for (k, a) in merged.items.iter_mut() {
-                if let Some(old) = p.items.get(k) {
-                    if a.process == UNKNOWN_OWNER && old.process != UNKNOWN_OWNER {
-                        *a = old.clone();
-                    }
-                }
-            }
-            next.listeners = Some(merged);
-        } else {
-            next.listeners = Some(c.clone());
         }
     }
-    if let Some(c) = &cur.unexpected {
-        if let Some(p) = &prev.unexpected {
-            for k in c.items.difference(&p.items) {
-                let attrs = cur
-                    .listeners
-                    .as_ref()
-                    .and_then(|l| l.items.get(k))
-                    .or_else(|| prev.listeners.as_ref().and_then(|l| l.items.get(k)))
-                    .cloned()
-                    .unwrap_or(ListenerAttrs {
-                        service: String::new(),
-                        process: String::new(),
-                        user: String::new(),
-                        container_id: String::new(),
-                        pod_uid: String::new(),
-                    });
-                push(
-                    &mut out,
-                    Kind::ListenerUnexpected,
-                    &k.0,
-                    listener_subject(k, &attrs, Some(c)),
-                );
-            }
-            next.unexpected = Some(merge_set(&p.items, c));
-        } else {
-            next.unexpected = Some(c.clone());
+    let unexpected = keyed_diff(&prev.unexpected, &cur.unexpected, |d| {
+        if let Delta::Added(k, ()) = d {
+            let attrs = cur
+                .listeners
+                .as_ref()
+                .and_then(|l| l.items.get(k))
+                .or_else(|| prev.listeners.as_ref().and_then(|l| l.items.get(k)))
+                .cloned()
+                .unwrap_or(ListenerAttrs {
+                    service: String::new(),
+                    process: String::new(),
+                    user: String::new(),
+                    container_id: String::new(),
+                    pod_uid: String::new(),
+                });
+            push(
+                Kind::ListenerUnexpected,
+                &k.0,
+                listener_subject(k, &attrs, cur.unexpected.as_ref()),
+            );
         }
-    }
-    if let Some(c) = &cur.outbound {
-        if let Some(p) = &prev.outbound {
-            for k in c.items.difference(&p.items) {
-                let s = Subject::Outbound {
-                    protocol: k.1.clone(),
-                    remote_port: k.2.clone(),
-                    service: k.3.clone(),
-                    remote_network: k.4.clone(),
-                    process: k.5.clone(),
-                };
-                push(&mut out, Kind::OutboundUnexpected, &k.0, s);
-            }
-            next.outbound = Some(merge_set(&p.items, c));
-        } else {
-            next.outbound = Some(c.clone());
-        }
-    }
-    if let Some(c) = &cur.interfaces {
-        if let Some(p) = &prev.interfaces {
-            for (k, st) in &c.items {
-                match p.items.get(k) {
-                    None => push(
-                        &mut out,
-                        Kind::InterfaceAppeared,
-                        &k.0,
-                        interface_subject(k, st, None),
-                    ),
-                    Some(old) => {
-                        for (flag, v) in &st.flag {
-                            if old.flag.get(flag).is_some_and(|o| o != v) {
-                                let s = interface_subject(k, st, Some((flag, *v)));
-                                push(&mut out, Kind::InterfaceFlagChanged, &k.0, s);
-                            }
-                        }
-                    }
-                }
-            }
-            if c.complete {
-                for (k, last) in &p.items {
-                    if !c.items.contains_key(k) {
-                        let s = interface_subject(k, last, None);
-                        push(&mut out, Kind::InterfaceVanished, &k.0, s);
-                    }
-                }
-            }
-            next.interfaces = Some(merge_map(&p.items, c));
-        } else {
-            next.interfaces = Some(c.clone());
-        }
-    }
-    if let Some(c) = &cur.netns {
-        if let Some(p) = &prev.netns {
-            let subject = |a: &NetnsAttrs| Subject::Netns {
-                name: a.name.clone(),
-                container_id: a.container_id.clone(),
-                pod_uid: a.pod_uid.clone(),
+    });
+    let outbound = keyed_diff(&prev.outbound, &cur.outbound, |d| {
+        if let Delta::Added(k, ()) = d {
+            let s = Subject::Outbound {
+                protocol: k.1.clone(),
+                remote_port: k.2.clone(),
+                service: k.3.clone(),
+                remote_network: k.4.clone(),
+                process: k.5.clone(),
             };
-            for (k, a) in &c.items {
-                if !p.items.contains_key(k) {
-                    push(&mut out, Kind::NetnsAppeared, k, subject(a));
-                }
-            }
-            if c.complete {
-                for (k, a) in &p.items {
-                    if !c.items.contains_key(k) {
-                        push(&mut out, Kind::NetnsVanished, k, subject(a));
-                    }
-                }
-            }
-            next.netns = Some(merge_map(&p.items, c));
-        } else {
-            next.netns = Some(c.clone());
+            push(Kind::OutboundUnexpected, &k.0, s);
         }
-    }
+    });
+    let interfaces = keyed_diff(&prev.interfaces, &cur.interfaces, |d| match d {
+        Delta::Added(k, st) => push(
+            Kind::InterfaceAppeared,
+            &k.0,
+            interface_subject(k, st, None),
+        ),
+        Delta::Kept { key, old, new } => {
+            for (flag, v) in &new.flag {
+                if old.flag.get(flag).is_some_and(|o| o != v) {
+                    let s = interface_subject(key, new, Some((flag, *v)));
+                    push(Kind::InterfaceFlagChanged, &key.0, s);
+                }
+            }
+        }
+        Delta::Removed(k, last) => push(
+            Kind::InterfaceVanished,
+            &k.0,
+            interface_subject(k, last, None),
+        ),
+    });
+    let subject = |a: &NetnsAttrs| Subject::Netns {
+        name: a.name.clone(),
+        container_id: a.container_id.clone(),
+        pod_uid: a.pod_uid.clone(),
+    };
+    let netns = keyed_diff(&prev.netns, &cur.netns, |d| match d {
+        Delta::Added(k, a) => push(Kind::NetnsAppeared, k, subject(a)),
+        Delta::Kept { .. } => {}
+        Delta::Removed(k, a) => push(Kind::NetnsVanished, k, subject(a)),
+    });
+    let next = Observation {
+        listeners,
+        unexpected,
+        interfaces,
+        netns,
+        outbound,
+    };
     (out, next)
 }
 

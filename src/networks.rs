@@ -13,7 +13,7 @@
 //! IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) are classified as the IPv4 address.
 //!
 //! Prefix parsing and matching are a few dozen lines, written here rather than pulling in a
-//! CIDR crate; both are fuzzed (tests/fuzz_parsers.rs).
+//! CIDR crate; both are fuzzed (tests/it/fuzz_parsers.rs).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

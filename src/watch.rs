@@ -143,12 +143,9 @@ impl Watch {
             tracing::debug!("no watch: sockets are read from /proc text files (--collector.sockets.source=proc, or --path.procfs not the live /proc)");
             return Ok(None);
         }
-        let (selection, expected) = ListenersCollector::new(config)?.policy();
-        let resolver = if config.toggle("collector.listeners.process", true) {
-            Some(config.owner_resolver()?)
-        } else {
-            None
-        };
+        let listeners = ListenersCollector::new(config)?;
+        let (selection, expected) = listeners.policy();
+        let resolver = listeners.resolver();
         let own = match WatchSocket::open(&config.procfs.join("net")) {
             Ok(s) => s,
             Err(e) => {

@@ -156,7 +156,7 @@ impl WebConfig {
     }
 
     /// Parse and validate the YAML text; relative file names are taken from `base`. Never
-    /// panics on any input (fuzzed in tests/fuzz_parsers.rs).
+    /// panics on any input (fuzzed in tests/it/fuzz_parsers.rs).
     pub fn from_yaml(text: &str, base: &Path) -> Result<WebConfig, String> {
         let file: FileConfig = if text.trim().is_empty() {
             FileConfig::default()
@@ -447,7 +447,25 @@ fn build_tls(
     let key = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|e| format!("tls_server_config.key_file: no usable private key: {e:?}"))?;
 
-    // Provider: ring, narrowed by cipher_suites and curve_preferences.
+    let provider = tls_provider(t)?;
+    let versions = tls_versions(t)?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| format!("tls_server_config: {e}"))?;
+    let builder = match client_verifier(t, base, &provider, &mut files)? {
+        None => builder.with_no_client_auth(),
+        Some(v) => builder.with_client_cert_verifier(v),
+    };
+    let mut server = builder.with_single_cert(certs, key).map_err(|e| {
+        format!("tls_server_config: certificate and key do not make a usable pair: {e}")
+    })?;
+    server.ignore_client_order = t.prefer_server_cipher_suites.unwrap_or(true);
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some((server, files)))
+}
+
+/// The crypto provider: ring, narrowed by `cipher_suites` and `curve_preferences`.
+fn tls_provider(t: &TlsFileConfig) -> Result<Arc<CryptoProvider>, String> {
     let mut provider: CryptoProvider = ring_provider::default_provider();
     if let Some(names) = t.cipher_suites.as_ref().filter(|v| !v.is_empty()) {
         // As in Go, cipher_suites configures TLS 1.2 suites; TLS 1.3 suites stay.
@@ -503,8 +521,13 @@ fn build_tls(
         }
         provider.kx_groups = groups;
     }
-    let provider = Arc::new(provider);
+    Ok(Arc::new(provider))
+}
 
+/// The protocol versions from `min_version` and `max_version` (TLS 1.2 and 1.3 by default).
+fn tls_versions(
+    t: &TlsFileConfig,
+) -> Result<&'static [&'static rustls::SupportedProtocolVersion], String> {
     let min = tls_version("min_version", t.min_version.as_deref())?.unwrap_or(2);
     let max = tls_version("max_version", t.max_version.as_deref())?.unwrap_or(3);
     if max < 2 {
@@ -516,13 +539,26 @@ fn build_tls(
     if min > max {
         return Err("tls_server_config: min_version is above max_version".into());
     }
+    static TLS12: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
+    static TLS13: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
+    static BOTH: [&rustls::SupportedProtocolVersion; 2] =
+        [&rustls::version::TLS13, &rustls::version::TLS12];
     // TLS10/TLS11 as a minimum: rustls starts at TLS 1.2, which is stricter.
-    let versions: &[&'static rustls::SupportedProtocolVersion] = match (min.max(2), max) {
-        (2, 2) => &[&rustls::version::TLS12],
-        (3, _) => &[&rustls::version::TLS13],
-        _ => &[&rustls::version::TLS13, &rustls::version::TLS12],
-    };
+    Ok(match (min.max(2), max) {
+        (2, 2) => &TLS12,
+        (3, _) => &TLS13,
+        _ => &BOTH,
+    })
+}
 
+/// The client certificate verifier of `client_auth_type` with the CA of `client_ca_file` (or
+/// `client_ca`, whose file is added to `files`); None: no client certificate asked for.
+fn client_verifier(
+    t: &TlsFileConfig,
+    base: &Path,
+    provider: &Arc<CryptoProvider>,
+    files: &mut Vec<PathBuf>,
+) -> Result<Option<Arc<dyn ClientCertVerifier>>, String> {
     let auth = t.client_auth_type.as_deref().unwrap_or("");
     let ca = pem_source(
         "client_ca",
@@ -544,43 +580,30 @@ fn build_tls(
         }
         None => None,
     };
-    let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(versions)
-        .map_err(|e| format!("tls_server_config: {e}"))?;
-    let need_roots = |auth: &str| {
-        roots.clone().ok_or_else(|| {
-            format!(
-                "tls_server_config: client_auth_type {auth} needs client_ca_file (or client_ca)"
-            )
-        })
-    };
-    let builder = match auth {
-        "" | "NoClientCert" | "RequestClientCert" => builder.with_no_client_auth(),
-        "RequireAnyClientCert" => builder.with_client_cert_verifier(Arc::new(AnyClientCert {
+    match auth {
+        "" | "NoClientCert" | "RequestClientCert" => Ok(None),
+        "RequireAnyClientCert" => Ok(Some(Arc::new(AnyClientCert {
             algorithms: provider.signature_verification_algorithms,
-        })),
+        }))),
         "VerifyClientCertIfGiven" | "RequireAndVerifyClientCert" => {
-            let mut b = WebPkiClientVerifier::builder_with_provider(need_roots(auth)?, provider.clone());
+            let roots = roots.ok_or_else(|| {
+                format!(
+                    "tls_server_config: client_auth_type {auth} needs client_ca_file (or client_ca)"
+                )
+            })?;
+            let mut b = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
             if auth == "VerifyClientCertIfGiven" {
                 b = b.allow_unauthenticated();
             }
             let v = b
                 .build()
                 .map_err(|e| format!("tls_server_config.client_ca_file: {e}"))?;
-            builder.with_client_cert_verifier(v)
+            Ok(Some(v))
         }
-        other => {
-            return Err(format!(
-                "tls_server_config.client_auth_type: unknown {other:?} (NoClientCert, RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert)"
-            ))
-        }
-    };
-    let mut server = builder.with_single_cert(certs, key).map_err(|e| {
-        format!("tls_server_config: certificate and key do not make a usable pair: {e}")
-    })?;
-    server.ignore_client_order = t.prefer_server_cipher_suites.unwrap_or(true);
-    server.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Some((server, files)))
+        other => Err(format!(
+            "tls_server_config.client_auth_type: unknown {other:?} (NoClientCert, RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert)"
+        )),
+    }
 }
 
 /// `RequireAnyClientCert`: a client certificate must be presented (and its handshake signature

@@ -8,11 +8,9 @@
 //! copy of deploy/prometheus/alerts.yml in which every `for:` is shortened to 5s (the only
 //! change: thresholds and rate windows are those shipped). Only loopback traffic.
 //!
-//! Network namespaces: when the exporter has `--netns` it runs with `--netns=all`, and (as
-//! root, with `ip`) the test makes a namespace of its own with a veth peer, a listener and a
-//! connection inside, so the per-namespace panels have a namespace with something in it. An
-//! exporter without `--netns` cannot serve the netstat_netns_* metrics: the queries that read
-//! them are then skipped with a NOTE naming them (everything else is checked as usual).
+//! Network namespaces: the exporter runs with `--netns=all`, and (as root, with `ip`) the test
+//! makes a namespace of its own with a veth peer, a listener and a connection inside, so the
+//! per-namespace panels have a namespace with something in it.
 
 mod common;
 
@@ -21,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::netns::{TestNetns, Veth};
-use common::{exporter_has_flag, require_root, require_tool, Exporter, TempDir};
+use common::{require_root, require_tool, Exporter, TempDir};
 use serde_yaml_ng::Value;
 
 use common::prometheus::{Prometheus, JOB, SHORT_FOR};
@@ -162,16 +160,6 @@ fn substitute_fills_every_dashboard_variable() {
     assert!(!q.contains('$'));
 }
 
-/// True when `expr` reads a metric only `--netns=all` produces.
-fn reads_netns_metrics(expr: &str) -> bool {
-    common::NETNS_METRICS.iter().any(|m| {
-        expr.match_indices(m).any(|(i, _)| {
-            // the whole metric name, not a prefix of a longer one
-            !expr[i + m.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-        })
-    })
-}
-
 /// `value` as a regular expression inside a PromQL string literal, as Grafana escapes a
 /// multi-value variable: `127\\.0\\.0\\.1:9958`.
 fn promql_regex(value: &str) -> String {
@@ -237,50 +225,34 @@ fn dashboard_and_alert_queries_return_data_from_a_live_prometheus() {
     )
     .unwrap();
     let expected_flag = format!("--collector.listeners.expected={}", expected.display());
-    let mut args: Vec<&str> = Vec::new();
-    if exporter_has_flag("--collector.listeners.expected") {
-        args.push(&expected_flag);
-    } else {
-        eprintln!(
-            "NOTE: this exporter has no listeners collector yet; the listener expressions below will fail"
-        );
-    }
     // Connection health (off by default for its cost): the dashboard's RTT and retransmission
-    // panels and NetstatConnectionsRetransmitting read it.
-    if exporter_has_flag("--collector.connections.health") {
-        args.push("--collector.connections.health");
-    }
-    // Network namespaces (--netns=all), once the exporter has them: a namespace of the test's
-    // own, with a veth peer (an interface), a listener and a connection to it inside.
-    let netns = exporter_has_flag("--netns");
+    // panels and NetstatConnectionsRetransmitting read it. Network namespaces (--netns=all):
+    // a namespace of the test's own, with a veth peer (an interface), a listener and a
+    // connection to it inside.
+    let args: Vec<&str> = vec![
+        &expected_flag,
+        "--collector.connections.health",
+        "--netns=all",
+    ];
     let mut test_ns = None;
-    if netns {
-        args.push("--netns=all");
-        if require_tool("ip") && require_root() {
-            let ns = TestNetns::new("e2e");
-            let veth = Veth::new(&ns, "e2e");
-            ns.ip(&["link", "set", &veth.peer, "up"]);
-            let (listener, client) = ns.run(|| {
-                let l = TcpListener::bind("127.0.0.1:0").unwrap();
-                let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-                (l, c)
-            });
-            let port = listener.local_addr().unwrap().port();
-            let inode = std::fs::metadata(format!("/run/netns/{}", ns.name))
-                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
-                .unwrap();
-            eprintln!(
-                "test namespace {} (netns {inode}): listener on port {port}",
-                ns.name
-            );
-            test_ns = Some((ns, veth, listener, client, inode, port));
-        }
-    } else {
+    if require_tool("ip") && require_root() {
+        let ns = TestNetns::new("e2e");
+        let veth = Veth::new(&ns, "e2e");
+        ns.ip(&["link", "set", &veth.peer, "up"]);
+        let (listener, client) = ns.run(|| {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            (l, c)
+        });
+        let port = listener.local_addr().unwrap().port();
+        let inode = std::fs::metadata(format!("/run/netns/{}", ns.name))
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .unwrap();
         eprintln!(
-            "NOTE: this exporter has no --netns yet (the network-namespace core): the dashboard \
-             and alert queries reading {:?} are skipped below",
-            common::NETNS_METRICS
+            "test namespace {} (netns {inode}): listener on port {port}",
+            ns.name
         );
+        test_ns = Some((ns, veth, listener, client, inode, port));
     }
     let exporter = Exporter::start(&args);
     let instance = exporter.addr.to_string();
@@ -373,12 +345,7 @@ fn dashboard_and_alert_queries_return_data_from_a_live_prometheus() {
 
     // Every dashboard expression parses and returns data.
     let exprs = dashboard_exprs();
-    let mut skipped = Vec::new();
     for (what, expr) in &exprs {
-        if !netns && reads_netns_metrics(expr) {
-            skipped.push(what.clone());
-            continue;
-        }
         let q = substitute(expr, &instance);
         match prom.query(&q) {
             Err(e) => failures.push(format!("{what}: does not run: {e}\n    {q}")),
@@ -407,12 +374,6 @@ fn dashboard_and_alert_queries_return_data_from_a_live_prometheus() {
             continue;
         }
         for sig in signals(expr) {
-            // A join with netstat_netns_info keeps its series without it (`or ignoring`); a
-            // signal on a namespace metric alone needs --netns.
-            if !netns && reads_netns_metrics(&sig) && !sig.contains("or ignoring (") {
-                skipped.push(format!("alert {name} signal"));
-                continue;
-            }
             n_signals += 1;
             match prom.query(&sig) {
                 Err(e) => {
@@ -457,12 +418,6 @@ fn dashboard_and_alert_queries_return_data_from_a_live_prometheus() {
         n_signals,
         t0.elapsed()
     );
-    if !skipped.is_empty() {
-        eprintln!(
-            "NOTE: {} queries need --netns=all and were skipped: {skipped:?}",
-            skipped.len()
-        );
-    }
     drop(udp);
     drop(test_ns);
     assert!(

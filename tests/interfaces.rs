@@ -7,11 +7,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::netns::{must, TestNetns};
 use common::*;
 use netstat_exporter::collectors::interfaces::{DeviceFilter, InterfacesCollector};
 use netstat_exporter::collectors::SimpleCollector;
@@ -308,55 +308,28 @@ fn cmd(program: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"))
 }
 
-/// Run and require success; returns stdout.
-fn must(program: &str, args: &[&str]) -> String {
-    let out = cmd(program, args);
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// A namespace of the test's own (tests/common/netns.rs: removed on drop, even when the test
+/// fails), loopback down as the kernel makes it, without IPv6 autoconfiguration chatter (DAD, MLD, router solicitations): the
+/// counters must move only by the traffic the test sends.
+fn quiet_netns(tag: &str) -> TestNetns {
+    let ns = TestNetns::bare(&format!("if{tag}"));
+    ns.exec(&[
+        "sh",
+        "-c",
+        "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6",
+    ]);
+    ns
 }
 
-/// A network namespace removed on drop, even when the test fails.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!(
-            "nsxif{}{}{}",
-            std::process::id(),
-            tag,
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        must("ip", &["netns", "add", &name]);
-        let ns = Netns { name };
-        // No IPv6 autoconfiguration chatter (DAD, MLD, router solicitations): the counters
-        // must move only by the traffic the test sends.
-        ns.exec(&[
-            "sh",
-            "-c",
-            "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6",
-        ]);
-        ns
-    }
-
-    fn ip(&self, args: &[&str]) -> String {
-        let mut a = vec!["-n", self.name.as_str()];
-        a.extend_from_slice(args);
-        must("ip", &a)
-    }
-
-    fn exec(&self, args: &[&str]) -> String {
-        let mut a = vec!["netns", "exec", self.name.as_str()];
-        a.extend_from_slice(args);
-        must("ip", &a)
-    }
-
+/// What these tests do in a namespace besides what tests/common/netns.rs offers.
+trait InterfacesNs {
     /// One `--once` scrape by the exporter running inside this namespace.
+    fn scrape_once(&self) -> String;
+    /// Wait until `dev`'s operstate is `want` (or, with a leading `!`, is no longer it).
+    fn wait_operstate(&self, dev: &str, want: &str);
+}
+
+impl InterfacesNs for TestNetns {
     fn scrape_once(&self) -> String {
         self.exec(&[
             exporter_bin(),
@@ -364,22 +337,6 @@ impl Netns {
             "--collector.disable-defaults",
             "--collector.interfaces",
         ])
-    }
-
-    /// Run `f` on a thread that joined this network namespace (sockets it creates live there).
-    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let file = std::fs::File::open(&path).expect("open netns");
-                // SAFETY: setns on a valid namespace fd; affects only this thread.
-                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-                f()
-            })
-            .join()
-            .expect("netns thread")
-        })
     }
 
     fn wait_operstate(&self, dev: &str, want: &str) {
@@ -404,15 +361,6 @@ impl Netns {
     }
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
 const SUBNET: &str = "10.213.7";
 const MAC_A: &str = "02:00:0a:d5:07:01";
 const MAC_B: &str = "02:00:0a:d5:07:02";
@@ -421,15 +369,15 @@ const MAC_B: &str = "02:00:0a:d5:07:02";
 /// neighbour entries (no ARP) and IPv6 off: a quiet link.
 struct Pair {
     // Field order = drop order: the namespaces go last.
-    a: Netns,
-    b: Netns,
+    a: TestNetns,
+    b: TestNetns,
     va: String,
     vb: String,
 }
 
 fn pair() -> Pair {
-    let a = Netns::new("a");
-    let b = Netns::new("b");
+    let a = quiet_netns("a");
+    let b = quiet_netns("b");
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
     // Names in their own namespaces cannot clash; pid+seq keep them unique anyway.
     let va = format!("va{}_{n}", std::process::id() % 100000);
@@ -474,7 +422,7 @@ fn live_ok() -> bool {
 }
 
 /// `<sysfs>/class/net/<dev>/statistics/*` read inside the namespace.
-fn sysfs_stats(ns: &Netns, dev: &str) -> BTreeMap<String, u64> {
+fn sysfs_stats(ns: &TestNetns, dev: &str) -> BTreeMap<String, u64> {
     let out = ns.exec(&[
         "sh",
         "-c",
@@ -488,7 +436,7 @@ fn sysfs_stats(ns: &Netns, dev: &str) -> BTreeMap<String, u64> {
 
 /// What `ip -s link show dev X` prints: RX bytes packets errors dropped missed mcast, TX bytes
 /// packets errors dropped carrier collsns.
-fn ip_stats(ns: &Netns, dev: &str) -> BTreeMap<String, u64> {
+fn ip_stats(ns: &TestNetns, dev: &str) -> BTreeMap<String, u64> {
     let out = ns.ip(&["-s", "link", "show", "dev", dev]);
     let lines: Vec<&str> = out.lines().map(str::trim).collect();
     let mut m = BTreeMap::new();

@@ -406,10 +406,6 @@ fn snapshot_with_collectors_disabled_and_a_policy() {
 /// netns "". Needs root and ip.
 #[test]
 fn snapshot_namespaces_with_netns_all() {
-    if !common::exporter_has_flag("--netns") {
-        eprintln!("NOTE: this exporter has no --netns yet (the network-namespace core): not run");
-        return;
-    }
     if !common::require_tool("ip") || !common::require_root() {
         return;
     }

@@ -4,7 +4,7 @@
 kubernetes-validate knows only the core Kubernetes schemas, so the monitoring.coreos.com/v1
 kinds are checked against cloudcoil's models of the prometheus-operator CRDs
 (PyPI cloudcoil-models-prometheus-operator), strictly: a field the model does not know (a typo,
-a wrong nesting level) is an error, not silently dropped. Used by tests/deploy_artifacts.rs:
+a wrong nesting level) is an error, not silently dropped. Used by tests/it/deploy_artifacts.rs:
 
     python3 deploy/kubernetes/check_crds.py deploy/kubernetes/servicemonitor.yaml ...
 

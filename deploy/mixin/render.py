@@ -7,7 +7,7 @@
 Writes dashboards/<name> for every entry of grafanaDashboards and deploy/prometheus/alerts.yml
 from prometheusAlerts, then (without --out) regenerates what derives from alerts.yml:
 deploy/kubernetes/prometheusrule.yaml (gen_prometheusrule.py) and the expected annotations of
-deploy/prometheus/alerts_test.yml (gen_alerts_test.py). tests/mixin.rs fails when the shipped
+deploy/prometheus/alerts_test.yml (gen_alerts_test.py). tests/it/mixin.rs fails when the shipped
 files differ from a fresh render.
 
 Needs the PyPI package `jsonnet` (module _jsonnet) and PyYAML.
@@ -35,7 +35,7 @@ ALERTS_HEADER = """\
 # deploy/prometheus/prometheus.yml and the Service name in deploy/kubernetes.
 #
 # Tested by deploy/prometheus/alerts_test.yml (`promtool test rules`), against a live
-# Prometheus by tests/e2e_prometheus.rs, and linted by tests/dashboard_lint.rs.
+# Prometheus by tests/e2e_prometheus.rs, and linted by tests/it/dashboard_lint.rs.
 """
 
 RULE_KEYS = ["alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations"]

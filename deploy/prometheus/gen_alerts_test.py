@@ -390,6 +390,6 @@ def str_rep(dumper, data):
 D.add_representer(str, str_rep)
 hdr = '''# Unit tests for alerts.yml: `promtool test rules deploy/prometheus/alerts_test.yml`.
 # Every alert is tested firing (labels and rendered annotations) and not firing (below its
-# threshold, or not yet for long enough). Run by CI through tests/deploy_artifacts.rs.
+# threshold, or not yet for long enough). Run by CI through tests/it/deploy_artifacts.rs.
 '''
 open(os.path.join(HERE, 'alerts_test.yml'), 'w').write(hdr + yaml.dump(doc, Dumper=D, sort_keys=False, width=1000, allow_unicode=True))

@@ -22,9 +22,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clap::{value_parser, Arg};
-
-use crate::config::{parse_duration_max, toggle_args, Config};
+use crate::config::{pair, parse_duration_max};
 use crate::expected::{ConnectionEntry, ExpectedListeners, OutboundKey};
 use crate::metrics::{Desc, MetricFamily};
 use crate::networks::{unmap, Networks};
@@ -37,9 +35,11 @@ use crate::source::netns::Netns;
 use crate::source::procfd::{Lookup, OwnerResolver};
 use crate::source::sockets::{PassInfo, SocketNeeds};
 
-use super::health::{self, Health, Probe};
+use super::health::{self, Health, HealthFlags, Probe};
 use super::listeners::ListeningPorts;
-use super::{Collected, Collection, Collector, CollectorDecl};
+use super::{
+    BuildContext, Collected, Collection, Collector, CollectorDecl, CollectorFlags, FlagsDecl,
+};
 use crate::source::cgroup::Identity;
 
 pub const DECL: CollectorDecl = CollectorDecl {
@@ -47,8 +47,7 @@ pub const DECL: CollectorDecl = CollectorDecl {
     default_enabled: true,
     help: "outbound connections by process, remote port, service and network; new destinations; an outbound policy",
     metrics,
-    args,
-    build,
+    flags: FlagsDecl::of::<ConnectionsFlags>(),
 };
 
 pub static OUTBOUND: Desc = Desc::gauge(
@@ -129,84 +128,100 @@ fn metrics() -> Vec<&'static Desc> {
     ]
 }
 
-fn args() -> Vec<Arg> {
-    let mut v: Vec<Arg> = toggle_args(
-        "collector.connections.process",
-        "Attribute outbound sockets to their processes, through the same inode map as the listeners (default: enabled).",
-        "Do not attribute outbound sockets to processes (process=\"\").",
-    )
-    .into();
-    v.extend([
-        Arg::new("collector.connections.networks")
-            .long("collector.connections.networks")
-            .value_name("FILE")
-            .value_parser(value_parser!(PathBuf))
-            .help("YAML file naming remote networks (networks: {corp: [\"10.0.0.0/8\", \"fd00::/8\"]}); the longest matching prefix names a connection's remote_network, else its built-in class. A malformed file stops the exporter at start-up."),
-        Arg::new("collector.connections.max")
-            .long("collector.connections.max")
-            .value_name("N")
-            .value_parser(value_parser!(usize))
-            .default_value("1000")
-            .help("Export at most this many netstat_outbound_connections series per network namespace: beyond it the smallest are folded into one series per protocol, remote network and state (remote_port=\"other\", process=\"other\"), so the sum stays the number of outbound sockets."),
-        Arg::new("collector.connections.destination-memory")
-            .long("collector.connections.destination-memory")
-            .value_name("DURATION")
-            .default_value("24h")
-            .help("A remote address not seen for this long counts as new again in netstat_outbound_new_destinations_total (e.g. 24h, 7d; at most 30d)."),
-        Arg::new("collector.connections.destination-capacity")
-            .long("collector.connections.destination-capacity")
-            .value_name("N")
-            .value_parser(value_parser!(usize))
-            .default_value("100000")
-            .help("At most this many remote addresses are remembered; beyond, the oldest are forgotten (counted in netstat_outbound_destination_evictions_total)."),
-    ]);
-    v.extend(health::args());
-    v
+/// The flags of the connections collector (the networks file, the memory of remote addresses
+/// and the health switch are shared with the listeners collector, through [`BuildContext`]).
+#[derive(clap::Args, Clone, Debug)]
+#[group(skip)]
+pub struct ConnectionsFlags {
+    #[arg(
+        id = "collector.connections.process",
+        long = "collector.connections.process",
+        overrides_with = "no-collector.connections.process",
+        help = "Attribute outbound sockets to their processes, through the same inode map as the listeners (default: enabled)."
+    )]
+    process: bool,
+    #[arg(
+        id = "no-collector.connections.process",
+        long = "no-collector.connections.process",
+        overrides_with = "collector.connections.process",
+        help = "Do not attribute outbound sockets to processes (process=\"\")."
+    )]
+    no_process: bool,
+    #[arg(
+        id = "collector.connections.networks",
+        long = "collector.connections.networks",
+        value_name = "FILE",
+        help = "YAML file naming remote networks (networks: {corp: [\"10.0.0.0/8\", \"fd00::/8\"]}); the longest matching prefix names a connection's remote_network, else its built-in class. A malformed file stops the exporter at start-up."
+    )]
+    pub networks: Option<PathBuf>,
+    #[arg(
+        id = "collector.connections.max",
+        long = "collector.connections.max",
+        value_name = "N",
+        default_value = "1000",
+        help = "Export at most this many netstat_outbound_connections series per network namespace: beyond it the smallest are folded into one series per protocol, remote network and state (remote_port=\"other\", process=\"other\"), so the sum stays the number of outbound sockets."
+    )]
+    max: usize,
+    #[arg(
+        id = "collector.connections.destination-memory",
+        long = "collector.connections.destination-memory",
+        value_name = "DURATION",
+        default_value = "24h",
+        help = "A remote address not seen for this long counts as new again in netstat_outbound_new_destinations_total (e.g. 24h, 7d; at most 30d)."
+    )]
+    destination_memory: String,
+    #[arg(
+        id = "collector.connections.destination-capacity",
+        long = "collector.connections.destination-capacity",
+        value_name = "N",
+        default_value = "100000",
+        help = "At most this many remote addresses are remembered; beyond, the oldest are forgotten (counted in netstat_outbound_destination_evictions_total)."
+    )]
+    pub destination_capacity: usize,
+    #[command(flatten)]
+    pub health: HealthFlags,
 }
 
-fn build(config: &Config) -> Result<Box<dyn Collector>, String> {
-    let networks = match config.arg::<PathBuf>("collector.connections.networks") {
-        Some(p) => Networks::load(p)?,
-        None => Networks::default(),
-    };
-    let policy = match config.arg::<PathBuf>("collector.listeners.expected") {
-        Some(p) => ExpectedListeners::load(p)?.connections,
-        None => None,
-    };
-    let memory = parse_duration_max(
-        "--collector.connections.destination-memory",
-        config
-            .arg_str("collector.connections.destination-memory")
-            .unwrap_or("24h"),
-        30.0 * 86400.0,
-    )?;
-    let resolver = if config.toggle("collector.connections.process", true) {
-        Some(config.owner_resolver()?)
-    } else {
-        None
-    };
-    Ok(Box::new(ConnectionsCollector {
-        rootfs: config.rootfs.clone(),
-        services: Default::default(),
-        networks,
-        policy,
-        max: config
-            .arg::<usize>("collector.connections.max")
-            .copied()
-            .unwrap_or(1000)
-            .max(1),
-        resolver,
-        destinations: Mutex::new(Destinations::new(
-            memory,
-            config
-                .arg::<usize>("collector.connections.destination-capacity")
-                .copied()
-                .unwrap_or(100_000),
-        )),
-        collected: Mutex::new(BTreeSet::new()),
-        last_outbound: std::sync::atomic::AtomicUsize::new(0),
-        health: health::enabled(config),
-    }))
+impl ConnectionsFlags {
+    /// `--collector.connections.destination-memory` (at most 30 days).
+    pub fn destination_memory(&self) -> Result<Duration, String> {
+        parse_duration_max(
+            "--collector.connections.destination-memory",
+            &self.destination_memory,
+            30.0 * 86400.0,
+        )
+    }
+}
+
+impl CollectorFlags for ConnectionsFlags {
+    fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Collector>, String> {
+        let networks = match ctx.networks_file() {
+            Some(p) => Networks::load(p)?,
+            None => Networks::default(),
+        };
+        let policy = match ctx.expected_file() {
+            Some(p) => ExpectedListeners::load(p)?.connections,
+            None => None,
+        };
+        let (memory, capacity) = ctx.remote_memory()?;
+        let resolver = if pair(self.process, self.no_process, true) {
+            Some(ctx.owner_resolver()?)
+        } else {
+            None
+        };
+        Ok(Box::new(ConnectionsCollector {
+            rootfs: ctx.config.rootfs.clone(),
+            services: Default::default(),
+            networks,
+            policy,
+            max: self.max.max(1),
+            resolver,
+            destinations: Mutex::new(Destinations::new(memory, capacity)),
+            collected: Mutex::new(BTreeSet::new()),
+            last_outbound: std::sync::atomic::AtomicUsize::new(0),
+            health: ctx.health(),
+        }))
+    }
 }
 
 /// What the pass must show: all TCP states (listeners first, to know the listening ports),

@@ -2,15 +2,13 @@
 //! gauge histogram, and how many of them are retransmitting now, per listener (connections it
 //! accepted) and per outbound series. The kernel sends each socket's `tcp_info`
 //! (`INET_DIAG_INFO`, see `source::tcp_info`) with the pass when `--collector.connections.health`
-//! is given (off by default: see [`FLAG`]); nothing per socket is kept: each socket adds to its series' fixed bucket counters.
+//! is given (off by default: see [`HealthFlags`]); nothing per socket is kept: each socket adds to its series' fixed bucket counters.
 //!
 //! The histogram is of sockets that exist NOW, not of events, so its buckets go up and down:
 //! a gauge histogram (`metrics::Kind::GaugeHistogram`). `histogram_quantile()` over its
 //! `_bucket` series gives the RTT quantiles of the live connections (no `rate()`).
 
-use clap::Arg;
-
-use crate::config::{toggle_args, Config};
+use crate::config::pair;
 use crate::metrics::{Desc, Labels, MetricFamily};
 use crate::source::inet::{InetSocket, Protocol, TCP_ESTABLISHED};
 
@@ -23,22 +21,34 @@ pub const BOUNDS_US: [u32; 16] = [
 ];
 const BUCKETS: usize = BOUNDS_US.len() + 1;
 
-/// The flag. Off by default: at 100k TCP sockets the kernel's dump with tcp_info alone costs
-/// about 1.34x the dump without it, and a default scrape with health 1.6x, above the 1.35x
-/// budget of a default scrape (docs/benchmarks.md).
-pub const FLAG: &str = "collector.connections.health";
-
-pub fn args() -> [Arg; 2] {
-    toggle_args(
-        FLAG,
-        "Ask the kernel for tcp_info (INET_DIAG_INFO) with the socket pass and export the smoothed RTT of established TCP connections as gauge histograms and the connections retransmitting now, per listener and per outbound series. Off by default: it costs about 1.3x more kernel CPU per scrape (docs/benchmarks.md).",
-        "Do not ask for tcp_info (the default): no netstat_*_rtt_seconds and no netstat_*_connections_retransmitting series.",
-    )
+/// The flag (a pair, part of the connections collector's flags, read by the listeners
+/// collector too through `BuildContext::health`). Off by default: at 100k TCP sockets the
+/// kernel's dump with tcp_info alone costs about 1.34x the dump without it, and a default
+/// scrape with health 1.6x, above the 1.35x budget of a default scrape (docs/benchmarks.md).
+#[derive(clap::Args, Clone, Debug)]
+#[group(skip)]
+pub struct HealthFlags {
+    #[arg(
+        id = "collector.connections.health",
+        long = "collector.connections.health",
+        overrides_with = "no-collector.connections.health",
+        help = "Ask the kernel for tcp_info (INET_DIAG_INFO) with the socket pass and export the smoothed RTT of established TCP connections as gauge histograms and the connections retransmitting now, per listener and per outbound series. Off by default: it costs about 1.3x more kernel CPU per scrape (docs/benchmarks.md)."
+    )]
+    on: bool,
+    #[arg(
+        id = "no-collector.connections.health",
+        long = "no-collector.connections.health",
+        overrides_with = "collector.connections.health",
+        help = "Do not ask for tcp_info (the default): no netstat_*_rtt_seconds and no netstat_*_connections_retransmitting series."
+    )]
+    off: bool,
 }
 
-/// Whether health is on in `config`.
-pub fn enabled(config: &Config) -> bool {
-    config.toggle(FLAG, false)
+impl HealthFlags {
+    /// Whether health is on (off unless asked for).
+    pub fn enabled(&self) -> bool {
+        pair(self.on, self.off, false)
+    }
 }
 
 pub static LISTENER_RTT: Desc = Desc::gauge_histogram(

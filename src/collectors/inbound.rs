@@ -9,14 +9,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use clap::{value_parser, Arg};
 use rustc_hash::FxHashMap;
 
-use crate::config::{parse_duration_max, Config};
 use crate::expected::ExpectedListeners;
 use crate::metrics::{Desc, MetricFamily};
 use crate::networks::{unmap, Networks};
@@ -24,6 +21,7 @@ use crate::source::inet::{InetSocket, TCP_NEW_SYN_RECV, TCP_STATE_NAMES, TCP_SYN
 
 use super::connections::Destinations;
 use super::listeners::{Listener, ListenerKey};
+use super::BuildContext;
 
 /// The labels of an inbound series without its state: the listener's port, service and owner
 /// (process, and the owning process's container and pod from its cgroup: empty for a host
@@ -89,13 +87,18 @@ pub fn metrics() -> [&'static Desc; 6] {
     ]
 }
 
-pub fn args() -> [Arg; 1] {
-    [Arg::new("collector.listeners.inbound-max")
-        .long("collector.listeners.inbound-max")
-        .value_name("N")
-        .value_parser(value_parser!(usize))
-        .default_value("1000")
-        .help("Export at most this many netstat_inbound_connections series per network namespace: beyond it the smallest are folded into one series per protocol, remote network and state (port=\"other\", process=\"other\"), so the sum stays the number of inbound sockets.")]
+/// Its flag, one of the listeners collector's.
+#[derive(clap::Args, Clone, Debug)]
+#[group(skip)]
+pub struct InboundFlags {
+    #[arg(
+        id = "collector.listeners.inbound-max",
+        long = "collector.listeners.inbound-max",
+        value_name = "N",
+        default_value = "1000",
+        help = "Export at most this many netstat_inbound_connections series per network namespace: beyond it the smallest are folded into one series per protocol, remote network and state (port=\"other\", process=\"other\"), so the sum stays the number of inbound sockets."
+    )]
+    max: usize,
 }
 
 /// What the listeners collector keeps for inbound connections across scrapes.
@@ -108,8 +111,12 @@ pub struct Inbound {
 }
 
 impl Inbound {
-    pub fn new(config: &Config, expected: Option<&ExpectedListeners>) -> Result<Self, String> {
-        let networks = match config.arg::<PathBuf>("collector.connections.networks") {
+    pub fn new(
+        flags: &InboundFlags,
+        ctx: &BuildContext,
+        expected: Option<&ExpectedListeners>,
+    ) -> Result<Self, String> {
+        let networks = match ctx.networks_file() {
             Some(p) => Networks::load(p)?,
             None => Networks::default(),
         };
@@ -127,24 +134,10 @@ impl Inbound {
                 }
             }
         }
-        let memory = parse_duration_max(
-            "--collector.connections.destination-memory",
-            config
-                .arg_str("collector.connections.destination-memory")
-                .unwrap_or("24h"),
-            30.0 * 86400.0,
-        )?;
-        let capacity = config
-            .arg::<usize>("collector.connections.destination-capacity")
-            .copied()
-            .unwrap_or(100_000);
+        let (memory, capacity) = ctx.remote_memory()?;
         Ok(Inbound {
             networks,
-            max: config
-                .arg::<usize>("collector.listeners.inbound-max")
-                .copied()
-                .unwrap_or(1000)
-                .max(1),
+            max: flags.max.max(1),
             sources: Mutex::new(Destinations::new(memory, capacity)),
             collected: Mutex::new(BTreeSet::new()),
         })

@@ -21,24 +21,24 @@
 //!   port (docker0's veths, for instance) `promisc` is therefore 1 although `netstat -i`
 //!   shows no `P`.
 
-use clap::Arg;
 use regex::Regex;
 
-use crate::config::Config;
+use crate::config::anchored_regex;
 use crate::metrics::{Desc, Labels, MetricFamily};
 use crate::source::netdev::{Column, Counters, NetDevFile, SysAttrs};
 use crate::source::netns::Netns;
 use crate::source::SourceError;
 
-use super::{Collected, Collector, CollectorDecl, SimpleCollector};
+use super::{
+    BuildContext, Collected, Collector, CollectorDecl, CollectorFlags, FlagsDecl, SimpleCollector,
+};
 
 pub const DECL: CollectorDecl = CollectorDecl {
     name: "interfaces",
     default_enabled: true,
     help: "netstat -i: per-interface packets, errors, drops, overruns, MTU and flags",
     metrics,
-    args,
-    build,
+    flags: FlagsDecl::of::<InterfacesFlags>(),
 };
 
 pub static PACKETS: Desc = Desc::counter(
@@ -122,35 +122,46 @@ fn metrics() -> Vec<&'static Desc> {
     ]
 }
 
-fn args() -> Vec<Arg> {
-    vec![
-        Arg::new("collector.interfaces.device-include")
-            .long("collector.interfaces.device-include")
-            .value_name("REGEX")
-            .help(
-                "Regexp of devices to include (anchored; mutually exclusive with device-exclude).",
-            ),
-        Arg::new("collector.interfaces.device-exclude")
-            .long("collector.interfaces.device-exclude")
-            .value_name("REGEX")
-            .help(
-                "Regexp of devices to exclude (anchored; mutually exclusive with device-include).",
-            ),
-    ]
+/// The flags of the interfaces collector.
+#[derive(clap::Args, Clone, Debug)]
+#[group(skip)]
+pub struct InterfacesFlags {
+    #[arg(
+        id = "collector.interfaces.device-include",
+        long = "collector.interfaces.device-include",
+        value_name = "REGEX",
+        help = "Regexp of devices to include (anchored; mutually exclusive with device-exclude)."
+    )]
+    device_include: Option<String>,
+    #[arg(
+        id = "collector.interfaces.device-exclude",
+        long = "collector.interfaces.device-exclude",
+        value_name = "REGEX",
+        help = "Regexp of devices to exclude (anchored; mutually exclusive with device-include)."
+    )]
+    device_exclude: Option<String>,
 }
 
-fn build(config: &Config) -> Result<Box<dyn Collector>, String> {
-    let include = config.regex("collector.interfaces.device-include")?;
-    let exclude = config.regex("collector.interfaces.device-exclude")?;
-    if include.is_some() && exclude.is_some() {
-        return Err(
-            "--collector.interfaces.device-include and --collector.interfaces.device-exclude are mutually exclusive"
-                .into(),
-        );
+impl CollectorFlags for InterfacesFlags {
+    fn build(&self, _ctx: &BuildContext) -> Result<Box<dyn Collector>, String> {
+        let include = anchored_regex(
+            "--collector.interfaces.device-include",
+            self.device_include.as_deref(),
+        )?;
+        let exclude = anchored_regex(
+            "--collector.interfaces.device-exclude",
+            self.device_exclude.as_deref(),
+        )?;
+        if include.is_some() && exclude.is_some() {
+            return Err(
+                "--collector.interfaces.device-include and --collector.interfaces.device-exclude are mutually exclusive"
+                    .into(),
+            );
+        }
+        Ok(Box::new(InterfacesCollector {
+            filter: DeviceFilter { include, exclude },
+        }))
     }
-    Ok(Box::new(InterfacesCollector {
-        filter: DeviceFilter { include, exclude },
-    }))
 }
 
 pub const IFF_UP: u32 = 0x1;

@@ -12,11 +12,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use clap::{value_parser, Arg};
 use regex::Regex;
 use rustc_hash::FxHashMap;
 
-use crate::config::{toggle_args, Config};
+use crate::config::{anchored_regex, pair, parse_duration, Config};
 use crate::expected::{ExpectedListeners, PortRange};
 use crate::metrics::{Desc, Labels, MetricFamily};
 use crate::source::cgroup::Identity;
@@ -29,16 +28,17 @@ use crate::source::procfd::{Owner, OwnerResolver, ResolverStats};
 use crate::source::sockets::{Backend, PassInfo, SocketNeeds};
 
 use super::health::{self, Health};
-use super::inbound::{self, Inbound, InboundPass};
-use super::{Collected, Collection, Collector, CollectorDecl};
+use super::inbound::{self, Inbound, InboundFlags, InboundPass};
+use super::{
+    BuildContext, Collected, Collection, Collector, CollectorDecl, CollectorFlags, FlagsDecl,
+};
 
 pub const DECL: CollectorDecl = CollectorDecl {
     name: "listeners",
     default_enabled: true,
     help: "listening sockets with service, process, user, accept queue and limit, drops",
     metrics,
-    args,
-    build,
+    flags: FlagsDecl::of::<ListenersFlags>(),
 };
 
 const KEY: &[&str] = &["protocol", "family", "address", "port"];
@@ -173,49 +173,124 @@ fn metrics() -> Vec<&'static Desc> {
     ]
 }
 
-fn args() -> Vec<Arg> {
-    let mut v: Vec<Arg> = toggle_args(
-        "collector.listeners.process",
-        "Attribute listeners to their processes via <procfs>/<pid>/fd (default: enabled; needs root or CAP_DAC_READ_SEARCH + CAP_SYS_PTRACE for other users' processes).",
-        "Do not attribute listeners to processes (process=\"\").",
-    )
-    .into();
-    v.extend([
-        Arg::new("collector.listeners.walk-interval")
-            .long("collector.listeners.walk-interval")
-            .value_name("DURATION")
-            .default_value("30s")
-            .help("Minimum time between two full walks of <procfs>/*/fd to find the owner of a new listener (the first walk happens at start-up; cached owners are verified on every scrape without a walk; owners no walk could find are remembered and never cause another walk)."),
-        Arg::new("collector.listeners.max")
-            .long("collector.listeners.max")
-            .value_name("N")
-            .value_parser(value_parser!(usize))
-            .default_value("1000")
-            .help("Export at most this many listeners per network namespace (lowest ports first); the rest are counted in netstat_listeners_dropped."),
-        Arg::new("collector.listeners.port-exclude")
-            .long("collector.listeners.port-exclude")
-            .value_name("RANGES")
-            .help("Ports not to report as listeners: comma-separated ports and ranges, e.g. \"32768-60999,8080\"."),
-        Arg::new("collector.listeners.address-include")
-            .long("collector.listeners.address-include")
-            .value_name("REGEX")
-            .help("Regexp (anchored) of listener addresses to report (as in the address label)."),
-        Arg::new("collector.listeners.address-exclude")
-            .long("collector.listeners.address-exclude")
-            .value_name("REGEX")
-            .help("Regexp (anchored) of listener addresses not to report."),
-        Arg::new("collector.listeners.expected")
-            .long("collector.listeners.expected")
-            .value_name("FILE")
-            .value_parser(value_parser!(PathBuf))
-            .help("YAML file listing what may listen on this host; listeners it does not allow get netstat_listener_unexpected 1. A malformed file stops the exporter at start-up."),
-    ]);
-    v.extend(inbound::args());
-    v
+/// The flags of the listeners collector.
+#[derive(clap::Args, Clone, Debug)]
+#[group(skip)]
+pub struct ListenersFlags {
+    #[arg(
+        id = "collector.listeners.process",
+        long = "collector.listeners.process",
+        overrides_with = "no-collector.listeners.process",
+        help = "Attribute listeners to their processes via <procfs>/<pid>/fd (default: enabled; needs root or CAP_DAC_READ_SEARCH + CAP_SYS_PTRACE for other users' processes)."
+    )]
+    process: bool,
+    #[arg(
+        id = "no-collector.listeners.process",
+        long = "no-collector.listeners.process",
+        overrides_with = "collector.listeners.process",
+        help = "Do not attribute listeners to processes (process=\"\")."
+    )]
+    no_process: bool,
+    #[arg(
+        id = "collector.listeners.walk-interval",
+        long = "collector.listeners.walk-interval",
+        value_name = "DURATION",
+        default_value = "30s",
+        help = "Minimum time between two full walks of <procfs>/*/fd to find the owner of a new listener (the first walk happens at start-up; cached owners are verified on every scrape without a walk; owners no walk could find are remembered and never cause another walk)."
+    )]
+    walk_interval: String,
+    #[arg(
+        id = "collector.listeners.max",
+        long = "collector.listeners.max",
+        value_name = "N",
+        default_value = "1000",
+        help = "Export at most this many listeners per network namespace (lowest ports first); the rest are counted in netstat_listeners_dropped."
+    )]
+    max: usize,
+    #[arg(
+        id = "collector.listeners.port-exclude",
+        long = "collector.listeners.port-exclude",
+        value_name = "RANGES",
+        help = "Ports not to report as listeners: comma-separated ports and ranges, e.g. \"32768-60999,8080\"."
+    )]
+    port_exclude: Option<String>,
+    #[arg(
+        id = "collector.listeners.address-include",
+        long = "collector.listeners.address-include",
+        value_name = "REGEX",
+        help = "Regexp (anchored) of listener addresses to report (as in the address label)."
+    )]
+    address_include: Option<String>,
+    #[arg(
+        id = "collector.listeners.address-exclude",
+        long = "collector.listeners.address-exclude",
+        value_name = "REGEX",
+        help = "Regexp (anchored) of listener addresses not to report."
+    )]
+    address_exclude: Option<String>,
+    /// Shared: connections reads it through [`BuildContext::expected_file`].
+    #[arg(
+        id = "collector.listeners.expected",
+        long = "collector.listeners.expected",
+        value_name = "FILE",
+        help = "YAML file listing what may listen on this host; listeners it does not allow get netstat_listener_unexpected 1. A malformed file stops the exporter at start-up."
+    )]
+    pub expected: Option<PathBuf>,
+    #[command(flatten)]
+    inbound: InboundFlags,
 }
 
-fn build(config: &Config) -> Result<Box<dyn Collector>, String> {
-    Ok(Box::new(ListenersCollector::new(config)?))
+impl ListenersFlags {
+    /// `--collector.listeners.walk-interval` (the shared owner resolver's).
+    pub fn walk_interval(&self) -> Result<std::time::Duration, String> {
+        parse_duration("--collector.listeners.walk-interval", &self.walk_interval)
+    }
+
+    /// `--[no-]collector.listeners.process`.
+    pub fn process(&self) -> bool {
+        pair(self.process, self.no_process, true)
+    }
+
+    /// The listeners to report (`--collector.listeners.{port-exclude,address-*,max}`).
+    fn selection(&self) -> Result<Selection, String> {
+        let port_exclude = match &self.port_exclude {
+            None => Vec::new(),
+            Some(s) => s
+                .split(',')
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| {
+                    p.parse::<PortRange>()
+                        .map_err(|e| format!("invalid --collector.listeners.port-exclude: {e}"))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let address_include = anchored_regex(
+            "--collector.listeners.address-include",
+            self.address_include.as_deref(),
+        )?;
+        let address_exclude = anchored_regex(
+            "--collector.listeners.address-exclude",
+            self.address_exclude.as_deref(),
+        )?;
+        if address_include.is_some() && address_exclude.is_some() {
+            return Err(
+                "--collector.listeners.address-include and --collector.listeners.address-exclude are mutually exclusive"
+                    .into(),
+            );
+        }
+        Ok(Selection {
+            port_exclude,
+            address_include,
+            address_exclude,
+            max: self.max,
+        })
+    }
+}
+
+impl CollectorFlags for ListenersFlags {
+    fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Collector>, String> {
+        Ok(Box::new(ListenersCollector::with(self, ctx)?))
+    }
 }
 
 /// What the listeners collector reads of the pass: TCP listeners and the sockets they accepted
@@ -534,54 +609,33 @@ pub struct ListenersCollector {
 }
 
 impl ListenersCollector {
+    /// The collector `config` asks for (the watch applies its policy too).
     pub fn new(config: &Config) -> Result<Self, String> {
-        let port_exclude = match config.arg_str("collector.listeners.port-exclude") {
-            None => Vec::new(),
-            Some(s) => s
-                .split(',')
-                .filter(|p| !p.trim().is_empty())
-                .map(|p| {
-                    p.parse::<PortRange>()
-                        .map_err(|e| format!("invalid --collector.listeners.port-exclude: {e}"))
-                })
-                .collect::<Result<_, _>>()?,
-        };
-        let address_include = config.regex("collector.listeners.address-include")?;
-        let address_exclude = config.regex("collector.listeners.address-exclude")?;
-        if address_include.is_some() && address_exclude.is_some() {
-            return Err(
-                "--collector.listeners.address-include and --collector.listeners.address-exclude are mutually exclusive"
-                    .into(),
-            );
-        }
-        let expected = match config.arg::<PathBuf>("collector.listeners.expected") {
+        Self::with(&config.flags()?, &BuildContext::new(config)?)
+    }
+
+    pub fn with(flags: &ListenersFlags, ctx: &BuildContext) -> Result<Self, String> {
+        let selection = flags.selection()?;
+        let expected = match ctx.expected_file() {
             Some(path) => Some(ExpectedListeners::load(path)?).filter(|x| x.listeners_policy),
             None => None,
         };
         // Validated here for a clear error; the shared resolver reads it too.
-        config.duration("collector.listeners.walk-interval")?;
-        let inbound = Inbound::new(config, expected.as_ref())?;
+        flags.walk_interval()?;
+        let inbound = Inbound::new(&flags.inbound, ctx, expected.as_ref())?;
         Ok(ListenersCollector {
-            rootfs: config.rootfs.clone(),
+            rootfs: ctx.config.rootfs.clone(),
             services: Default::default(),
             users: Default::default(),
-            resolver: if config.toggle("collector.listeners.process", true) {
-                Some(config.owner_resolver()?)
+            resolver: if flags.process() {
+                Some(ctx.owner_resolver()?)
             } else {
                 None
             },
-            selection: Selection {
-                port_exclude,
-                address_include,
-                address_exclude,
-                max: config
-                    .arg::<usize>("collector.listeners.max")
-                    .copied()
-                    .unwrap_or(1000),
-            },
+            selection,
             expected,
             warned_cap: AtomicBool::new(false),
-            health: health::enabled(config),
+            health: ctx.health(),
             inbound,
         })
     }
@@ -589,6 +643,11 @@ impl ListenersCollector {
     /// The filters and the expected-listeners policy (the watch applies them too).
     pub fn policy(&self) -> (Selection, Option<ExpectedListeners>) {
         (self.selection.clone(), self.expected.clone())
+    }
+
+    /// The shared owner resolver (None when attribution is off: `--no-collector.listeners.process`).
+    pub fn resolver(&self) -> Option<Arc<OwnerResolver>> {
+        self.resolver.clone()
     }
 
     /// Attribution statistics (None when attribution is off).

@@ -1,6 +1,7 @@
 //! Collectors: one file each. A collector declares itself once ([`CollectorDecl`]: name,
-//! default, help, flags, metrics, factory) and is registered with one line in [`REGISTRY`];
-//! flags, `--help`, `collect[]`, docs/metrics.md and docs/flags.md all come from there.
+//! default, help, metrics, and its flags: a `#[derive(clap::Args)]` struct that builds the
+//! collector, see [`CollectorFlags`]) and is registered with one line in [`REGISTRY`]; flags,
+//! `--help`, `collect[]`, docs/metrics.md and docs/flags.md all come from there.
 //!
 //! A collection runs per network namespace ([`Netns`]). Collectors that need sockets say
 //! which ([`Collector::socket_needs`]) and are fed from ONE pass over each socket table of
@@ -15,10 +16,18 @@ pub mod listeners;
 pub mod protocols;
 pub mod sockets;
 
+use std::any::Any;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{ArgMatches, Command};
+
 use crate::config::Config;
 use crate::metrics::{Desc, MetricFamily};
 use crate::source::inet::{InetSocket, UnixSocket};
 use crate::source::netns::Netns;
+use crate::source::procfd::OwnerResolver;
 use crate::source::sockets::{PassInfo, SocketNeeds};
 use crate::source::SourceError;
 
@@ -47,10 +56,9 @@ pub struct CollectorDecl {
     pub help: &'static str,
     /// The metric families it may produce.
     pub metrics: fn() -> Vec<&'static Desc>,
-    /// Its own flags (`--collector.<name>.*`); the enable/disable pair is added for it.
-    pub args: fn() -> Vec<clap::Arg>,
-    /// Build it from the parsed flags; an error is a start-up error (exit 2).
-    pub build: fn(&Config) -> Result<Box<dyn Collector>, String>,
+    /// Its own flags (`--collector.<name>.*`; the enable/disable pair is added for it), which
+    /// build it: `FlagsDecl::of::<TheFlags>()`.
+    pub flags: FlagsDecl,
 }
 
 impl std::fmt::Debug for CollectorDecl {
@@ -61,9 +69,151 @@ impl std::fmt::Debug for CollectorDecl {
     }
 }
 
-/// No flags of its own.
-pub fn no_args() -> Vec<clap::Arg> {
-    Vec::new()
+/// A collector's flags: a `#[derive(clap::Args, Clone, Debug)]` struct in the collector's
+/// file (each default in its `#[arg]` attribute), named `--collector.<name>.*` with explicit
+/// `id`s equal to the long names (ids are global to the command line). Reading a field that
+/// does not exist does not compile; a value that does not parse is a start-up error.
+pub trait CollectorFlags:
+    clap::Args + clap::FromArgMatches + Clone + std::fmt::Debug + Send + Sync + 'static
+{
+    /// Build the collector from its flags and what it shares with the others; an error is a
+    /// start-up error (exit 2).
+    fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Collector>, String>;
+}
+
+/// A collector's flags in its declaration: how to add them to the command line and how to
+/// read them back typed.
+#[derive(Clone, Copy)]
+pub struct FlagsDecl {
+    /// Adds the flags to a command (`clap::Args::augment_args`).
+    pub augment: fn(Command) -> Command,
+    parse: fn(&ArgMatches) -> Result<Arc<dyn AnyFlags>, String>,
+}
+
+impl FlagsDecl {
+    pub const fn of<F: CollectorFlags>() -> FlagsDecl {
+        FlagsDecl {
+            augment: augment_flags::<F>,
+            parse: parse_flags::<F>,
+        }
+    }
+
+    /// The flags as parsed from `matches` (a command line made with [`Self::augment`]).
+    pub fn parse(&self, matches: &ArgMatches) -> Result<ParsedFlags, String> {
+        (self.parse)(matches).map(ParsedFlags)
+    }
+}
+
+/// Add `F`'s flags to `cmd`, and nothing else: a derived struct's doc comment would become
+/// the command's description.
+fn augment_flags<F: CollectorFlags>(cmd: Command) -> Command {
+    let about = cmd.get_about().cloned();
+    let long_about = cmd.get_long_about().cloned();
+    let cmd = F::augment_args(cmd);
+    let cmd = match about {
+        Some(a) => cmd.about(a),
+        None => cmd.about(None::<&'static str>),
+    };
+    match long_about {
+        Some(a) => cmd.long_about(a),
+        None => cmd.long_about(None::<&'static str>),
+    }
+}
+
+fn parse_flags<F: CollectorFlags>(m: &ArgMatches) -> Result<Arc<dyn AnyFlags>, String> {
+    F::from_arg_matches(m)
+        .map(|f| Arc::new(f) as Arc<dyn AnyFlags>)
+        .map_err(|e| e.to_string())
+}
+
+/// One collector's parsed flags, typed behind [`Any`].
+#[derive(Clone, Debug)]
+pub struct ParsedFlags(Arc<dyn AnyFlags>);
+
+impl ParsedFlags {
+    pub fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Collector>, String> {
+        self.0.build_any(ctx)
+    }
+
+    /// The flags as `F` (None: these are another collector's).
+    pub fn get<F: CollectorFlags>(&self) -> Option<&F> {
+        self.0.as_any().downcast_ref::<F>()
+    }
+}
+
+/// [`CollectorFlags`] behind a pointer.
+pub trait AnyFlags: std::fmt::Debug + Send + Sync {
+    fn as_any(&self) -> &dyn Any;
+    fn build_any(&self, ctx: &BuildContext) -> Result<Box<dyn Collector>, String>;
+}
+
+impl<F: CollectorFlags> AnyFlags for F {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn build_any(&self, ctx: &BuildContext) -> Result<Box<dyn Collector>, String> {
+        self.build(ctx)
+    }
+}
+
+/// The defaults of flags `F` (what an empty command line gives): for a collector that is not
+/// in the registry the command line was parsed for.
+pub fn default_flags<F: CollectorFlags>() -> Result<F, String> {
+    let m = F::augment_args(Command::new("defaults"))
+        .try_get_matches_from(["defaults"])
+        .map_err(|e| e.to_string())?;
+    F::from_arg_matches(&m).map_err(|e| e.to_string())
+}
+
+/// What building a collector may use besides its own flags: the general settings (paths) and
+/// the settings collectors share, each owned by one collector's flags and read here typed
+/// (the expected file, the owner resolver, the tcp_info switch, the remote networks and the
+/// memory of remote addresses).
+pub struct BuildContext<'a> {
+    pub config: &'a Config,
+    listeners: listeners::ListenersFlags,
+    connections: connections::ConnectionsFlags,
+}
+
+impl<'a> BuildContext<'a> {
+    pub fn new(config: &'a Config) -> Result<BuildContext<'a>, String> {
+        Ok(BuildContext {
+            config,
+            listeners: config.flags()?,
+            connections: config.flags()?,
+        })
+    }
+
+    /// `--collector.listeners.expected`: the expected file (listeners and outbound policy).
+    pub fn expected_file(&self) -> Option<&Path> {
+        self.listeners.expected.as_deref()
+    }
+
+    /// The one owner resolver (socket inode -> process) that every collector and the watch
+    /// share, walking at most once per `--collector.listeners.walk-interval`.
+    pub fn owner_resolver(&self) -> Result<Arc<OwnerResolver>, String> {
+        self.config.owner_resolver()
+    }
+
+    /// `--collector.connections.health`: tcp_info with the pass, RTT and retransmissions.
+    pub fn health(&self) -> bool {
+        self.connections.health.enabled()
+    }
+
+    /// `--collector.connections.networks`: the file naming remote networks.
+    pub fn networks_file(&self) -> Option<&Path> {
+        self.connections.networks.as_deref()
+    }
+
+    /// `--collector.connections.destination-memory` and `-capacity`: how long and how many
+    /// remote addresses are remembered (outbound destinations, inbound sources).
+    pub fn remote_memory(&self) -> Result<(Duration, usize), String> {
+        Ok((
+            self.connections.destination_memory()?,
+            self.connections.destination_capacity,
+        ))
+    }
 }
 
 pub trait Collector: Send + Sync {
@@ -133,10 +283,12 @@ pub fn find(name: &str) -> Option<&'static CollectorDecl> {
 /// Build the collectors enabled in `config`, in the order of its registry ([`REGISTRY`]
 /// unless the config was parsed for another one).
 pub fn build(config: &Config) -> Result<Vec<Box<dyn Collector>>, String> {
+    let ctx = BuildContext::new(config)?;
     config
         .registry
         .iter()
-        .filter(|d| config.collector_enabled(d.name))
-        .map(|d| (d.build)(config))
+        .zip(&config.collector_flags)
+        .filter(|(d, _)| config.collector_enabled(d.name))
+        .map(|(_, flags)| flags.build(&ctx))
         .collect()
 }

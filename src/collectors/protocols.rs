@@ -8,23 +8,23 @@
 //! exported as `netstat_protocol_field_total{group,field}` (or, for the few fields that are
 //! not counters, `netstat_protocol_field_value{group,field}`).
 
-use clap::Arg;
 use regex::Regex;
 
-use crate::config::Config;
+use crate::config::anchored_regex;
 use crate::metrics::{Desc, Labels, MetricFamily, Value};
 use crate::source::netns::Netns;
 use crate::source::snmp::{Fields, ProtocolSource, ProtocolTables};
 
-use super::{Collected, Collector, CollectorDecl, SimpleCollector};
+use super::{
+    BuildContext, Collected, Collector, CollectorDecl, CollectorFlags, FlagsDecl, SimpleCollector,
+};
 
 pub const DECL: CollectorDecl = CollectorDecl {
     name: "protocols",
     default_enabled: true,
     help: "netstat -s: TCP, UDP, IP and ICMP protocol counters and sockstat gauges",
     metrics,
-    args,
-    build,
+    flags: FlagsDecl::of::<ProtocolsFlags>(),
 };
 
 /// Every named metric, then the raw-field families.
@@ -40,17 +40,26 @@ fn metrics() -> Vec<&'static Desc> {
     v
 }
 
-fn args() -> Vec<Arg> {
-    vec![Arg::new("collector.protocols.fields")
-        .long("collector.protocols.fields")
-        .value_name("REGEX")
-        .help("Regexp (anchored) of additional raw kernel fields to export as netstat_protocol_field_total{group,field} (counters) or netstat_protocol_field_value (settings and current values), matched against \"Group_Field\" names such as TcpExt_TCPSackRecovery or Ip6_InNoRoutes. Default: none.")]
+/// The flags of the protocols collector.
+#[derive(clap::Args, Clone, Debug)]
+#[group(skip)]
+pub struct ProtocolsFlags {
+    #[arg(
+        id = "collector.protocols.fields",
+        long = "collector.protocols.fields",
+        value_name = "REGEX",
+        help = "Regexp (anchored) of additional raw kernel fields to export as netstat_protocol_field_total{group,field} (counters) or netstat_protocol_field_value (settings and current values), matched against \"Group_Field\" names such as TcpExt_TCPSackRecovery or Ip6_InNoRoutes. Default: none."
+    )]
+    fields: Option<String>,
 }
 
-fn build(config: &Config) -> Result<Box<dyn Collector>, String> {
-    Ok(Box::new(ProtocolsCollector::new(
-        config.regex("collector.protocols.fields")?,
-    )))
+impl CollectorFlags for ProtocolsFlags {
+    fn build(&self, _ctx: &BuildContext) -> Result<Box<dyn Collector>, String> {
+        Ok(Box::new(ProtocolsCollector::new(anchored_regex(
+            "--collector.protocols.fields",
+            self.fields.as_deref(),
+        )?)))
+    }
 }
 
 /// One series of a named metric: fixed labels and the kernel field it reads.

@@ -1,7 +1,6 @@
 //! Collector `sockets`: what `netstat -an` / `ss -s` show, as counts by protocol, family and
 //! state, plus the Recv-Q/Send-Q of non-listening sockets.
 
-use crate::config::Config;
 use crate::metrics::{Desc, MetricFamily};
 use crate::source::inet::{
     Family, InetSocket, Protocol, UnixSocket, UnixState, UnixType, TCP_ESTABLISHED, TCP_LISTEN,
@@ -11,15 +10,16 @@ use crate::source::netns::Netns;
 use crate::source::sockets::{PassInfo, SocketNeeds, SocketSource, SocketVisitor};
 use crate::source::SourceError;
 
-use super::{no_args, Collected, Collection, Collector, CollectorDecl};
+use super::{
+    BuildContext, Collected, Collection, Collector, CollectorDecl, CollectorFlags, FlagsDecl,
+};
 
 pub const DECL: CollectorDecl = CollectorDecl {
     name: "sockets",
     default_enabled: true,
     help: "socket counts by protocol, family and state; socket queue depths; unix sockets",
     metrics,
-    args: no_args,
-    build,
+    flags: FlagsDecl::of::<SocketsFlags>(),
 };
 
 pub static SOCKETS: Desc = Desc::gauge(
@@ -60,8 +60,16 @@ fn metrics() -> Vec<&'static Desc> {
     ]
 }
 
-fn build(_config: &Config) -> Result<Box<dyn Collector>, String> {
-    Ok(Box::new(SocketsCollector))
+/// The sockets collector has no flags of its own (`--collector.sockets.source` is a general
+/// flag: the pass serves every collector).
+#[derive(clap::Args, Clone, Debug)]
+#[group(skip)]
+pub struct SocketsFlags {}
+
+impl CollectorFlags for SocketsFlags {
+    fn build(&self, _ctx: &BuildContext) -> Result<Box<dyn Collector>, String> {
+        Ok(Box::new(SocketsCollector))
+    }
 }
 
 /// Every state of every inet table, and the unix table.

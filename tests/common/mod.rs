@@ -18,25 +18,6 @@ pub fn exporter_bin() -> &'static str {
     env!("CARGO_BIN_EXE_netstat_exporter")
 }
 
-/// True when `netstat_exporter --help` lists `flag` (for tests of features that land in steps,
-/// such as `--netns`).
-pub fn exporter_has_flag(flag: &str) -> bool {
-    let out = std::process::Command::new(exporter_bin())
-        .arg("--help")
-        .output()
-        .expect("run netstat_exporter --help");
-    String::from_utf8_lossy(&out.stdout).contains(flag)
-}
-
-/// The metrics of `--netns=all` (network namespaces). Dashboard panels and alerts read them;
-/// an exporter without `--netns` cannot produce them.
-pub const NETNS_METRICS: &[&str] = &[
-    "netstat_netns_info",
-    "netstat_netns",
-    "netstat_netns_dropped",
-    "netstat_netns_errors_total",
-];
-
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }

@@ -27,16 +27,22 @@ pub struct TestNetns {
 }
 
 impl TestNetns {
+    /// A new namespace with its loopback up.
     pub fn new(tag: &str) -> TestNetns {
+        let ns = TestNetns::bare(tag);
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// A new namespace as the kernel makes it (loopback down).
+    pub fn bare(tag: &str) -> TestNetns {
         let name = format!(
             "nsx{tag}{}{}",
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         );
         must("ip", &["netns", "add", &name]);
-        let ns = TestNetns { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
+        TestNetns { name }
     }
 
     pub fn ip(&self, args: &[&str]) -> String {

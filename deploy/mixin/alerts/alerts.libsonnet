@@ -6,7 +6,7 @@
 // selector carries _config.netstatExporterSelector.
 //
 // Tested by deploy/prometheus/alerts_test.yml (`promtool test rules`) and, against a live
-// Prometheus, by tests/e2e_prometheus.rs; linted by tests/dashboard_lint.rs.
+// Prometheus, by tests/e2e_prometheus.rs; linted by tests/it/dashboard_lint.rs.
 // Numbers as a person writes them (jsonnet's own %s prints 0.95 as 0.94999999999999996).
 local num(x) = if x == std.floor(x) then std.format('%d', x) else std.format('%.15g', x);
 local pct(r) = num(r * 100);

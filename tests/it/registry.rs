@@ -2,10 +2,9 @@
 //! `collect[]`, the scrape and the generated docs all follow from its declaration. The
 //! "file" of a dummy collector is the first half of this test; the registry line is `REG`.
 
-use clap::{value_parser, Arg};
-
 use netstat_exporter::collectors::{
-    self, sockets, Collected, Collector, CollectorDecl, SimpleCollector,
+    self, sockets, BuildContext, Collected, Collector, CollectorDecl, CollectorFlags, FlagsDecl,
+    SimpleCollector,
 };
 use netstat_exporter::config::{command_with, Config};
 use netstat_exporter::docs::{flags_markdown, metrics_markdown};
@@ -20,8 +19,7 @@ pub const DECL: CollectorDecl = CollectorDecl {
     default_enabled: false,
     help: "a dummy collector that reports a configured number",
     metrics,
-    args,
-    build,
+    flags: FlagsDecl::of::<DummyFlags>(),
 };
 
 pub static ANSWER: Desc = Desc::gauge(
@@ -34,20 +32,23 @@ fn metrics() -> Vec<&'static Desc> {
     vec![&ANSWER]
 }
 
-fn args() -> Vec<Arg> {
-    vec![Arg::new("collector.dummy.answer")
-        .long("collector.dummy.answer")
-        .value_name("N")
-        .value_parser(value_parser!(u64))
-        .default_value("42")
-        .help("The number the dummy collector reports.")]
+#[derive(clap::Args, Clone, Debug)]
+#[group(skip)]
+pub struct DummyFlags {
+    #[arg(
+        id = "collector.dummy.answer",
+        long = "collector.dummy.answer",
+        value_name = "N",
+        default_value = "42",
+        help = "The number the dummy collector reports."
+    )]
+    answer: u64,
 }
 
-fn build(config: &Config) -> Result<Box<dyn Collector>, String> {
-    let n = *config
-        .arg::<u64>("collector.dummy.answer")
-        .ok_or("no --collector.dummy.answer")?;
-    Ok(Box::new(Dummy(n)))
+impl CollectorFlags for DummyFlags {
+    fn build(&self, _ctx: &BuildContext) -> Result<Box<dyn Collector>, String> {
+        Ok(Box::new(Dummy(self.answer)))
+    }
 }
 
 struct Dummy(u64);

@@ -3,7 +3,7 @@
 //! headers, web config reload (file change, SIGHUP, broken file), startup errors, load
 //! shedding (503), scrape timeouts, refused bodies and oversized heads, slowloris.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

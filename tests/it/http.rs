@@ -1,6 +1,6 @@
 //! The HTTP router: content negotiation, gzip, collect[], landing page, health, 404.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! as data and byte for byte as deploy/mixin/render.py writes them. Overriding `_config` must
 //! reach every alert and the dashboard.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! Golden-output tests of the sockets collector on captured /proc trees, including broken
 //! ones: IPv6 disabled, empty files, garbage lines, a truncated last line, a missing file.
 
-mod common;
+use crate::common;
 
 use common::{assert_golden, families_with_prefix, fixtures, run_once, sample};
 

@@ -8,16 +8,17 @@
 //! expected-listeners file and `/proc/<pid>/fd` link targets (`socket:[inode]`).
 //!
 //! Bounded for CI: `FUZZ_CASES` cases per property (default 2000, a few seconds in all). Run
-//! longer with e.g. `FUZZ_CASES=1000000 cargo test --release --test fuzz_parsers`. A watchdog
-//! aborts the run if one case takes longer than `FUZZ_CASE_SECONDS` (default 10 s): that is
-//! the "never loops" check (the tests run in parallel threads, so the limit is per suite
-//! progress, not per thread). A failing case is shrunk and printed by proptest; persistence
+//! longer with e.g. `FUZZ_CASES=1000000 cargo test --release --test it fuzz_parsers`. A
+//! watchdog aborts the run if, while a case runs, no case has finished for `FUZZ_CASE_SECONDS`
+//! (default 10 s): that is the "never loops" check (the tests run in parallel threads, so the
+//! limit is per suite progress, not per thread; the other tests of the binary are not
+//! watched). A failing case is shrunk and printed by proptest; persistence
 //! to `proptest-regressions/` is off (the tests never write to the source tree).
 
 use std::io::Cursor;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -53,14 +54,34 @@ fn config() -> Config {
     }
 }
 
-/// Seconds since the first case at which the last case finished.
+/// Seconds since the first case at which the last case started or finished.
 static LAST_TICK: AtomicU64 = AtomicU64::new(0);
 static EPOCH: OnceLock<Instant> = OnceLock::new();
+/// Cases running now.
+static IN_CASE: AtomicUsize = AtomicUsize::new(0);
 
-/// Mark progress; the first call starts a watchdog thread that aborts the process when no
-/// case has finished for `FUZZ_CASE_SECONDS`: a parser that loops fails the run instead of
-/// hanging CI.
-fn tick() {
+/// A running case (see [`tick`]).
+struct Case;
+
+impl Drop for Case {
+    fn drop(&mut self) {
+        mark();
+        IN_CASE.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Start a case: the returned guard marks its end. The first call starts a watchdog thread
+/// that aborts the process when a case is running and none has started or finished for
+/// `FUZZ_CASE_SECONDS`: a parser that loops fails the run instead of hanging CI.
+#[must_use]
+fn tick() -> Case {
+    mark();
+    IN_CASE.fetch_add(1, Ordering::SeqCst);
+    Case
+}
+
+/// Mark progress (starting the watchdog on the first call).
+fn mark() {
     let epoch = *EPOCH.get_or_init(|| {
         let limit: u64 = std::env::var("FUZZ_CASE_SECONDS")
             .ok()
@@ -70,14 +91,16 @@ fn tick() {
         std::thread::spawn(move || loop {
             std::thread::sleep(Duration::from_millis(500));
             let now = epoch.elapsed().as_secs();
-            if now.saturating_sub(LAST_TICK.load(Ordering::Relaxed)) > limit {
+            if IN_CASE.load(Ordering::SeqCst) > 0
+                && now.saturating_sub(LAST_TICK.load(Ordering::SeqCst)) > limit
+            {
                 eprintln!("fuzz_parsers: a case ran for more than {limit} s: parser loops?");
                 std::process::abort();
             }
         });
         epoch
     });
-    LAST_TICK.fetch_max(epoch.elapsed().as_secs(), Ordering::Relaxed);
+    LAST_TICK.fetch_max(epoch.elapsed().as_secs(), Ordering::SeqCst);
 }
 
 fn fixture(rel: &str) -> Vec<u8> {
@@ -169,7 +192,7 @@ proptest! {
 
     #[test]
     fn proc_net_inet_lines(data in input(inet_seeds())) {
-        tick();
+        let _case = tick();
         for line in lines(&data) {
             for p in Protocol::ALL {
                 for f in Family::ALL {
@@ -181,7 +204,7 @@ proptest! {
 
     #[test]
     fn proc_net_unix_lines(data in input(vec![fixture("sockets/basic/proc/net/unix")])) {
-        tick();
+        let _case = tick();
         for line in lines(&data) {
             let _ = parse_unix_line(line);
         }
@@ -189,7 +212,7 @@ proptest! {
 
     #[test]
     fn netlink_inet_diag_msg(data in input(vec![netlink_seed(2), netlink_seed(10)])) {
-        tick();
+        let _case = tick();
         for p in Protocol::ALL {
             let _ = decode_inet_diag_msg(&data, p);
         }
@@ -200,7 +223,7 @@ proptest! {
         fixture("interfaces/basic/proc/net/dev"),
         fixture("interfaces/old_kernel/proc/net/dev"),
     ])) {
-        tick();
+        let _case = tick();
         let mut errors = Vec::new();
         let mut n = 0usize;
         parse_stream(Cursor::new(&data), Path::new("/fuzz/dev"), &mut errors, &mut |_, _| n += 1);
@@ -218,7 +241,7 @@ proptest! {
         fixture("protocols/current/proc/net/netstat"),
         fixture("protocols/old_kernel/proc/net/snmp"),
     ])) {
-        tick();
+        let _case = tick();
         let text = String::from_utf8_lossy(&data);
         let (mut out, mut errors) = (Fields::new(), Vec::new());
         parse_header_value(&text, &ctx(), &mut out, &mut errors);
@@ -229,7 +252,7 @@ proptest! {
 
     #[test]
     fn proc_net_snmp6(data in input(vec![fixture("protocols/current/proc/net/snmp6")])) {
-        tick();
+        let _case = tick();
         let text = String::from_utf8_lossy(&data);
         let (mut out, mut errors) = (Fields::new(), Vec::new());
         parse_name_value(&text, &ctx(), &mut out, &mut errors);
@@ -240,7 +263,7 @@ proptest! {
         fixture("protocols/current/proc/net/sockstat"),
         fixture("protocols/current/proc/net/sockstat6"),
     ])) {
-        tick();
+        let _case = tick();
         let text = String::from_utf8_lossy(&data);
         let (mut out, mut errors) = (Fields::new(), Vec::new());
         parse_key_value(&text, &ctx(), &mut out, &mut errors);
@@ -251,7 +274,7 @@ proptest! {
         std::fs::read("/etc/services").unwrap_or_else(|_| fixture("listeners/basic/rootfs/etc/services")),
         fixture("listeners/basic/rootfs/etc/passwd"),
     ])) {
-        tick();
+        let _case = tick();
         let text = String::from_utf8_lossy(&data);
         let mut errors = Vec::new();
         let services = parse_services(&text, Path::new("/fuzz/services"), &mut errors);
@@ -263,7 +286,7 @@ proptest! {
 
     #[test]
     fn expected_listeners_file(data in input(vec![fixture("listeners/expected/expected.yml")])) {
-        tick();
+        let _case = tick();
         let text = String::from_utf8_lossy(&data);
         if let Ok(x) = ExpectedListeners::parse(&text, "fuzz.yml") {
             let _ = x.allows(Protocol::Tcp, "0.0.0.0".parse().unwrap(), 22, Some("sshd"));
@@ -274,7 +297,7 @@ proptest! {
     fn networks_file(data in input(vec![
         b"networks:\n  lab: [\"10.213.9.0/24\"]\n  corp: [\"10.0.0.0/8\", \"fd00::/8\"]\n".to_vec(),
     ])) {
-        tick();
+        let _case = tick();
         let text = String::from_utf8_lossy(&data);
         if let Ok(n) = Networks::parse(&text, "fuzz.yml") {
             for a in ["10.213.9.1", "::ffff:10.0.0.1", "fd00::1", "8.8.8.8", "::1"] {
@@ -289,7 +312,7 @@ proptest! {
     /// when their first `len` bits agree.
     #[test]
     fn cidr_matcher(v4 in any::<bool>(), net in any::<u128>(), addr in any::<u128>(), len in 0u8..=128, text in "[0-9a-f:./]{0,48}") {
-        tick();
+        let _case = tick();
         let _ = Prefix::parse(&text);
         let (max, net, addr) = if v4 {
             (32u8, net & 0xffff_ffff, addr & 0xffff_ffff)
@@ -322,7 +345,7 @@ proptest! {
 
     #[test]
     fn fd_link_targets(data in input(vec![b"socket:[12345]".to_vec(), b"pipe:[1]".to_vec()])) {
-        tick();
+        let _case = tick();
         if let Some(inode) = socket_inode(&data) {
             prop_assert_eq!(format!("socket:[{inode}]").len() <= data.len(), true);
         }
@@ -330,7 +353,7 @@ proptest! {
 
     #[test]
     fn web_config_file(data in input(vec![fixture("security/web-config.yml")])) {
-        tick();
+        let _case = tick();
         let text = String::from_utf8_lossy(&data);
         // The TLS files named do not exist here: errors are expected, panics are not.
         // Loading never runs bcrypt itself, so a mutated cost cannot make a case slow.

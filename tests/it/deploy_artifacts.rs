@@ -7,7 +7,7 @@
 //! Tools are required like elsewhere: a missing one is a loud skip locally and a failure
 //! under CI=true (.ci/run installs them).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! The binary as a user runs it: help, bad flags, --once, serving, address in use, SIGTERM,
 //! and `promtool check metrics` on a real scrape.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::net::TcpListener;

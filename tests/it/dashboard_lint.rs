@@ -12,8 +12,7 @@
 //!   exporter with every collector and optional family on, so a renamed metric cannot leave
 //!   a dead panel or an alert that never fires. Only `up` and `scrape_*`, which Prometheus
 //!   itself writes, are not expected from the exporter. The scrape runs with `--netns=all`
-//!   when the exporter has `--netns`; an exporter without it cannot produce the
-//!   netstat_netns_* metrics (common::NETNS_METRICS), which are then accepted with a NOTE.
+//!   (the netstat_netns_* metrics need it).
 //! - alerts: CamelCase names, severity critical|warning|info, a summary, a templated
 //!   description, a `for:` window, every selector carries the mixin's job matcher, counters
 //!   only inside rate/irate/increase.
@@ -21,7 +20,7 @@
 //! The PromQL walk below is a small tokenizer (selectors, functions, grouping clauses), tested
 //! on its own by `promql_walk_finds_selectors_and_their_functions`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::net::{TcpListener, UdpSocket};
@@ -330,8 +329,6 @@ fn full_scrape_names() -> BTreeSet<String> {
         "expected.yml",
         "listeners:\n  - protocol: tcp\n    port: 1\nconnections:\n  - remote_port: 1\n",
     );
-    let netns = common::exporter_has_flag("--netns");
-    let netns_args: &[&str] = if netns { &["--netns=all"] } else { &[] };
     let out = Command::new(common::exporter_bin())
         .arg("--once")
         .arg(format!(
@@ -340,7 +337,7 @@ fn full_scrape_names() -> BTreeSet<String> {
         ))
         .arg("--collector.protocols.fields=.*")
         .arg("--collector.connections.health")
-        .args(netns_args)
+        .arg("--netns=all")
         .output()
         .unwrap();
     drop((tcp, udp, client));
@@ -370,7 +367,7 @@ fn full_scrape_names() -> BTreeSet<String> {
     let broken = Command::new(common::exporter_bin())
         .arg("--once")
         .arg(format!("--path.procfs={}", dir.path().display()))
-        .args(netns_args)
+        .arg("--netns=all")
         .output()
         .unwrap();
     assert!(broken.status.success());
@@ -380,29 +377,20 @@ fn full_scrape_names() -> BTreeSet<String> {
         "{broken}"
     );
     text.push_str(&broken);
-    let mut names: BTreeSet<String> = text
+    let names: BTreeSet<String> = text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
         .collect();
-    if netns {
-        for must in [
-            "netstat_netns_info",
-            "netstat_netns",
-            "netstat_netns_dropped",
-        ] {
-            assert!(
-                names.contains(must),
-                "--netns=all: the full scrape lacks {must}"
-            );
-        }
-    } else {
-        eprintln!(
-            "NOTE: this exporter has no --netns yet (the network-namespace core): \
-             {:?} are taken as present",
-            common::NETNS_METRICS
+    for must in [
+        "netstat_netns_info",
+        "netstat_netns",
+        "netstat_netns_dropped",
+    ] {
+        assert!(
+            names.contains(must),
+            "--netns=all: the full scrape lacks {must}"
         );
-        names.extend(common::NETNS_METRICS.iter().map(|m| m.to_string()));
     }
     for must in [
         "netstat_listener_unexpected",

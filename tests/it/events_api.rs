@@ -2,7 +2,7 @@
 //! `since` cursor, capacity bound and drop counter, partial scrapes, the same auth and limits
 //! as /metrics, and one structured log line per event (logfmt and JSON).
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::net::TcpListener;
