@@ -4,7 +4,7 @@
 //! flags come from its declaration in `collectors/` ([`crate::collectors::REGISTRY`]):
 //! [`command`] adds `--collector.<name>` / `--no-collector.<name>` and the collector's own
 //! flags (a typed struct per collector), parsed into [`Config::collector_flags`]; the
-//! collector is built from them (`collectors::build`).
+//! collector is built from them (`Config::build_collectors`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,13 +15,32 @@ use clap::{Arg, ArgAction, ArgMatches, Command, CommandFactory, FromArgMatches, 
 use regex::Regex;
 
 use crate::collectors::listeners::ListenersFlags;
-use crate::collectors::{default_flags, CollectorDecl, CollectorFlags, ParsedFlags, REGISTRY};
+use crate::collectors::{
+    default_flags, BuildContext, Collector, CollectorDecl, CollectorFlags, ParsedFlags, REGISTRY,
+};
 use crate::source::procfd::OwnerResolver;
 use crate::source::sockets::SourceMode;
+
+pub use crate::flag_values::{anchored_regex, pair, parse_duration, parse_duration_max};
 
 /// Default port: in the Prometheus exporter range, not node_exporter's 9100.
 pub const DEFAULT_PORT: u16 = 9958;
 pub const DEFAULT_PROCFS: &str = "/proc";
+
+/// Default `--events.capacity` (the change log, `crate::events`).
+pub const DEFAULT_CAPACITY: usize = 1000;
+/// Largest accepted `--events.capacity`.
+pub const MAX_CAPACITY: usize = 1_000_000;
+
+/// Validate `--events.capacity`.
+pub fn check_capacity(n: usize) -> Result<usize, String> {
+    if n > MAX_CAPACITY {
+        return Err(format!(
+            "invalid --events.capacity {n}: at most {MAX_CAPACITY}"
+        ));
+    }
+    Ok(n)
+}
 
 /// The default of `--netns.collectors`: the collectors that read every namespace.
 pub const DEFAULT_NETNS_COLLECTORS: &str = "sockets,listeners,connections,interfaces";
@@ -145,7 +164,7 @@ pub struct Cli {
 
     /// Events (changes between scrapes: listener opened/closed, interface flag changed, ...)
     /// kept in memory for /api/v1/events; the oldest are dropped beyond. 0: no change log.
-    #[arg(long = "events.capacity", value_name = "N", default_value_t = crate::events::DEFAULT_CAPACITY)]
+    #[arg(long = "events.capacity", value_name = "N", default_value_t = DEFAULT_CAPACITY)]
     pub events_capacity: usize,
 
     /// The watch: every DURATION, the listening sockets of every namespace read (a LISTEN-only
@@ -276,41 +295,6 @@ pub fn parse_listen_address(s: &str) -> Result<ListenAddress, String> {
     })
 }
 
-/// A duration as Prometheus writes them: `10s`, `500ms`, `1m`, `1.5s` (a bare number is
-/// seconds), at most a day.
-pub fn parse_duration(flag: &str, s: &str) -> Result<Duration, String> {
-    parse_duration_max(flag, s, 86400.0)
-}
-
-/// [`parse_duration`] with `h` and `d` units too, up to `max_seconds`.
-pub fn parse_duration_max(flag: &str, s: &str, max_seconds: f64) -> Result<Duration, String> {
-    let t = s.trim();
-    let (num, unit) = match t.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => t.split_at(i),
-        None => (t, "s"),
-    };
-    let scale = match unit {
-        "ms" => 0.001,
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        "d" => 86400.0,
-        _ => return Err(format!("invalid {flag} {s:?}: use e.g. 10s, 500ms or 1m")),
-    };
-    match num.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v * scale <= max_seconds => {
-            Ok(Duration::from_secs_f64(v * scale))
-        }
-        _ => Err(format!("invalid {flag} {s:?}: not a positive duration")),
-    }
-}
-
-/// Compile a user regex anchored at both ends, as Prometheus and node_exporter do.
-pub fn anchored_regex(flag: &str, re: Option<&str>) -> Result<Option<Regex>, String> {
-    re.map(|r| Regex::new(&format!("^(?:{r})$")).map_err(|e| format!("invalid {flag} {r:?}: {e}")))
-        .transpose()
-}
-
 /// The whole command line: [`Cli`] plus, for every collector of the registry, its
 /// enable/disable pair and its own flags; `--help` lists the collectors. Help, the man page
 /// and docs/flags.md all come from it.
@@ -368,18 +352,6 @@ pub fn toggle_args(name: &str, enable_help: &str, disable_help: &str) -> [Arg; 2
             .overrides_with(name.to_string())
             .help(disable_help.to_string()),
     ]
-}
-
-/// Value of a `--NAME` / `--no-NAME` pair declared with `overrides_with` (the one given last
-/// wins, so at most one is set): `on`, `off`, else `default`.
-pub fn pair(on: bool, off: bool, default: bool) -> bool {
-    if on {
-        true
-    } else if off {
-        false
-    } else {
-        default
-    }
 }
 
 /// Value of a pair made by [`toggle_args`]: the one given last, else `default`.
@@ -458,7 +430,7 @@ impl Config {
             collector_flags,
             registry,
             owners: Arc::default(),
-            events_capacity: crate::events::check_capacity(cli.events_capacity)?,
+            events_capacity: check_capacity(cli.events_capacity)?,
             watch_interval: match cli.watch_interval.trim() {
                 "0" | "0s" | "0ms" => None,
                 v => Some(parse_duration("--watch.interval", v)?),
@@ -468,7 +440,7 @@ impl Config {
     }
 
     /// Parse from an argument list (first item: program name). Collector flags are only
-    /// parsed here; [`crate::collectors::build`] validates them.
+    /// parsed here; [`Config::build_collectors`] validates them.
     pub fn from_args<I, T>(args: I) -> Result<Config, String>
     where
         I: IntoIterator<Item = T>,
@@ -509,6 +481,29 @@ impl Config {
         }
     }
 
+    /// What building a collector may use besides its own flags (see
+    /// [`crate::collectors::BuildContext`]).
+    pub fn build_context(&self) -> Result<BuildContext, String> {
+        Ok(BuildContext::new(
+            self.rootfs.clone(),
+            self.flags()?,
+            self.flags()?,
+            self.owner_resolver(),
+        ))
+    }
+
+    /// Build the collectors enabled here, in the order of the registry parsed for
+    /// ([`REGISTRY`] unless another one was given).
+    pub fn build_collectors(&self) -> Result<Vec<Box<dyn Collector>>, String> {
+        let ctx = self.build_context()?;
+        self.registry
+            .iter()
+            .zip(&self.collector_flags)
+            .filter(|(d, _)| self.collector_enabled(d.name))
+            .map(|(_, flags)| flags.build(&ctx))
+            .collect()
+    }
+
     /// The owner resolver shared by every collector that attributes sockets to processes
     /// (one cache, one walk for all), created on first use with
     /// `--collector.listeners.walk-interval`.
@@ -534,7 +529,7 @@ mod tests {
 
     /// Parse, then build the enabled collectors (which validates their flags).
     fn built(args: &[&str]) -> Result<(), String> {
-        crate::collectors::build(&cfg(args)?).map(|_| ())
+        cfg(args)?.build_collectors().map(|_| ())
     }
 
     #[test]

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::collectors::{connections, interfaces, listeners};
 use crate::metrics::{label, Desc, MetricFamily, Sample};
-use crate::scrape::COLLECTOR_SUCCESS;
+use crate::self_metrics::COLLECTOR_SUCCESS;
 
 pub static EVENTS: Desc = Desc::counter(
     "netstat_events",
@@ -53,7 +53,7 @@ const FAMILIES: Families = Families {
     listener_unexpected: (listeners::UNEXPECTED.name, Some(listeners::DECL.name)),
     interface_info: (interfaces::INFO.name, Some(interfaces::DECL.name)),
     interface_flag: (interfaces::FLAG.name, Some(interfaces::DECL.name)),
-    netns_info: (crate::scrape::NETNS_INFO.name, None),
+    netns_info: (crate::self_metrics::NETNS_INFO.name, None),
     outbound_unexpected: (connections::UNEXPECTED.name, Some(connections::DECL.name)),
     collector_success: COLLECTOR_SUCCESS.name,
 };
@@ -66,10 +66,7 @@ pub const WATCHED_FLAGS: [&str; 4] = ["up", "running", "lower_up", "promisc"];
 
 /// Version of the `/api/v1/events` schema (bumped on incompatible changes).
 pub const SCHEMA_VERSION: u32 = 1;
-/// Default `--events.capacity`.
-pub const DEFAULT_CAPACITY: usize = 1000;
-/// Largest accepted `--events.capacity`.
-pub const MAX_CAPACITY: usize = 1_000_000;
+pub use crate::config::{check_capacity, DEFAULT_CAPACITY, MAX_CAPACITY};
 
 // ---------------------------------------------------------------------------------------------
 // Events.
@@ -715,16 +712,6 @@ fn unix_now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
-}
-
-/// Validate `--events.capacity`.
-pub fn check_capacity(n: usize) -> Result<usize, String> {
-    if n > MAX_CAPACITY {
-        return Err(format!(
-            "invalid --events.capacity {n}: at most {MAX_CAPACITY}"
-        ));
-    }
-    Ok(n)
 }
 
 impl EventLog {

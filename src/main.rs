@@ -13,12 +13,12 @@ use netstat_exporter::{logging, metrics, server};
 fn version_text() -> String {
     format!(
         "netstat_exporter, version {} (branch: {}, revision: {})\n  build user:       {}\n  build date:       {}\n  rustc version:    {}\n  platform:         {}\n",
-        netstat_exporter::scrape::VERSION,
+        netstat_exporter::self_metrics::VERSION,
         env!("NETSTAT_EXPORTER_BRANCH"),
-        netstat_exporter::scrape::REVISION,
+        netstat_exporter::self_metrics::REVISION,
         env!("NETSTAT_EXPORTER_BUILD_USER"),
         env!("NETSTAT_EXPORTER_BUILD_DATE"),
-        netstat_exporter::scrape::RUSTC,
+        netstat_exporter::self_metrics::RUSTC,
         env!("NETSTAT_EXPORTER_PLATFORM"),
     )
 }
@@ -96,8 +96,8 @@ fn main() -> ExitCode {
     };
 
     tracing::info!(
-        version = netstat_exporter::scrape::VERSION,
-        revision = netstat_exporter::scrape::REVISION,
+        version = netstat_exporter::self_metrics::VERSION,
+        revision = netstat_exporter::self_metrics::REVISION,
         collectors = %scraper.collector_names().join(","),
         "starting netstat_exporter"
     );

@@ -143,7 +143,7 @@ impl Watch {
             tracing::debug!("no watch: sockets are read from /proc text files (--collector.sockets.source=proc, or --path.procfs not the live /proc)");
             return Ok(None);
         }
-        let listeners = ListenersCollector::new(config)?;
+        let listeners = ListenersCollector::with(&config.flags()?, &config.build_context()?)?;
         let (selection, expected) = listeners.policy();
         let resolver = listeners.resolver();
         let own = match WatchSocket::open(&config.procfs.join("net")) {

@@ -22,8 +22,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::config::{pair, parse_duration_max};
 use crate::expected::{ConnectionEntry, ExpectedListeners, OutboundKey};
+use crate::flag_values::{pair, parse_duration_max};
 use crate::metrics::{Desc, MetricFamily};
 use crate::networks::{unmap, Networks};
 use crate::source::etc::{self, Services};
@@ -210,7 +210,7 @@ impl CollectorFlags for ConnectionsFlags {
             None
         };
         Ok(Box::new(ConnectionsCollector {
-            rootfs: ctx.config.rootfs.clone(),
+            rootfs: ctx.rootfs().to_path_buf(),
             services: Default::default(),
             networks,
             policy,

@@ -8,7 +8,7 @@
 //! a gauge histogram (`metrics::Kind::GaugeHistogram`). `histogram_quantile()` over its
 //! `_bucket` series gives the RTT quantiles of the live connections (no `rate()`).
 
-use crate::config::pair;
+use crate::flag_values::pair;
 use crate::metrics::{Desc, Labels, MetricFamily};
 use crate::source::inet::{InetSocket, Protocol, TCP_ESTABLISHED};
 

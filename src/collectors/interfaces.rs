@@ -23,7 +23,7 @@
 
 use regex::Regex;
 
-use crate::config::anchored_regex;
+use crate::flag_values::anchored_regex;
 use crate::metrics::{Desc, Labels, MetricFamily};
 use crate::source::netdev::{Column, Counters, NetDevFile, SysAttrs};
 use crate::source::netns::Netns;

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use regex::Regex;
 use rustc_hash::FxHashMap;
 
-use crate::config::{anchored_regex, pair, parse_duration, Config};
 use crate::expected::{ExpectedListeners, PortRange};
+use crate::flag_values::{anchored_regex, pair, parse_duration};
 use crate::metrics::{Desc, Labels, MetricFamily};
 use crate::source::cgroup::Identity;
 use crate::source::etc::{self, Services, Users};
@@ -609,11 +609,6 @@ pub struct ListenersCollector {
 }
 
 impl ListenersCollector {
-    /// The collector `config` asks for (the watch applies its policy too).
-    pub fn new(config: &Config) -> Result<Self, String> {
-        Self::with(&config.flags()?, &BuildContext::new(config)?)
-    }
-
     pub fn with(flags: &ListenersFlags, ctx: &BuildContext) -> Result<Self, String> {
         let selection = flags.selection()?;
         let expected = match ctx.expected_file() {
@@ -624,7 +619,7 @@ impl ListenersCollector {
         flags.walk_interval()?;
         let inbound = Inbound::new(&flags.inbound, ctx, expected.as_ref())?;
         Ok(ListenersCollector {
-            rootfs: ctx.config.rootfs.clone(),
+            rootfs: ctx.rootfs().to_path_buf(),
             services: Default::default(),
             users: Default::default(),
             resolver: if flags.process() {

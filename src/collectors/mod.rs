@@ -17,13 +17,12 @@ pub mod protocols;
 pub mod sockets;
 
 use std::any::Any;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{ArgMatches, Command};
 
-use crate::config::Config;
 use crate::metrics::{Desc, MetricFamily};
 use crate::source::inet::{InetSocket, UnixSocket};
 use crate::source::netns::Netns;
@@ -170,19 +169,33 @@ pub fn default_flags<F: CollectorFlags>() -> Result<F, String> {
 /// the settings collectors share, each owned by one collector's flags and read here typed
 /// (the expected file, the owner resolver, the tcp_info switch, the remote networks and the
 /// memory of remote addresses).
-pub struct BuildContext<'a> {
-    pub config: &'a Config,
+pub struct BuildContext {
+    rootfs: PathBuf,
     listeners: listeners::ListenersFlags,
     connections: connections::ConnectionsFlags,
+    resolver: Result<Arc<OwnerResolver>, String>,
 }
 
-impl<'a> BuildContext<'a> {
-    pub fn new(config: &'a Config) -> Result<BuildContext<'a>, String> {
-        Ok(BuildContext {
-            config,
-            listeners: config.flags()?,
-            connections: config.flags()?,
-        })
+impl BuildContext {
+    /// Made by the configuration (`Config::build_context`), which owns the flags and the one
+    /// owner resolver.
+    pub fn new(
+        rootfs: PathBuf,
+        listeners: listeners::ListenersFlags,
+        connections: connections::ConnectionsFlags,
+        resolver: Result<Arc<OwnerResolver>, String>,
+    ) -> BuildContext {
+        BuildContext {
+            rootfs,
+            listeners,
+            connections,
+            resolver,
+        }
+    }
+
+    /// `--path.rootfs`: where /etc/services and /etc/passwd are read.
+    pub fn rootfs(&self) -> &Path {
+        &self.rootfs
     }
 
     /// `--collector.listeners.expected`: the expected file (listeners and outbound policy).
@@ -193,7 +206,7 @@ impl<'a> BuildContext<'a> {
     /// The one owner resolver (socket inode -> process) that every collector and the watch
     /// share, walking at most once per `--collector.listeners.walk-interval`.
     pub fn owner_resolver(&self) -> Result<Arc<OwnerResolver>, String> {
-        self.config.owner_resolver()
+        self.resolver.clone()
     }
 
     /// `--collector.connections.health`: tcp_info with the pass, RTT and retransmissions.
@@ -278,17 +291,4 @@ impl<T: SimpleCollector> Collection for Deferred<'_, T> {
 /// The declaration of `name`.
 pub fn find(name: &str) -> Option<&'static CollectorDecl> {
     REGISTRY.iter().copied().find(|d| d.name == name)
-}
-
-/// Build the collectors enabled in `config`, in the order of its registry ([`REGISTRY`]
-/// unless the config was parsed for another one).
-pub fn build(config: &Config) -> Result<Vec<Box<dyn Collector>>, String> {
-    let ctx = BuildContext::new(config)?;
-    config
-        .registry
-        .iter()
-        .zip(&config.collector_flags)
-        .filter(|(d, _)| config.collector_enabled(d.name))
-        .map(|(_, flags)| flags.build(&ctx))
-        .collect()
 }

@@ -10,7 +10,7 @@
 
 use regex::Regex;
 
-use crate::config::anchored_regex;
+use crate::flag_values::anchored_regex;
 use crate::metrics::{Desc, Labels, MetricFamily, Value};
 use crate::source::netns::Netns;
 use crate::source::snmp::{Fields, ProtocolSource, ProtocolTables};

@@ -62,7 +62,7 @@ pub fn html_escape(s: &str) -> String {
 pub fn render_index(telemetry_path: &str) -> String {
     INDEX_HTML
         .replace("{{TELEMETRY_PATH}}", &html_escape(telemetry_path))
-        .replace("{{VERSION}}", &html_escape(crate::scrape::VERSION))
+        .replace("{{VERSION}}", &html_escape(crate::self_metrics::VERSION))
 }
 
 pub(super) async fn index(State(state): State<AppState>) -> Response {

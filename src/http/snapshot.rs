@@ -9,13 +9,13 @@ use serde::Serialize;
 
 use crate::collectors::{connections, health, inbound, interfaces, listeners, sockets};
 use crate::metrics::{label, MetricFamily, Part, Sample, Value};
-use crate::scrape::{BUILD_INFO, COLLECTOR_DURATION, COLLECTOR_SUCCESS, PROCESS_START};
+use crate::self_metrics::{BUILD_INFO, COLLECTOR_DURATION, COLLECTOR_SUCCESS, PROCESS_START};
 
 /// Version of the snapshot schema (bumped on incompatible changes).
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// One series per network namespace read (`--netns=all`; the own namespace with netns="").
-const NETNS_INFO: &str = crate::scrape::NETNS_INFO.name;
+const NETNS_INFO: &str = crate::self_metrics::NETNS_INFO.name;
 
 /// Everything the landing page shows, from one scrape.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -334,9 +334,9 @@ impl Snapshot {
         let expected = has_family(families, listeners::UNEXPECTED_COUNT.name);
         Snapshot {
             schema: SCHEMA_VERSION,
-            version: build_label("version", crate::scrape::VERSION),
-            revision: build_label("revision", crate::scrape::REVISION),
-            rustc: build_label("rustc", crate::scrape::RUSTC),
+            version: build_label("version", crate::self_metrics::VERSION),
+            revision: build_label("revision", crate::self_metrics::REVISION),
+            rustc: build_label("rustc", crate::self_metrics::RUSTC),
             time: now,
             start_time_seconds,
             uptime_seconds,
@@ -932,7 +932,7 @@ mod tests {
         assert!(s.collectors.is_empty() && s.listeners.is_empty() && s.interfaces.is_empty());
         assert_eq!(s.uptime_seconds, None);
         assert_eq!(s.listeners_dropped, None);
-        assert_eq!(s.version, crate::scrape::VERSION);
+        assert_eq!(s.version, crate::self_metrics::VERSION);
         let json = serde_json::to_value(&s).unwrap();
         assert!(json["uptime_seconds"].is_null());
         assert!(json["listeners"].as_array().unwrap().is_empty());

@@ -3,7 +3,7 @@
 //! "file" of a dummy collector is the first half of this test; the registry line is `REG`.
 
 use netstat_exporter::collectors::{
-    self, sockets, BuildContext, Collected, Collector, CollectorDecl, CollectorFlags, FlagsDecl,
+    sockets, BuildContext, Collected, Collector, CollectorDecl, CollectorFlags, FlagsDecl,
     SimpleCollector,
 };
 use netstat_exporter::config::{command_with, Config};
@@ -101,7 +101,7 @@ fn a_new_collector_needs_only_its_file_and_one_registry_line() {
     )
     .unwrap();
     assert_eq!(config.enabled, vec!["dummy"]);
-    let built = collectors::build(&config).unwrap();
+    let built = config.build_collectors().unwrap();
     assert_eq!(built.len(), 1);
     assert!(Config::from_args_with(REG, ["x", "--collector.dummy.answer=many"]).is_err());
 
