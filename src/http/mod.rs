@@ -218,9 +218,7 @@ async fn metrics_handler(
     // Collection reads files and netlink sockets: keep it off the async workers.
     let body = tokio::task::spawn_blocking(move || {
         let families = scraper.scrape_with_timeout(Some(&selected), Some(timeout));
-        let body = metrics::encode(families, format);
-        crate::scrape::release_memory();
-        body
+        metrics::encode(families, format)
     })
     .await;
     match body {

@@ -31,6 +31,8 @@ pub(super) struct SlotState {
 
 /// What one run of a job produced, per member collector, shared by all requests it serves.
 pub(super) struct Run {
+    /// The run's number in its job (1-based): requests served by the same run see the same.
+    pub(super) number: u64,
     pub(super) results: Vec<CollectorRun>,
     pub(super) netns: Option<NetnsReport>,
 }
@@ -86,6 +88,7 @@ impl Slot {
             st.running = false;
             st.finished = number;
             st.last = Some(Arc::new(Run {
+                number,
                 results: self
                     .members
                     .iter()
@@ -144,8 +147,15 @@ impl Slot {
         let mut st = lock(&self.state);
         st.running = false;
         st.finished = number;
-        st.last = Some(Arc::new(Run { results, netns }));
+        st.last = Some(Arc::new(Run {
+            number,
+            results,
+            netns,
+        }));
         self.done.notify_all();
+        drop(st);
+        // Once per run, whatever the number of requests it serves.
+        super::release_memory();
     }
 }
 

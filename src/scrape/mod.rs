@@ -84,6 +84,8 @@ pub struct Scraper {
     timeout: Duration,
     /// The change log fed by every scrape (see crate::events).
     events: Option<Arc<crate::events::EventLog>>,
+    /// The runs the change log observed last (job, run number), to observe each once.
+    observed: Mutex<Vec<(Vec<usize>, u64)>>,
     /// The watch, once started ([`Scraper::start_watch`]).
     watch: std::sync::OnceLock<crate::watch::Watch>,
 }
@@ -134,6 +136,7 @@ impl Scraper {
             procfs,
             timeout: DEFAULT_TIMEOUT,
             events: None,
+            observed: Mutex::new(Vec::new()),
             watch: std::sync::OnceLock::new(),
         }
     }
@@ -287,9 +290,14 @@ impl Scraper {
         let mut by_collector: BTreeMap<usize, (Vec<MetricFamily>, bool, f64)> = BTreeMap::new();
         // The namespaces one run read (the first run that reports them).
         let mut netns_run: Option<Arc<Run>> = None;
+        // Which run of each job this request got, and whether it covers every collector.
+        let mut runs: Vec<(Vec<usize>, u64)> = Vec::new();
+        let every = tickets.iter().map(|t| t.slot.members.len()).sum::<usize>()
+            == self.shared.collectors.len();
         for ticket in tickets {
             match ticket.wait(deadline, &self.shared) {
                 Some(run) => {
+                    runs.push((ticket.slot.members.clone(), run.number));
                     if netns_run.is_none() && run.netns.is_some() {
                         netns_run = Some(run.clone());
                     }
@@ -333,10 +341,27 @@ impl Scraper {
             families.extend(w.families());
         }
         if let Some(events) = &self.events {
-            events.observe(&families);
+            // The change log observes each finished set of runs once: not again for another
+            // request served by the same runs (a page poll next to a Prometheus scrape), and
+            // never a collect[] subset (a partial view). A job that timed out is in no run
+            // here: its collectors are reported failed and the log carries their last view.
+            if every && self.first_to_observe(runs) {
+                events.observe(&families);
+            }
             families.extend(events.families());
         }
         families
+    }
+
+    /// Whether the runs `runs` (job, run number) were not observed yet; records them.
+    fn first_to_observe(&self, mut runs: Vec<(Vec<usize>, u64)>) -> bool {
+        runs.sort();
+        let mut last = lock(&self.observed);
+        if *last == runs {
+            return false;
+        }
+        *last = runs;
+        true
     }
 
     /// `netstat_netns_info`, `netstat_netns`, `netstat_netns_dropped` (from the run that read
@@ -480,6 +505,65 @@ mod tests {
             runs,
             epoch,
         )
+    }
+
+    /// The change log observes each run once, whatever the number of requests it serves, and
+    /// never a collect[] subset.
+    #[test]
+    fn the_change_log_observes_each_run_once_and_no_subset() {
+        let runs = Arc::new(AtomicU64::new(0));
+        let counting = |name| {
+            let c = Counting {
+                delay: Duration::from_millis(300),
+                runs: runs.clone(),
+                epoch: Instant::now(),
+            };
+            Box::new(Named(name, c)) as Box<dyn Collector>
+        };
+        let log = Arc::new(crate::events::EventLog::new(10));
+        let s = Arc::new(
+            Scraper::new(
+                vec![counting("sockets"), counting("interfaces")],
+                "/nonexistent".into(),
+            )
+            .with_events(Some(log.clone())),
+        );
+        let observed = || log.since(0, 10).scrapes;
+        s.scrape(None);
+        assert_eq!(observed(), 1);
+        // Four requests at once share one run of each job (or two): observed at most twice.
+        let barrier = Arc::new(std::sync::Barrier::new(4));
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let (s, b) = (s.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    b.wait();
+                    s.scrape(None);
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let after = observed();
+        assert!((2..=3).contains(&after), "{after} observations");
+        // A subset is collected but not observed.
+        s.scrape(Some(&["sockets".to_string()]));
+        assert_eq!(observed(), after);
+        s.scrape(None);
+        assert_eq!(observed(), after + 1);
+    }
+
+    /// A collector of another name.
+    struct Named(&'static str, Counting);
+
+    impl SimpleCollector for Named {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn collect(&self, ns: &Netns) -> Collected {
+            self.1.collect(ns)
+        }
     }
 
     #[test]
