@@ -19,7 +19,7 @@ pub static COLLECTOR_SUCCESS: Desc = Desc::gauge(
 pub static SCRAPE_ERRORS: Desc = Desc::counter(
     "netstat_scrape_errors",
     &["collector", "source"],
-    "Problems met by a collector since the exporter started, by source (a file below the procfs root such as net/tcp6, or a netlink dump): malformed lines skipped, unreadable files, failed dumps.",
+    "Problems met by a collector since the exporter started, by source (a file below the procfs root such as net/tcp6, or a netlink dump): malformed lines skipped, unreadable files, failed dumps; collector=\"netns\" counts the problems of discovering network namespaces (--netns=all).",
 );
 pub static BUILD_INFO: Desc = Desc::gauge(
     "netstat_exporter_build_info",

@@ -4,11 +4,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::{lock, ErrorTotals};
+use super::{lock, record_errors, ErrorTotals};
+
+/// After entering a namespace was refused (EPERM), namespaces are read through
+/// /proc/<pid>/net for this long, then entering is tried again: at most one refused setns per
+/// namespace and period.
+pub(super) const RETRY_ENTER: Duration = Duration::from_secs(300);
 use crate::collectors::{Collected, Collection, Collector};
 use crate::config::NetnsConfig;
 use crate::metrics::MetricFamily;
@@ -29,7 +34,10 @@ pub(super) struct Shared {
     /// reason -> namespaces skipped since start, for `netstat_netns_errors_total`.
     pub(super) netns_errors: Mutex<BTreeMap<&'static str, u64>>,
     /// Entering a namespace was refused (no CAP_SYS_ADMIN): read /proc/<pid>/net from then on.
-    pub(super) unprivileged: AtomicBool,
+    /// Entering a namespace was refused (no CAP_SYS_ADMIN): until then, read /proc/<pid>/net
+    /// of a process in it instead; then try entering again (a capability granted later, or a
+    /// refusal that was about one namespace only, is not a downgrade for the process's life).
+    pub(super) unprivileged_until: Mutex<Option<Instant>>,
 }
 
 pub(super) struct NetnsAll {
@@ -157,15 +165,12 @@ impl Shared {
         }
         let mut errors = Vec::new();
         let found = netns::discover(&self.procfs, &all.config.dirs, &mut errors);
-        for e in &errors {
-            tracing::warn!(error = %e, "network namespace discovery");
-        }
         let mut report = NetnsReport {
             read: Vec::new(),
             dropped: 0,
         };
         let mut targets = vec![own];
-        let unprivileged = self.unprivileged.load(Ordering::Relaxed);
+        let unprivileged = lock(&self.unprivileged_until).is_some_and(|t| Instant::now() < t);
         for f in found.found {
             let info = f.info(&self.procfs, &mut errors);
             if !all
@@ -187,6 +192,11 @@ impl Shared {
                 }
             };
             targets.push(Target { ns, found: Some(f) });
+        }
+        // Every problem of discovery (an unreadable /proc/<pid>/ns/net, cgroup or netns
+        // directory), counted in netstat_scrape_errors_total{collector="netns"} and logged.
+        if !errors.is_empty() {
+            record_errors(&self.errors_total, "netns", &errors);
         }
         (targets, Some(report))
     }
@@ -319,9 +329,12 @@ impl Shared {
                         let errno = e.raw_os_error().unwrap_or(0);
                         if errno == libc::EPERM || errno == libc::EACCES {
                             // No CAP_SYS_ADMIN: the text files of a process in it, from now on.
-                            if !self.unprivileged.swap(true, Ordering::Relaxed) {
-                                tracing::warn!(error = %e, "cannot enter other network namespaces (CAP_SYS_ADMIN); reading /proc/<pid>/net instead: no netlink, no interface flags");
+                            let mut until = lock(&self.unprivileged_until);
+                            if until.is_none() {
+                                tracing::warn!(error = %e, retry_seconds = RETRY_ENTER.as_secs(), "cannot enter other network namespaces (CAP_SYS_ADMIN); reading /proc/<pid>/net instead (no netlink, no interface flags), trying again later");
                             }
+                            *until = Some(Instant::now() + RETRY_ENTER);
+                            drop(until);
                             let pid = target.found.as_ref().and_then(|f| f.pid);
                             let Some(pid) = pid else {
                                 self.count_netns_error("no_permission");

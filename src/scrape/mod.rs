@@ -12,7 +12,6 @@ pub use memory::release_memory;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -130,7 +129,7 @@ impl Scraper {
                 procfs: procfs.clone(),
                 errors_total: Mutex::new(BTreeMap::new()),
                 netns_errors: Mutex::new(BTreeMap::new()),
-                unprivileged: AtomicBool::new(false),
+                unprivileged_until: Mutex::new(None),
             }),
             jobs: Mutex::new(HashMap::new()),
             procfs,
