@@ -285,6 +285,54 @@ struct Watcher {
     warned: HashSet<(String, String)>,
 }
 
+/// The listeners of one tick: socket inodes (ascending) and the uid of the lowest, by key.
+type Current = BTreeMap<EventKey, (Vec<u64>, u32)>;
+
+/// Add the listening sockets `buf` of namespace `label` to `cur` (draining `buf`), at most
+/// `selection.max` listeners per namespace as the listeners collector: those already watched
+/// (`tracked`) first, so a listener is never reported closed because others appeared, then
+/// new ones by ascending port. Returns the sockets left out.
+fn take_listeners(
+    cur: &mut Current,
+    tracked: &BTreeMap<EventKey, Entry>,
+    selection: &Selection,
+    label: &str,
+    buf: &mut Vec<InetSocket>,
+) -> u64 {
+    let mut sockets: Vec<(EventKey, InetSocket)> = buf
+        .drain(..)
+        .filter(|s| {
+            selection.keeps(&crate::collectors::listeners::ListenerKey {
+                protocol: s.protocol,
+                family: s.family,
+                address: s.local,
+                port: s.local_port,
+            })
+        })
+        .map(|s| (event_key(label, &s), s))
+        .collect();
+    sockets.sort_by_key(|(k, _)| (!tracked.contains_key(k), k.4));
+    let (mut keys, mut dropped) = (0usize, 0u64);
+    for (k, s) in sockets {
+        let e = match cur.get_mut(&k) {
+            Some(e) => e,
+            None if keys >= selection.max => {
+                dropped += 1;
+                continue;
+            }
+            None => {
+                keys += 1;
+                cur.entry(k).or_default()
+            }
+        };
+        if e.0.is_empty() || s.inode < e.0.iter().copied().min().unwrap_or(0) {
+            e.1 = s.uid;
+        }
+        e.0.push(s.inode);
+    }
+    dropped
+}
+
 fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -360,7 +408,6 @@ impl Watcher {
         self.tick += 1;
         let baseline = self.tick == 1;
         let time = unix_now();
-        let now = Instant::now();
         // (time, change): an opened listener carries the time it was first seen.
         let mut changes: Vec<(f64, Change)> = Vec::new();
         let mut pids: Option<Vec<u32>> = None;
@@ -368,87 +415,76 @@ impl Watcher {
         if self.netns.is_some() && !self.unprivileged {
             self.refresh_namespaces(&mut pids, time, &mut changes);
         }
+        let (cur, unread) = self.read_listeners(time, &mut changes);
+        let (need, closed) = self.compare(&cur, &unread, baseline, time);
+        self.name_owners(&need, &mut pids, baseline, time, &mut changes);
+        self.announce(closed, time, &mut changes);
+        if !changes.is_empty() && !baseline {
+            if let Some(ev) = &self.events {
+                for (t, c) in changes {
+                    ev.record(vec![c], t);
+                }
+            }
+        }
+    }
 
-        // The listeners of every watched namespace; a namespace whose dump failed keeps its
-        // previous listeners (nothing reported closed on a failure).
-        let mut cur: BTreeMap<EventKey, (Vec<u64>, u32)> = BTreeMap::new();
+    /// The listeners of every watched namespace now, and the namespaces that could not be
+    /// read (a namespace whose dump failed keeps its previous listeners: nothing is reported
+    /// closed on a failure; one that vanished is dropped).
+    fn read_listeners(
+        &mut self,
+        time: f64,
+        changes: &mut Vec<(f64, Change)>,
+    ) -> (Current, HashSet<String>) {
+        let mut cur = Current::new();
         let mut unread: HashSet<String> = HashSet::new();
         let mut buf = Vec::new();
         let mut failed: Vec<SourceError> = Vec::new();
         let mut vanished: Vec<u64> = Vec::new();
         let mut dropped = 0u64;
-        {
-            let selection = &self.selection;
-            let tracked = &self.listeners;
-            let mut take = |label: &str, buf: &mut Vec<InetSocket>| {
-                // At most --collector.listeners.max listeners per namespace, as the listeners
-                // collector: the ones already tracked first (a listener is never reported
-                // closed because others appeared), then new ones by ascending port.
-                let mut sockets: Vec<(EventKey, InetSocket)> = buf
-                    .drain(..)
-                    .filter(|s| {
-                        selection.keeps(&crate::collectors::listeners::ListenerKey {
-                            protocol: s.protocol,
-                            family: s.family,
-                            address: s.local,
-                            port: s.local_port,
-                        })
-                    })
-                    .map(|s| (event_key(label, &s), s))
-                    .collect();
-                sockets.sort_by_key(|(k, _)| (!tracked.contains_key(k), k.4));
-                let mut keys = 0usize;
-                for (k, s) in sockets {
-                    let e = match cur.get_mut(&k) {
-                        Some(e) => e,
-                        None if keys >= selection.max => {
-                            dropped += 1;
-                            continue;
-                        }
-                        None => {
-                            keys += 1;
-                            cur.entry(k).or_default()
-                        }
-                    };
-                    if e.0.is_empty() || s.inode < e.0.iter().copied().min().unwrap_or(0) {
-                        e.1 = s.uid;
-                    }
-                    e.0.push(s.inode);
+        let failure = |location: String, e: &dyn std::fmt::Display| SourceError {
+            source: "netlink/watch".into(),
+            location,
+            line: None,
+            message: e.to_string(),
+        };
+        match self.own.listeners(&mut buf) {
+            Ok(()) => {
+                dropped += take_listeners(&mut cur, &self.listeners, &self.selection, "", &mut buf)
+            }
+            Err(e) => {
+                buf.clear();
+                unread.insert(String::new());
+                failed.push(failure(
+                    "LISTEN-only sock_diag dump in the exporter's network namespace".into(),
+                    &e,
+                ));
+            }
+        }
+        for (inode, o) in self.others.iter_mut() {
+            match o.sock.listeners(&mut buf) {
+                Ok(()) => {
+                    dropped += take_listeners(
+                        &mut cur,
+                        &self.listeners,
+                        &self.selection,
+                        &o.label,
+                        &mut buf,
+                    )
                 }
-            };
-            match self.own.listeners(&mut buf) {
-                Ok(()) => take("", &mut buf),
                 Err(e) => {
                     buf.clear();
-                    unread.insert(String::new());
-                    failed.push(SourceError {
-                        source: "netlink/watch".into(),
-                        location: "LISTEN-only sock_diag dump in the exporter's network namespace"
-                            .into(),
-                        line: None,
-                        message: e.to_string(),
-                    });
-                }
-            }
-            for (inode, o) in self.others.iter_mut() {
-                match o.sock.listeners(&mut buf) {
-                    Ok(()) => take(&o.label, &mut buf),
-                    Err(e) => {
-                        buf.clear();
-                        unread.insert(o.label.clone());
-                        if !netns::still_there(&o.found) {
-                            vanished.push(*inode);
-                        } else {
-                            failed.push(SourceError {
-                                source: "netlink/watch".into(),
-                                location: format!(
-                                    "LISTEN-only sock_diag dump in network namespace {}",
-                                    o.label
-                                ),
-                                line: None,
-                                message: e.to_string(),
-                            });
-                        }
+                    unread.insert(o.label.clone());
+                    if !netns::still_there(&o.found) {
+                        vanished.push(*inode);
+                    } else {
+                        failed.push(failure(
+                            format!(
+                                "LISTEN-only sock_diag dump in network namespace {}",
+                                o.label
+                            ),
+                            &e,
+                        ));
                     }
                 }
             }
@@ -458,16 +494,27 @@ impl Watcher {
             self.warn_once(e);
         }
         for inode in vanished {
-            self.drop_namespace(inode, time, &mut changes);
+            self.drop_namespace(inode, time, changes);
         }
         for v in cur.values_mut() {
             v.0.sort_unstable();
         }
+        (cur, unread)
+    }
 
-        // Compare.
+    /// Compare with what was watched: new and changed listeners (and all of them every
+    /// VERIFY_EVERY ticks) need their owner looked up; returns those and the closed ones.
+    fn compare(
+        &mut self,
+        cur: &Current,
+        unread: &HashSet<String>,
+        baseline: bool,
+        time: f64,
+    ) -> (Vec<EventKey>, Vec<EventKey>) {
+        let now = Instant::now();
         let verify = self.tick.is_multiple_of(VERIFY_EVERY);
         let mut need: Vec<EventKey> = Vec::new();
-        for (key, (inodes, uid)) in &cur {
+        for (key, (inodes, uid)) in cur {
             match self.listeners.get_mut(key) {
                 None => {
                     self.listeners.insert(
@@ -500,54 +547,69 @@ impl Watcher {
             .filter(|k| !cur.contains_key(*k) && !unread.contains(&k.0))
             .cloned()
             .collect();
+        (need, closed)
+    }
 
-        // Owners.
-        if let Some(resolver) = self.resolver.clone() {
-            let inodes: Vec<u64> = need
+    /// Name the owners of the listeners `need`; an owner that changed is an event.
+    fn name_owners(
+        &mut self,
+        need: &[EventKey],
+        pids: &mut Option<Vec<u32>>,
+        baseline: bool,
+        time: f64,
+        changes: &mut Vec<(f64, Change)>,
+    ) {
+        let Some(resolver) = self.resolver.clone() else {
+            return;
+        };
+        let inodes: Vec<u64> = need
+            .iter()
+            .filter_map(|k| self.listeners.get(k))
+            .flat_map(|e| e.inodes.iter().copied())
+            .collect();
+        let found = self.find_owners(&resolver, &inodes, pids, baseline);
+        let mut errors = Vec::new();
+        let mut by_pid: HashMap<u32, Option<Owner>> = HashMap::new();
+        for key in need {
+            let Some(e) = self.listeners.get_mut(key) else {
+                continue;
+            };
+            let owner = e
+                .inodes
                 .iter()
-                .filter_map(|k| self.listeners.get(k))
-                .flat_map(|e| e.inodes.iter().copied())
-                .collect();
-            let found = self.find_owners(&resolver, &inodes, &mut pids, baseline);
-            let mut errors = Vec::new();
-            let mut by_pid: HashMap<u32, Option<Owner>> = HashMap::new();
-            for key in &need {
-                let Some(e) = self.listeners.get_mut(key) else {
-                    continue;
-                };
-                let owner = e
-                    .inodes
-                    .iter()
-                    .filter_map(|i| found.get(i).copied())
-                    .min()
-                    .and_then(|pid| {
-                        by_pid
-                            .entry(pid)
-                            .or_insert_with(|| resolver.owner(pid, &mut errors))
-                            .clone()
-                    });
-                // Not named (yet): an announced listener keeps its last known owner (its
-                // process exited while the socket lingers: no change); a new one waits until
-                // a full walk since it appeared could not name it (below).
-                if let Some(o) = owner {
-                    let before = e.owner.replace(o.clone());
-                    if e.announced && !baseline {
-                        let changed = match &before {
-                            None => true,
-                            Some(b) => b.comm != o.comm,
-                        };
-                        if changed {
-                            let c = self.change(key, Kind::ListenerOwnerChanged, before);
-                            changes.push((time, c));
-                        }
+                .filter_map(|i| found.get(i).copied())
+                .min()
+                .and_then(|pid| {
+                    by_pid
+                        .entry(pid)
+                        .or_insert_with(|| resolver.owner(pid, &mut errors))
+                        .clone()
+                });
+            // Not named (yet): an announced listener keeps its last known owner (its process
+            // exited while the socket lingers: no change); a new one waits until a full walk
+            // since it appeared could not name it (see announce).
+            if let Some(o) = owner {
+                let before = e.owner.replace(o.clone());
+                if e.announced && !baseline {
+                    let changed = match &before {
+                        None => true,
+                        Some(b) => b.comm != o.comm,
+                    };
+                    if changed {
+                        let c = self.change(key, Kind::ListenerOwnerChanged, before);
+                        changes.push((time, c));
                     }
                 }
             }
-            for err in &errors {
-                self.warn_once(err);
-            }
         }
-        // Announce what is named, or settled as unknown, or with attribution off.
+        for err in &errors {
+            self.warn_once(err);
+        }
+    }
+
+    /// Announce what is named, or settled as unknown, or with attribution off; then what
+    /// closed (a listener closed before it could be named is recorded opened and closed).
+    fn announce(&mut self, closed: Vec<EventKey>, time: f64, changes: &mut Vec<(f64, Change)>) {
         let walked_since = |e: &Entry, w: Option<Instant>| w.is_some_and(|w| w >= e.first_seen);
         let announce: Vec<EventKey> = self
             .listeners
@@ -570,20 +632,12 @@ impl Watcher {
         for key in closed {
             if let Some(e) = self.listeners.get(&key) {
                 if !e.announced {
-                    // Opened and closed before it could be named: both are recorded.
                     let c = self.change(&key, Kind::ListenerOpened, None);
                     changes.push((e.first_time, c));
                 }
                 changes.push((time, self.change(&key, Kind::ListenerClosed, None)));
             }
             self.listeners.remove(&key);
-        }
-        if !changes.is_empty() && !baseline {
-            if let Some(ev) = &self.events {
-                for (t, c) in changes {
-                    ev.record(vec![c], t);
-                }
-            }
         }
     }
 

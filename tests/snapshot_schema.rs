@@ -192,7 +192,8 @@ fn snapshot_schema_and_live_content() {
     // The server side of the same connection is inbound, from loopback.
     let ours: Vec<_> = objects(&v2, "inbound")
         .into_iter()
-        .filter(|o| o["port"] == tcp_port.to_string() && o["remote_network"] == "loopback")
+        .filter(|o| o["port"].as_str() == Some(tcp_port.to_string().as_str()))
+        .filter(|o| o["remote_network"] == "loopback")
         .collect();
     assert!(
         !ours.is_empty(),
