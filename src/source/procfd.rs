@@ -122,6 +122,10 @@ pub struct OwnerResolver {
     procfs: PathBuf,
     walk_interval: Duration,
     state: Mutex<State>,
+    /// Held for the duration of a scrape's full walk (not `state`: cached look-ups of other
+    /// namespaces' workers go on meanwhile); a worker that waited for it uses the walk that
+    /// just ended instead of making another.
+    walking: Mutex<()>,
 }
 
 /// Parse a `socket:[12345]` link target.
@@ -139,6 +143,7 @@ impl OwnerResolver {
             procfs: procfs.into(),
             walk_interval,
             state: Mutex::new(State::default()),
+            walking: Mutex::new(()),
         }
     }
 
@@ -335,28 +340,39 @@ impl OwnerResolver {
                 .last_walk
                 .is_none_or(|t| t.elapsed() >= self.walk_interval);
             if due {
-                let start = Instant::now();
-                let errors_before = errors.len();
-                let (all, fds) = self.walk(errors);
-                let complete = errors.len() == errors_before;
-                st.last_walk = Some(Instant::now());
-                st.stats.walks += 1;
-                st.stats.last_walk_seconds = start.elapsed().as_secs_f64();
-                st.stats.last_walk_fds = fds;
-                for (&inode, &(pid, fd)) in &all {
-                    if missing.remove(&inode) {
-                        st.cache.insert(inode, (pid, fd, now));
-                        found.insert(inode, pid);
-                        st.stats.walked += 1;
-                    }
+                // The walk runs without the state lock (see `walking`).
+                drop(st);
+                let walked = self.walk_once(errors);
+                st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                let hits: Vec<(u64, (u32, u32))> = match &walked {
+                    Some((all, _)) => missing
+                        .iter()
+                        .filter_map(|i| all.get(i).map(|o| (*i, *o)))
+                        .collect(),
+                    // Another worker walked while this one waited: its map.
+                    None => match &st.walk_map {
+                        Some((_, map)) => missing
+                            .iter()
+                            .filter_map(|i| map.get(i).map(|o| (*i, *o)))
+                            .collect(),
+                        None => Vec::new(),
+                    },
+                };
+                for (inode, (pid, fd)) in hits {
+                    st.cache.insert(inode, (pid, fd, now));
+                    found.insert(inode, pid);
+                    missing.remove(&inode);
+                    st.stats.walked += 1;
                 }
-                st.walk_map = Some((Instant::now(), all));
-                // What a whole walk did not find, no later walk will find either (until the
-                // socket is gone): remember it instead of walking again.
-                // (A walk that could not list the processes proves nothing.)
-                if complete {
-                    for &inode in &missing {
-                        st.unresolvable.insert(inode, now);
+                if let Some((all, complete)) = walked {
+                    st.walk_map = Some((Instant::now(), all));
+                    // What a whole walk did not find, no later walk will find either (until
+                    // the socket is gone): remember it instead of walking again.
+                    // (A walk that could not list the processes proves nothing.)
+                    if complete {
+                        for &inode in &missing {
+                            st.unresolvable.insert(inode, now);
+                        }
                     }
                 }
             }
@@ -384,6 +400,31 @@ impl OwnerResolver {
             }
         }
         out
+    }
+
+    /// A full walk for a scrape, one at a time: None when another one ended while this one
+    /// waited for its turn (its map, in the state, serves). Else the map of every socket and
+    /// whether the walk could list every process; the statistics are updated.
+    fn walk_once(&self, errors: &mut Vec<SourceError>) -> Option<(OwnerMap, bool)> {
+        let _turn = self.walking.lock().unwrap_or_else(|p| p.into_inner());
+        let waited_for = {
+            let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.last_walk
+                .is_some_and(|t| t.elapsed() < self.walk_interval)
+        };
+        if waited_for {
+            return None;
+        }
+        let start = Instant::now();
+        let errors_before = errors.len();
+        let (all, fds) = self.walk(errors);
+        let complete = errors.len() == errors_before;
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.last_walk = Some(Instant::now());
+        st.stats.walks += 1;
+        st.stats.last_walk_seconds = start.elapsed().as_secs_f64();
+        st.stats.last_walk_fds = fds;
+        Some((all, complete))
     }
 
     /// The end of a scrape: forget the last walk's map of every socket.
