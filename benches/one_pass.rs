@@ -84,6 +84,24 @@ fn arg(name: &str) -> Option<String> {
         .and_then(|i| args.get(i + 1).cloned())
 }
 
+/// VmRSS and VmHWM (the peak) of `pid`.
+fn memory(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    format!(
+        "VmRSS {:.1} MB, VmHWM {:.1} MB",
+        field("VmRSS:") as f64 / 1024.0,
+        field("VmHWM:") as f64 / 1024.0
+    )
+}
+
 fn main() {
     let sizes: Vec<usize> = arg("--sizes")
         .unwrap_or_else(|| "10000,100000,300000".into())
@@ -204,9 +222,23 @@ fn main() {
             r[5].0 / r[0].0,
             r[6].0 / r[0].0
         );
+        println!("  binary's memory: {}", memory(pid));
         drop(e);
         drop(scraper);
         drop(scraper_health);
+        // Memory of the binary with some parts off, each after five scrapes: what holds the
+        // peak (VmHWM).
+        for flags in [
+            &["--collector.connections.health"][..],
+            &["--no-collector.listeners.process"][..],
+            &["--no-collector.connections"][..],
+        ] {
+            let e = common::Exporter::start(flags);
+            for _ in 0..5 {
+                assert_eq!(e.get("/metrics").status, 200);
+            }
+            println!("  binary's memory with {flags:?}: {}", memory(e.pid()));
+        }
         drop(holder);
         std::thread::sleep(Duration::from_millis(500));
     }

@@ -479,3 +479,45 @@ fn namespaces_coming_and_going_while_scraping_cost_no_scrape_and_no_fd() {
     let text = e.get("/metrics").text();
     assert!(!text.contains(&format!("netns=\"{label}\"")), "{text}");
 }
+
+/// Thousands of outbound connections in one namespace, all named with default flags: the
+/// owners are looked up in batches during the pass (ATTRIBUTE_BATCH sockets at a time), and
+/// every socket lands in its process's series whatever batch it was in.
+#[test]
+fn thousands_of_outbound_connections_are_all_attributed() {
+    if !require_root() || !require_tool("ip") {
+        return;
+    }
+    let ns = TestNetns::new("many");
+    let holder = hold_in_netns(&format!("/run/netns/{}", ns.name), 9300, 8_000).unwrap();
+    let label = inode_of(&format!("/run/netns/{}", ns.name));
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", holder.pids()[0]))
+        .unwrap()
+        .trim()
+        .to_string();
+    let e = Exporter::start(&["--netns=all"]);
+    let text = e.get("/metrics").text();
+    let port = [("netns", label.as_str()), ("remote_port", "9300")];
+    let total: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("netstat_outbound_connections{"))
+        .filter(|l| {
+            port.iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(total, 8_000.0, "{text}");
+    let named = sample(
+        &text,
+        "netstat_outbound_connections",
+        &[
+            ("netns", label.as_str()),
+            ("remote_port", "9300"),
+            ("process", comm.as_str()),
+            ("state", "established"),
+        ],
+    );
+    assert_eq!(named, Some(8_000.0), "{text}");
+    drop(holder);
+}

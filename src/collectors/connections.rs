@@ -218,7 +218,6 @@ impl CollectorFlags for ConnectionsFlags {
             resolver,
             destinations: Mutex::new(Destinations::new(memory, capacity)),
             collected: Mutex::new(BTreeSet::new()),
-            last_outbound: std::sync::atomic::AtomicUsize::new(0),
             health: ctx.health(),
         }))
     }
@@ -238,6 +237,9 @@ pub const NEEDS: SocketNeeds = {
 /// scrape): bounds the per-scrape memory of a host that opens connections by the hundred
 /// thousand.
 const PENDING_MAX: usize = 65536;
+
+/// Outbound sockets whose owners are looked up in the shared cache at once (one lock each).
+const ATTRIBUTE_BATCH: usize = 4096;
 
 /// Remote port class: a port number, or [`EPHEMERAL`].
 const EPHEMERAL: u32 = 1 << 16;
@@ -279,8 +281,6 @@ pub struct ConnectionsCollector {
     destinations: Mutex<Destinations>,
     /// Namespaces collected since the last end of a scrape.
     collected: Mutex<BTreeSet<String>>,
-    /// Outbound sockets of the last collection: the next one reserves that much at once.
-    last_outbound: std::sync::atomic::AtomicUsize,
     /// `--collector.connections.health`: RTT and retransmissions per outbound series.
     health: bool,
 }
@@ -454,11 +454,7 @@ impl<'a> ConnectionsPass<'a> {
             health: FxHashMap::default(),
             pending: Vec::new(),
             addresses: FxHashMap::default(),
-            unattributed: Vec::with_capacity(
-                c.last_outbound
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                    .min(1 << 20),
-            ),
+            unattributed: Vec::new(),
         }
     }
 
@@ -490,9 +486,16 @@ impl<'a> ConnectionsPass<'a> {
             state,
         };
         if self.c.resolver.is_some() && inode != 0 {
-            // Owners are looked up after the kernel's walk, in one batch under one lock
-            // ([`Self::attribute`]): the lock is never held while the kernel streams.
+            // Owners are looked up in batches under one lock ([`Self::attribute`]): the lock
+            // is not held while the kernel streams, and the batch bounds the memory a pass
+            // holds per socket (at 300k sockets a list of every outbound socket was 6 MB).
+            if self.unattributed.capacity() == 0 {
+                self.unattributed.reserve_exact(ATTRIBUTE_BATCH);
+            }
             self.unattributed.push((inode, key, probe));
+            if self.unattributed.len() >= ATTRIBUTE_BATCH {
+                self.attribute();
+            }
         } else {
             self.count(key, probe);
         }
@@ -507,7 +510,6 @@ impl<'a> ConnectionsPass<'a> {
     }
 
     /// Look the owners of the sockets seen so far up in the shared cache, under one lock.
-    /// (Also remembers how many there were, to size the next collection's buffer.)
     /// Owners it does not know wait in `pending` for one walk in `finish`.
     fn attribute(&mut self) {
         let Some(r) = self.c.resolver.as_deref() else {
@@ -516,10 +518,6 @@ impl<'a> ConnectionsPass<'a> {
         if self.unattributed.is_empty() {
             return;
         }
-        self.c.last_outbound.store(
-            self.unattributed.len(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
         let mut view = r.view();
         let mut unattributed = std::mem::take(&mut self.unattributed);
         for (inode, mut key, probe) in unattributed.drain(..) {

@@ -22,6 +22,7 @@ use std::sync::MutexGuard;
 
 use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -67,8 +68,9 @@ impl OwnerView<'_> {
         let st = &mut *self.0;
         if let Some(e) = st.cache.get_mut(&inode) {
             // Only as often as pruning needs to know: no write per socket and scrape.
-            if now.saturating_duration_since(e.2) >= FORGET_AFTER / 10 {
-                e.2 = now;
+            let t = stamp(now);
+            if t.saturating_sub(e.2) >= FORGET_AFTER.as_secs() as u32 / 10 {
+                e.2 = t;
             }
             return Lookup::Cached(e.0);
         }
@@ -99,13 +101,21 @@ pub enum Lookup {
     Unknown,
 }
 
+/// Seconds since the first stamp of the process (a compact time for cache entries).
+fn stamp(now: Instant) -> u32 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(|| now);
+    now.saturating_duration_since(epoch).as_secs() as u32
+}
+
 /// How long an entry (cached owner or unresolvable inode) is kept without being looked up.
 pub const FORGET_AFTER: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Default)]
 pub struct State {
-    /// inode -> (pid, fd, last lookup)
-    cache: FxHashMap<u64, (u32, u32, Instant)>,
+    /// inode -> (pid, fd, last lookup as a [`stamp`]): 24 bytes an entry (an `Instant` would
+    /// make it 32), one entry per attributed socket.
+    cache: FxHashMap<u64, (u32, u32, u32)>,
     /// inode -> last lookup, for inodes a walk found no owner for.
     unresolvable: FxHashMap<u64, Instant>,
     last_walk: Option<Instant>,
@@ -126,6 +136,8 @@ pub struct OwnerResolver {
     /// namespaces' workers go on meanwhile); a worker that waited for it uses the walk that
     /// just ended instead of making another.
     walking: Mutex<()>,
+    /// Socket inodes the last walk found, to size the next walk's map.
+    last_walk_sockets: AtomicUsize,
 }
 
 /// Parse a `socket:[12345]` link target.
@@ -144,6 +156,7 @@ impl OwnerResolver {
             walk_interval,
             state: Mutex::new(State::default()),
             walking: Mutex::new(()),
+            last_walk_sockets: AtomicUsize::new(0),
         }
     }
 
@@ -190,7 +203,7 @@ impl OwnerResolver {
             }
             if let Some((pid, fd, _)) = st.cache.get(&inode).copied() {
                 if self.holds(pid, fd, inode) {
-                    st.cache.insert(inode, (pid, fd, now));
+                    st.cache.insert(inode, (pid, fd, stamp(now)));
                     found.insert(inode, pid);
                 } else {
                     st.cache.remove(&inode);
@@ -225,7 +238,7 @@ impl OwnerResolver {
         let mut found = HashMap::new();
         for (inode, (pid, fd)) in hits {
             if wanted.contains(&inode) {
-                st.cache.insert(inode, (pid, fd, now));
+                st.cache.insert(inode, (pid, fd, stamp(now)));
                 st.unresolvable.remove(&inode);
                 found.insert(inode, pid);
             }
@@ -253,7 +266,7 @@ impl OwnerResolver {
         for &inode in inodes {
             match all.get(&inode) {
                 Some(&(pid, fd)) => {
-                    st.cache.insert(inode, (pid, fd, now));
+                    st.cache.insert(inode, (pid, fd, stamp(now)));
                     st.unresolvable.remove(&inode);
                     found.insert(inode, pid);
                 }
@@ -279,7 +292,7 @@ impl OwnerResolver {
             .is_none_or(|t| now.duration_since(t) >= FORGET_AFTER / 10)
         {
             st.cache
-                .retain(|_, e| now.duration_since(e.2) < FORGET_AFTER);
+                .retain(|_, e| stamp(now).saturating_sub(e.2) < FORGET_AFTER.as_secs() as u32);
             st.unresolvable
                 .retain(|_, t| now.duration_since(*t) < FORGET_AFTER);
             st.last_prune = Some(now);
@@ -304,7 +317,7 @@ impl OwnerResolver {
                         .join(fd.to_string());
                     if readlink_inode(&link) == Some(inode) {
                         found.insert(inode, pid);
-                        st.cache.insert(inode, (pid, fd, now));
+                        st.cache.insert(inode, (pid, fd, stamp(now)));
                         st.stats.cached += 1;
                     } else {
                         st.cache.remove(&inode);
@@ -329,7 +342,7 @@ impl OwnerResolver {
                 .filter_map(|i| map.get(i).map(|o| (*i, *o)))
                 .collect();
             for (inode, (pid, fd)) in hits {
-                st.cache.insert(inode, (pid, fd, now));
+                st.cache.insert(inode, (pid, fd, stamp(now)));
                 found.insert(inode, pid);
                 missing.remove(&inode);
                 st.stats.walked += 1;
@@ -359,7 +372,7 @@ impl OwnerResolver {
                     },
                 };
                 for (inode, (pid, fd)) in hits {
-                    st.cache.insert(inode, (pid, fd, now));
+                    st.cache.insert(inode, (pid, fd, stamp(now)));
                     found.insert(inode, pid);
                     missing.remove(&inode);
                     st.stats.walked += 1;
@@ -439,7 +452,11 @@ impl OwnerResolver {
     /// holds it. Returns the owners and the number of fds looked at. Processes that exit or
     /// deny access mid-walk are skipped: they are not errors.
     fn walk(&self, errors: &mut Vec<SourceError>) -> (OwnerMap, u64) {
-        let mut owners = OwnerMap::default();
+        // Sized for the last walk's sockets (and a little more): a table that grows while
+        // the walk fills it holds its old and new arrays at once, half again the memory at
+        // the peak (at 300k sockets, 13 MB instead of 9).
+        let last = self.last_walk_sockets.load(Ordering::Relaxed);
+        let mut owners = OwnerMap::with_capacity_and_hasher(last + last / 8, Default::default());
         let mut fds = 0u64;
         let dir = match std::fs::read_dir(&self.procfs) {
             Ok(d) => d,
@@ -462,6 +479,8 @@ impl OwnerResolver {
             };
             fds += self.walk_pid(pid, &entry.path().join("fd"), &mut owners);
         }
+        self.last_walk_sockets
+            .store(owners.len(), Ordering::Relaxed);
         (owners, fds)
     }
 
