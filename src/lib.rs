@@ -8,6 +8,7 @@ pub mod config;
 pub mod docs;
 pub mod events;
 pub mod expected;
+pub mod flows;
 pub mod http;
 pub mod logging;
 pub mod metrics;
