@@ -144,6 +144,13 @@ pub const LISTEN_REFRESH: Duration = Duration::from_millis(100);
 pub const LISTEN_KEEP: Duration = Duration::from_secs(60);
 /// A subscriber's thread checks whether it should stop this often.
 const WAKE: Duration = Duration::from_secs(1);
+/// A message whose local port is no known listener's waits this long for the listener to
+/// be found (a refresh, or the listener's own destroy message) before it counts as outbound:
+/// a listener that opens, accepts and closes between two refreshes still gets its
+/// connections.
+pub const DEFER: Duration = Duration::from_millis(200);
+/// How often the thread wakes while messages wait ([`DEFER`]).
+const DEFER_TICK: Duration = Duration::from_millis(50);
 /// At most this many labelled series per family and namespace; beyond, new keys go into one
 /// series with remote_port (port) and process `other`, so totals are conserved.
 pub const MAX_SERIES: usize = 1000;
@@ -518,6 +525,8 @@ struct Classifier {
     listeners: FxHashMap<(Family, u16), Vec<(IpAddr, u64, Instant)>>,
     refreshed: Option<Instant>,
     buf: Vec<InetSocket>,
+    /// Bumped when a listener is added: waiting messages are looked up again.
+    generation: u64,
 }
 
 impl Classifier {
@@ -527,6 +536,7 @@ impl Classifier {
             listeners: FxHashMap::default(),
             refreshed: None,
             buf: Vec::new(),
+            generation: 0,
         };
         c.refresh(Instant::now());
         c
@@ -538,23 +548,45 @@ impl Classifier {
         if self.sock.listeners(&mut self.buf).is_err() {
             return;
         }
-        for s in self.buf.drain(..) {
+        let found = std::mem::take(&mut self.buf);
+        for s in &found {
             if s.protocol != Protocol::Tcp || s.state != TCP_LISTEN {
                 continue;
             }
-            let v = self.listeners.entry((s.family, s.local_port)).or_default();
-            match v.iter_mut().find(|e| e.0 == s.local) {
-                Some(e) => {
-                    e.1 = s.inode;
-                    e.2 = now;
-                }
-                None => v.push((s.local, s.inode, now)),
-            }
+            self.add(s.family, s.local, s.local_port, s.inode, now);
         }
+        self.buf = found;
         self.listeners.retain(|_, v| {
             v.retain(|e| now.duration_since(e.2) <= LISTEN_KEEP);
             !v.is_empty()
         });
+    }
+
+    fn add(&mut self, family: Family, address: IpAddr, port: u16, inode: u64, now: Instant) {
+        let v = self.listeners.entry((family, port)).or_default();
+        match v.iter_mut().find(|e| e.0 == address) {
+            Some(e) => {
+                if inode != 0 {
+                    e.1 = inode;
+                }
+                e.2 = now;
+            }
+            None => {
+                v.push((address, inode, now));
+                self.generation += 1;
+            }
+        }
+    }
+
+    /// A listener's own destroy message: remembered (its inode, when a refresh saw it,
+    /// names its owner) for its accepted connections that close after it.
+    fn closed_listener(&mut self, d: &Destroyed, now: Instant) {
+        self.add(d.family, d.local, d.local_port, 0, now);
+    }
+
+    fn refresh_due(&self, now: Instant) -> bool {
+        self.refreshed
+            .is_none_or(|t| now.duration_since(t) >= LISTEN_REFRESH)
     }
 
     /// The inode of the listener that accepted `d` (its exact address, else the wildcard
@@ -570,19 +602,6 @@ impl Classifier {
             .map(|e| e.1)
     }
 
-    fn listener_of(&mut self, d: &Destroyed, now: Instant) -> Option<u64> {
-        if let Some(i) = self.lookup(d) {
-            return Some(i);
-        }
-        if self
-            .refreshed
-            .is_none_or(|t| now.duration_since(t) >= LISTEN_REFRESH)
-        {
-            self.refresh(now);
-            return self.lookup(d);
-        }
-        None
-    }
 }
 
 /// A subscriber's thread.
@@ -596,7 +615,17 @@ struct Reader {
 impl Reader {
     fn run(&mut self, stop: &AtomicBool) {
         let mut batch: Vec<Destroyed> = Vec::new();
+        // Messages no known listener's, waiting (at most DEFER) for their listener to be
+        // found: (received at, classifier generation of the last look-up, message).
+        let mut waiting: std::collections::VecDeque<(Instant, u64, Destroyed)> =
+            Default::default();
+        let mut waking = WAKE;
         while !stop.load(Ordering::Relaxed) {
+            let wake = if waiting.is_empty() { WAKE } else { DEFER_TICK };
+            if wake != waking {
+                waking = wake;
+                let _ = self.sock.set_timeout(wake);
+            }
             batch.clear();
             let got = match self.sock.receive(&mut |d| batch.push(*d)) {
                 Ok(g) => g,
@@ -607,9 +636,36 @@ impl Reader {
             };
             let now = Instant::now();
             let mut delta = Pending::default();
-            for d in &batch {
-                self.classify(d, now, &mut delta);
+            // Listeners first: their accepted connections may be in the same batch.
+            for d in batch.iter().filter(|d| d.is_listener()) {
+                self.classifier.closed_listener(d, now);
             }
+            let generation = self.classifier.generation;
+            for d in batch.iter().filter(|d| !d.is_listener()) {
+                match self.classifier.lookup(d) {
+                    Some(inode) => self.inbound(d, inode, &mut delta),
+                    None => waiting.push_back((now, generation, *d)),
+                }
+            }
+            if !waiting.is_empty() && self.classifier.refresh_due(now) {
+                self.classifier.refresh(now);
+            }
+            let generation = self.classifier.generation;
+            let mut keep = std::collections::VecDeque::with_capacity(waiting.len());
+            for (at, seen, d) in waiting.drain(..) {
+                if seen != generation {
+                    if let Some(inode) = self.classifier.lookup(&d) {
+                        self.inbound(&d, inode, &mut delta);
+                        continue;
+                    }
+                }
+                if now.duration_since(at) >= DEFER {
+                    self.outbound(&d, &mut delta);
+                } else {
+                    keep.push_back((at, generation, d));
+                }
+            }
+            waiting = keep;
             let mut st = lock(&self.shared.state);
             st.messages += got.messages;
             st.lost += got.overruns + got.malformed;
@@ -617,18 +673,16 @@ impl Reader {
         }
     }
 
-    fn classify(&mut self, d: &Destroyed, now: Instant, out: &mut Pending) {
-        if d.is_listener() {
-            return;
-        }
+    fn inbound(&self, d: &Destroyed, inode: u64, out: &mut Pending) {
         let network = self.networks.classify(d.remote) as u16;
-        if let Some(inode) = self.classifier.listener_of(d, now) {
-            out.inbound
-                .entry((d.local_port, network, inode))
-                .or_default()
-                .add(&Totals::of(d));
-            return;
-        }
+        out.inbound
+            .entry((d.local_port, network, inode))
+            .or_default()
+            .add(&Totals::of(d));
+    }
+
+    fn outbound(&self, d: &Destroyed, out: &mut Pending) {
+        let network = self.networks.classify(d.remote) as u16;
         if d.counters.info && !d.counters.established {
             if d.disconnected() {
                 *out.failures

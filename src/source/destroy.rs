@@ -231,7 +231,33 @@ fn setsockopt_int(fd: &OwnedFd, level: libc::c_int, opt: libc::c_int, v: libc::c
     }
 }
 
+fn set_receive_timeout(fd: &OwnedFd, timeout: std::time::Duration) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: valid fd, pointer and length of a timeval.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 impl DestroySocket {
+    /// How long [`receive`](Self::receive) waits for a first message.
+    pub fn set_timeout(&self, timeout: std::time::Duration) -> io::Result<()> {
+        set_receive_timeout(&self.fd, timeout)
+    }
+
     /// Subscribe in the calling thread's namespace. `buffer`: the receive buffer to ask for
     /// ([`RECEIVE_BUFFER`]; a test asks for a tiny one to force losses): SO_RCVBUFFORCE when
     /// permitted, else SO_RCVBUF, which the kernel caps at `net.core.rmem_max`. Reads block
@@ -256,23 +282,7 @@ impl DestroySocket {
             // Capped by the kernel at rmem_max; a failure leaves the default buffer.
             let _ = setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, want);
         }
-        let tv = libc::timeval {
-            tv_sec: timeout.as_secs() as libc::time_t,
-            tv_usec: timeout.subsec_micros() as libc::suseconds_t,
-        };
-        // SAFETY: valid fd, pointer and length of a timeval.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        set_receive_timeout(&fd, timeout)?;
         // SAFETY: sockaddr_nl is plain old data; all-zero is a valid value.
         let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
