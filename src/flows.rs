@@ -32,7 +32,7 @@ use rustc_hash::FxHashMap;
 
 use crate::metrics::{Desc, MetricFamily};
 use crate::networks::{unmap, Networks};
-use crate::source::destroy::{Destroyed, DestroySocket};
+use crate::source::destroy::{Destroyed, DestroySocket, Outcome};
 use crate::source::inet::{Family, InetSocket, Protocol, TCP_LISTEN};
 use crate::source::netns::{NetlinkAccess, Netns};
 use crate::source::watch::WatchSocket;
@@ -683,24 +683,21 @@ impl Reader {
 
     fn outbound(&self, d: &Destroyed, out: &mut Pending) {
         let network = self.networks.classify(d.remote) as u16;
-        if d.counters.info && !d.counters.established {
-            if d.disconnected() {
-                *out.failures
-                    .entry((Reason::Refused, 0, network))
-                    .or_default() += 1;
+        let reason = match d.outcome() {
+            Outcome::Closed => {
+                out.outbound
+                    .entry((d.remote_port, network))
+                    .or_default()
+                    .add(&Totals::of(d));
                 return;
             }
-            if d.connect_timed_out() {
-                *out.failures
-                    .entry((Reason::Timeout, d.remote_port, network))
-                    .or_default() += 1;
-                return;
-            }
-        }
-        out.outbound
-            .entry((d.remote_port, network))
-            .or_default()
-            .add(&Totals::of(d));
+            Outcome::Refused => Reason::Refused,
+            Outcome::TimedOut => Reason::Timeout,
+            Outcome::Abandoned | Outcome::Listener => return,
+        };
+        *out.failures
+            .entry((reason, d.remote_port, network))
+            .or_default() += 1;
     }
 }
 

@@ -271,7 +271,8 @@ fn test_namespace_with_netns_all_normal_and_linger_zero() {
         (l, s)
     });
     let addr = listener.local_addr().unwrap();
-    let e = Exporter::start(&["--netns=all"]);
+    let include = format!("--netns.include={}", ns.name);
+    let e = Exporter::start(&["--netns=all", &include]);
     let nsl = ("netns", inode.as_str());
     let out_key = [("remote_port", "2222"), ("remote_network", "loopback"), nsl];
     let unknown_key = [("remote_port", "unknown"), ("remote_network", "loopback"), nsl];
@@ -281,7 +282,10 @@ fn test_namespace_with_netns_all_normal_and_linger_zero() {
     let n = CONNECTIONS as u64;
 
     ns.run(|| burst(addr, CONNECTIONS, 4, false));
-    let text = scrape_until(&e, |t| counts(t, "inbound", &in_key).closed >= n);
+    // Outbound messages wait up to 200 ms for a listener to claim them: wait for both.
+    let text = scrape_until(&e, |t| {
+        counts(t, "inbound", &in_key).closed >= n && counts(t, "outbound", &out_key).closed >= n
+    });
     assert_eq!(lost(&text, &[nsl]), 0.0, "messages lost");
     let outbound = counts(&text, "outbound", &out_key);
     assert_eq!((outbound.closed, outbound.sent), (n, n * SENT as u64));
@@ -301,7 +305,10 @@ fn test_namespace_with_netns_all_normal_and_linger_zero() {
     // a reset instead of a FIN, which the destroy message does not tell apart: its received
     // bytes count one less per connection (documented).
     ns.run(|| burst(addr, CONNECTIONS, 4, true));
-    let text = scrape_until(&e, |t| counts(t, "inbound", &in_key).closed >= 2 * n);
+    let text = scrape_until(&e, |t| {
+        counts(t, "inbound", &in_key).closed >= 2 * n
+            && counts(t, "outbound", &unknown_key).closed >= n
+    });
     stop.store(true, Ordering::Relaxed);
     for s in servers {
         s.join().unwrap();
@@ -321,4 +328,121 @@ fn test_namespace_with_netns_all_normal_and_linger_zero() {
     assert_eq!(inbound.sent, 2 * n * RECEIVED as u64);
     assert_eq!(inbound.received, n * SENT as u64 + n * (SENT as u64 - 1));
     drop(listener);
+}
+
+/// Failed connects, counted by reason, in a namespace nothing else uses: 100 connects to a
+/// closed port are 100 `refused`; connects into a delay line that drops everything (with
+/// `tcp_syn_retries=1` in the client's namespace) are `timeout`, with their remote port when
+/// the connect was non-blocking (the kernel keeps it) and `unknown` after a blocking one
+/// (whose failure path clears it).
+#[test]
+fn failed_connects_by_reason_in_a_test_namespace() {
+    if !require_root() {
+        return;
+    }
+    let ns = TestNetns::new("ff");
+    ns.exec(&["sysctl", "-qw", "net.ipv4.tcp_syn_retries=1"]);
+    let host = Ipv4Addr::new(10, 213, 27, 1);
+    let _line = common::delayline::DelayLine::new(
+        &ns,
+        "ff",
+        host,
+        Ipv4Addr::new(10, 213, 27, 2),
+        Duration::from_millis(5),
+        1.0,
+    );
+    let inode = std::fs::metadata(format!("/run/netns/{}", ns.name))
+        .unwrap()
+        .ino()
+        .to_string();
+    let include = format!("--netns.include={}", ns.name);
+    let e = Exporter::start(&["--netns=all", &include]);
+    let _ = e.get("/metrics");
+    let nsl = ("netns", inode.as_str());
+    let failures = |t: &str, port: &str, network: &str, reason: &str| {
+        sample(
+            t,
+            "netstat_outbound_connect_failures_total",
+            &[
+                ("remote_port", port),
+                ("remote_network", network),
+                ("reason", reason),
+                nsl,
+            ],
+        )
+        .unwrap_or(0.0) as u64
+    };
+    ns.run(|| {
+        let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        for _ in 0..100 {
+            assert!(TcpStream::connect(closed).is_err());
+        }
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(move || nonblocking_connect_times_out(SocketAddrV4::new(host, 5432)));
+            }
+            for _ in 0..2 {
+                s.spawn(move || {
+                    let err = TcpStream::connect(SocketAddrV4::new(host, 5432)).unwrap_err();
+                    assert_eq!(err.raw_os_error(), Some(libc::ETIMEDOUT), "{err}");
+                });
+            }
+        });
+    });
+    let text = scrape_until(&e, |t| {
+        failures(t, "5432", "private", "timeout") >= 3
+            && failures(t, "unknown", "private", "timeout") >= 2
+            && failures(t, "unknown", "loopback", "refused") >= 100
+    });
+    assert_eq!(failures(&text, "unknown", "loopback", "refused"), 100);
+    assert_eq!(failures(&text, "5432", "private", "timeout"), 3);
+    assert_eq!(failures(&text, "unknown", "private", "timeout"), 2);
+    assert_eq!(failures(&text, "unknown", "private", "refused"), 0);
+    // Failed connects are not closed connections.
+    assert_eq!(
+        counts(&text, "outbound", &[("remote_network", "private"), nsl]).closed,
+        0
+    );
+    assert_eq!(lost(&text, &[nsl]), 0.0);
+}
+
+/// A non-blocking connect to `to`, waited for until the kernel gives up (ETIMEDOUT), then
+/// closed.
+fn nonblocking_connect_times_out(to: SocketAddrV4) {
+    // SAFETY: plain socket calls on a fresh fd, closed at the end.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        );
+        assert!(fd >= 0);
+        let mut a: libc::sockaddr_in = std::mem::zeroed();
+        a.sin_family = libc::AF_INET as libc::sa_family_t;
+        a.sin_port = to.port().to_be();
+        a.sin_addr.s_addr = u32::from_ne_bytes(to.ip().octets());
+        let rc = libc::connect(
+            fd,
+            (&a as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        );
+        assert!(rc < 0 && *libc::__errno_location() == libc::EINPROGRESS);
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        assert_eq!(libc::poll(&mut p, 1, 20_000), 1, "connect did not end");
+        let mut err: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        );
+        assert_eq!(err, libc::ETIMEDOUT);
+        libc::close(fd);
+    }
 }

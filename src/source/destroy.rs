@@ -36,6 +36,8 @@ pub const RECEIVE_BUFFER: usize = 16 << 20;
 const RECV_CHUNK: usize = 64 * 1024;
 
 /// Offsets into `struct tcp_info` (`linux/tcp.h`).
+/// `tcpi_retransmits`: consecutive retransmission timeouts (left alone by `tcp_disconnect`).
+const TI_RETRANSMITS: usize = 2;
 const TI_TOTAL_RETRANS: usize = 100;
 const TI_BYTES_RECEIVED: usize = 128;
 const TI_SEGS_IN: usize = 140;
@@ -76,6 +78,9 @@ pub struct Counters {
     pub retransmits: u64,
     /// `tcpi_segs_in`: 0 for a connect that never got an answer.
     pub segs_in: u32,
+    /// `tcpi_retransmits`: retransmission timeouts in a row when it was freed (a connect
+    /// that timed out has had its SYN time out; `tcp_disconnect` does not reset it).
+    pub timeouts: u8,
     /// Whether the handshake completed (`tcpi_min_rtt` was sampled, which `tcp_disconnect`
     /// leaves alone): false for a refused or timed-out connect.
     pub established: bool,
@@ -90,20 +95,46 @@ impl Destroyed {
     }
 
     /// Whether `tcp_disconnect` ran on it (remote port cleared, remote address kept): a
-    /// refused connect, or a connection aborted with `SO_LINGER` 0, whose counters the
-    /// kernel zeroed.
+    /// failed blocking connect, or a connection aborted with `SO_LINGER` 0, whose counters
+    /// the kernel zeroed.
     pub fn disconnected(&self) -> bool {
         self.remote_port == 0 && !self.remote.is_unspecified()
     }
 
-    /// A connect that timed out: retransmitted (its SYNs) and never received a segment.
-    pub fn connect_timed_out(&self) -> bool {
-        self.counters.info
-            && !self.counters.established
-            && self.counters.segs_in == 0
-            && self.counters.retransmits > 0
-            && self.remote_port != 0
+    /// What became of it (measured on Linux 6.18: docs/collectors.md).
+    pub fn outcome(&self) -> Outcome {
+        if self.is_listener() {
+            return Outcome::Listener;
+        }
+        let c = &self.counters;
+        if !c.info || c.established {
+            return Outcome::Closed;
+        }
+        // Never got an RTT sample: the handshake did not complete.
+        if c.timeouts > 0 || (c.retransmits > 0 && c.segs_in == 0) {
+            Outcome::TimedOut
+        } else if self.disconnected() {
+            Outcome::Refused
+        } else {
+            Outcome::Abandoned
+        }
     }
+}
+
+/// What a destroyed socket was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A listener.
+    Listener,
+    /// A connection (its handshake completed) that ended.
+    Closed,
+    /// A connect answered by a reset (its remote port is cleared).
+    Refused,
+    /// A connect whose SYNs were never answered (its remote port is cleared after a blocking
+    /// connect, kept after a non-blocking one).
+    TimedOut,
+    /// A connect closed by its process before any answer (and before a SYN timed out).
+    Abandoned,
 }
 
 /// `tcpi_bytes_received` counts the peer's FIN as one byte. The destroy message does not say
@@ -139,6 +170,7 @@ pub fn decode_counters(info: &[u8]) -> Counters {
         received: payload_received(u64_at(info, TI_BYTES_RECEIVED)),
         retransmits: u64::from(u32_at(info, TI_TOTAL_RETRANS)),
         segs_in: u32_at(info, TI_SEGS_IN),
+        timeouts: info[TI_RETRANSMITS],
         established: u32_at(info, TI_MIN_RTT) != u32::MAX,
         info: true,
     }
@@ -429,23 +461,34 @@ mod tests {
             (1000, 500, 2)
         );
         assert!(d.counters.established);
-        assert!(!d.is_listener() && !d.disconnected() && !d.connect_timed_out());
+        assert_eq!(d.outcome(), Outcome::Closed);
     }
 
     #[test]
     fn listener_disconnected_and_short_info() {
         let l = decode(&msg(0, [0, 0, 0, 0], None)).unwrap();
-        assert!(l.is_listener() && !l.disconnected());
+        assert_eq!(l.outcome(), Outcome::Listener);
         assert!(!l.counters.info);
+        // A short tcp_info: no counters, counted as a closed connection.
         let r = decode(&msg(0, [127, 0, 0, 1], Some(&[0u8; 100]))).unwrap();
-        assert!(r.disconnected() && !r.is_listener());
+        assert!(r.disconnected());
         assert_eq!(r.counters, Counters::default());
-        let mut t = info(0, 0, 0, 2);
+        assert_eq!(r.outcome(), Outcome::Closed);
+        // Never sampled an RTT: a failed connect.
+        let mut t = info(0, 0, 0, 0);
         t[TI_SEGS_IN..TI_SEGS_IN + 4].copy_from_slice(&0u32.to_ne_bytes());
         t[TI_MIN_RTT..TI_MIN_RTT + 4].copy_from_slice(&u32::MAX.to_ne_bytes());
-        assert!(decode(&msg(5432, [127, 0, 0, 1], Some(&t)))
-            .unwrap()
-            .connect_timed_out());
+        let at = |port: u16, t: &[u8]| decode(&msg(port, [127, 0, 0, 1], Some(t))).unwrap();
+        assert_eq!(at(0, &t).outcome(), Outcome::Refused);
+        assert_eq!(at(5432, &t).outcome(), Outcome::Abandoned);
+        // Blocking connect timed out: port and counters cleared, the RTO count left.
+        let mut blocking = t.clone();
+        blocking[TI_RETRANSMITS] = 2;
+        assert_eq!(at(0, &blocking).outcome(), Outcome::TimedOut);
+        // Non-blocking: port kept, SYNs retransmitted.
+        let mut nb = t.clone();
+        nb[TI_TOTAL_RETRANS..TI_TOTAL_RETRANS + 4].copy_from_slice(&2u32.to_ne_bytes());
+        assert_eq!(at(5432, &nb).outcome(), Outcome::TimedOut);
     }
 
     #[test]
