@@ -18,9 +18,10 @@
 //! - a local (address, port) a listener of the namespace had (a LISTEN-only dump kept by the
 //!   thread, refreshed at most every [`LISTEN_REFRESH`] on a miss; a listener is remembered
 //!   [`LISTEN_KEEP`] after it closed, for its accepted sockets that close later): inbound;
+//!   (a message no known listener's waits up to [`DEFER`] for its listener to be found);
 //! - else outbound. An outbound socket that never completed a handshake (`tcpi_min_rtt`
-//!   never sampled) is a failed connect: `refused` when `tcp_disconnect` cleared its remote
-//!   port, `timeout` when it retransmitted and never received a segment.
+//!   never sampled) is a failed connect, `refused` or `timeout`
+//!   ([`crate::source::destroy::Outcome`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
