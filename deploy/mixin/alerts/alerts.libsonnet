@@ -289,26 +289,22 @@ local indent(s, n) = std.join('\n', [if l == '' then l else std.repeat(' ', n) +
           nsRule({
             alert: 'NetstatOutboundConnectFailures',
             // Failed connects (refused, timed out) over failed plus completed connections, per
-            // remote service (a refused connect has lost its port: remote_port="unknown").
-            // A service with no completed connection at all has the ratio 1.
+            // remote service (a refused connect has lost its port: remote_port="unknown"), when
+            // enough of them fail. A service with no completed connection has the ratio 1.
             expr: nsExpr(|||
+              sum without (reason) (rate(netstat_outbound_connect_failures_total{%(netstatExporterSelector)s}[%(alertRateInterval)s]))
+              /
               (
                 (
                   sum without (reason) (rate(netstat_outbound_connect_failures_total{%(netstatExporterSelector)s}[%(alertRateInterval)s]))
-                  /
-                  (
-                    (
-                      sum without (reason) (rate(netstat_outbound_connect_failures_total{%(netstatExporterSelector)s}[%(alertRateInterval)s]))
-                      + sum without (container_id, pod_uid) (rate(netstat_outbound_connections_closed_total{%(netstatExporterSelector)s}[%(alertRateInterval)s]))
-                    )
-                    or
-                    sum without (reason) (rate(netstat_outbound_connect_failures_total{%(netstatExporterSelector)s}[%(alertRateInterval)s]))
-                  )
+                  + sum without (container_id, pod_uid) (rate(netstat_outbound_connections_closed_total{%(netstatExporterSelector)s}[%(alertRateInterval)s]))
                 )
-                and
-                sum without (reason) (rate(netstat_outbound_connect_failures_total{%(netstatExporterSelector)s}[%(alertRateInterval)s])) > %(connectFailureMinRateText)s
+                or
+                sum without (reason) (rate(netstat_outbound_connect_failures_total{%(netstatExporterSelector)s}[%(alertRateInterval)s]))
               )
-            ||| % c) + ' > %(connectFailureRatioText)s\n' % c,
+            ||| % c) + ' > %(connectFailureRatioText)s\nand\n' % c + nsExpr(|||
+              sum without (reason) (rate(netstat_outbound_connect_failures_total{%(netstatExporterSelector)s}[%(alertRateInterval)s]))
+            ||| % c) + ' > %(connectFailureMinRateText)s\n' % c,
             'for': c.connectFailureFor,
             labels: { severity: 'warning' },
             annotations: {
