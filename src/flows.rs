@@ -33,7 +33,7 @@ use rustc_hash::FxHashMap;
 
 use crate::metrics::{Desc, MetricFamily};
 use crate::networks::{unmap, Networks};
-use crate::source::destroy::{Destroyed, DestroySocket, Outcome};
+use crate::source::destroy::{DestroySocket, Destroyed, Outcome};
 use crate::source::inet::{Family, InetSocket, Protocol, TCP_LISTEN};
 use crate::source::netns::{NetlinkAccess, Netns};
 use crate::source::watch::WatchSocket;
@@ -602,7 +602,6 @@ impl Classifier {
             .or_else(|| v.iter().find(|e| e.0.is_unspecified()))
             .map(|e| e.1)
     }
-
 }
 
 /// A subscriber's thread.
@@ -618,8 +617,7 @@ impl Reader {
         let mut batch: Vec<Destroyed> = Vec::new();
         // Messages no known listener's, waiting (at most DEFER) for their listener to be
         // found: (received at, classifier generation of the last look-up, message).
-        let mut waiting: std::collections::VecDeque<(Instant, u64, Destroyed)> =
-            Default::default();
+        let mut waiting: std::collections::VecDeque<(Instant, u64, Destroyed)> = Default::default();
         let mut waking = WAKE;
         while !stop.load(Ordering::Relaxed) {
             let wake = if waiting.is_empty() { WAKE } else { DEFER_TICK };

@@ -36,7 +36,11 @@ fn fixed_port_listener() -> TcpListener {
 
 /// Serve `listener` on `threads` threads until `stop`: read 1,000 bytes, answer 500, read
 /// until the client closes (or resets), close.
-fn serve(listener: &TcpListener, threads: usize, stop: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<()>> {
+fn serve(
+    listener: &TcpListener,
+    threads: usize,
+    stop: Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<()>> {
     listener.set_nonblocking(true).unwrap();
     (0..threads)
         .map(|_| {
@@ -122,7 +126,10 @@ fn counts(text: &str, side: &str, labels: &[(&str, &str)]) -> Counts {
     };
     Counts {
         closed: v(&format!("netstat_{side}_connections_closed_total"), None),
-        sent: v(&format!("netstat_{side}_bytes_total"), Some(("direction", "sent"))),
+        sent: v(
+            &format!("netstat_{side}_bytes_total"),
+            Some(("direction", "sent")),
+        ),
         received: v(
             &format!("netstat_{side}_bytes_total"),
             Some(("direction", "received")),
@@ -141,7 +148,10 @@ fn assert_active_closer_received(got: u64, connections: u64, per: u64, what: &st
         "{what}: received {got}, expected {exact} less at most one byte per connection"
     );
     if got != exact {
-        eprintln!("{what}: {} connections freed before the peer's FIN", exact - got);
+        eprintln!(
+            "{what}: {} connections freed before the peer's FIN",
+            exact - got
+        );
     }
 }
 
@@ -210,7 +220,11 @@ fn twenty_thousand_short_connections_counted_exactly() {
         "client's outbound key",
     );
     assert_eq!(
-        (in1.closed - in0.closed, in1.sent - in0.sent, in1.received - in0.received),
+        (
+            in1.closed - in0.closed,
+            in1.sent - in0.sent,
+            in1.received - in0.received
+        ),
         (n, n * RECEIVED as u64, n * SENT as u64),
         "listener's inbound key"
     );
@@ -221,7 +235,11 @@ fn twenty_thousand_short_connections_counted_exactly() {
         "inbound",
         &[("port", port.as_str()), ("process", me.trim())],
     );
-    assert_eq!(named.closed - in0.closed, n, "inbound key named after the listener's owner");
+    assert_eq!(
+        named.closed - in0.closed,
+        n,
+        "inbound key named after the listener's owner"
+    );
     // Nothing more arrives later: exact, not just at least.
     std::thread::sleep(Duration::from_secs(2));
     let again = e.get("/metrics").text();
@@ -251,7 +269,11 @@ fn connects_to_a_closed_port_count_as_refused() {
     }
     let text = scrape_until(&e, |t| get(t) >= before + 100.0);
     // Other processes of the host may be refused on loopback meanwhile: at least ours.
-    assert!(get(&text) - before >= 100.0, "{} refused", get(&text) - before);
+    assert!(
+        get(&text) - before >= 100.0,
+        "{} refused",
+        get(&text) - before
+    );
 }
 
 #[test]
@@ -275,7 +297,11 @@ fn test_namespace_with_netns_all_normal_and_linger_zero() {
     let e = Exporter::start(&["--netns=all", &include]);
     let nsl = ("netns", inode.as_str());
     let out_key = [("remote_port", "2222"), ("remote_network", "loopback"), nsl];
-    let unknown_key = [("remote_port", "unknown"), ("remote_network", "loopback"), nsl];
+    let unknown_key = [
+        ("remote_port", "unknown"),
+        ("remote_network", "loopback"),
+        nsl,
+    ];
     let in_key = [("port", "2222"), nsl];
     let before = e.get("/metrics").text();
     assert_eq!(lost(&before, &[nsl]), 0.0);
@@ -373,7 +399,10 @@ fn failed_connects_by_reason_in_a_test_namespace() {
         .unwrap_or(0.0) as u64
     };
     ns.run(|| {
-        let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         for _ in 0..100 {
             assert!(TcpStream::connect(closed).is_err());
         }
@@ -445,4 +474,134 @@ fn nonblocking_connect_times_out(to: SocketAddrV4) {
         assert_eq!(err, libc::ETIMEDOUT);
         libc::close(fd);
     }
+}
+
+/// Every counter series of the destroy stream in a scrape: (name and labels) -> value.
+fn counter_series(text: &str) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| {
+            !l.starts_with('#')
+                && (l.starts_with("netstat_outbound_connections_closed_total")
+                    || l.starts_with("netstat_outbound_bytes_total")
+                    || l.starts_with("netstat_outbound_retransmitted_segments_total")
+                    || l.starts_with("netstat_inbound_connections_closed_total")
+                    || l.starts_with("netstat_inbound_bytes_total")
+                    || l.starts_with("netstat_inbound_retransmitted_segments_total")
+                    || l.starts_with("netstat_outbound_connect_failures_total")
+                    || l.starts_with("netstat_socket_destroy_"))
+        })
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// 60 s of mixed churn (holders of long-lived connections made and dropped, short
+/// connections, refused connects), scraped every second by two exporters: one with the
+/// default flags, one with a tiny receive buffer (forced losses). In every sample of either,
+/// no counter decreases and no series disappears; the forced one counts its losses.
+#[test]
+fn counters_never_decrease_under_churn_even_with_losses() {
+    if !require_root() {
+        return;
+    }
+    let listener = fixed_port_listener();
+    let addr = listener.local_addr().unwrap();
+    let normal = Exporter::start(&[]);
+    let lossy = Exporter::start(&["--collector.connections.flows.receive-buffer=4096"]);
+    let _ = (normal.get("/metrics"), lossy.get("/metrics"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let servers = serve(&listener, 4, stop.clone());
+    // The churn stops first (between rounds), then the servers: a client must never wait
+    // for a server that is gone.
+    let stop_churn = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let stop = stop_churn.clone();
+        std::thread::spawn(move || {
+            let mut rounds = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // Long-lived connections (in forked holders) that close together.
+                let held = common::sockload::hold_tcp(2_000).expect("hold");
+                burst(addr, 2_000, 2, rounds % 3 == 0);
+                let closed = TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap();
+                for _ in 0..20 {
+                    let _ = TcpStream::connect(closed);
+                }
+                drop(held);
+                rounds += 1;
+            }
+            rounds
+        })
+    };
+    let mut last: [std::collections::BTreeMap<String, f64>; 2] = Default::default();
+    let mut sample = |last: &mut [std::collections::BTreeMap<String, f64>; 2]| {
+        for (i, e) in [&normal, &lossy].into_iter().enumerate() {
+            let now = counter_series(&e.get("/metrics").text());
+            for (series, before) in &last[i] {
+                match now.get(series) {
+                    None => panic!("exporter {i}: series disappeared: {series}"),
+                    Some(v) => assert!(
+                        v >= before,
+                        "exporter {i}: {series} went from {before} to {v}"
+                    ),
+                }
+            }
+            last[i] = now;
+        }
+    };
+    let mut samples = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        sample(&mut last);
+        samples += 1;
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    stop_churn.store(true, Ordering::Relaxed);
+    let rounds = churn.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for s in servers {
+        s.join().unwrap();
+    }
+    // The last messages (and those waiting for a listener) are in after a moment.
+    std::thread::sleep(Duration::from_secs(2));
+    sample(&mut last);
+    assert!(
+        samples >= 30 && rounds >= 3,
+        "{samples} samples, {rounds} rounds"
+    );
+    let value = |i: usize, prefix: &str| -> f64 {
+        last[i]
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix) && !k.contains("netns="))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    assert_eq!(
+        value(0, "netstat_socket_destroy_lost_total"),
+        0.0,
+        "default buffer lost messages"
+    );
+    assert!(
+        value(1, "netstat_socket_destroy_lost_total") > 0.0,
+        "the tiny buffer lost nothing"
+    );
+    // Both saw the churn; the lossy one counted less.
+    let closed = |i| value(i, "netstat_inbound_connections_closed_total");
+    // Each round closes 2,000 connections to the test's listener and 2,000 held ones.
+    assert!(
+        closed(0) >= (rounds * 2_000) as f64,
+        "{} closes for {rounds} rounds",
+        closed(0)
+    );
+    assert!(closed(1) < closed(0), "{} vs {}", closed(1), closed(0));
+    eprintln!(
+        "{samples} samples, {rounds} rounds; closes counted {} (default) vs {} (4 KiB buffer, {} overruns)",
+        closed(0),
+        closed(1),
+        value(1, "netstat_socket_destroy_lost_total")
+    );
 }

@@ -538,8 +538,14 @@ mod tests {
         }
         let client = seen.iter().find(|d| d.local_port == cport).expect("client");
         let server = seen.iter().find(|d| d.local_port == lport).expect("server");
-        assert_eq!((client.counters.sent, client.counters.received), (1000, 500));
-        assert_eq!((server.counters.sent, server.counters.received), (500, 1000));
+        assert_eq!(
+            (client.counters.sent, client.counters.received),
+            (1000, 500)
+        );
+        assert_eq!(
+            (server.counters.sent, server.counters.received),
+            (500, 1000)
+        );
         assert_ne!(client.cookie, server.cookie);
     }
 }
