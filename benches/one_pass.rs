@@ -94,6 +94,8 @@ fn main() {
     let config = Config::from_args(["netstat_exporter"]).expect("default flags");
     let config_health =
         Config::from_args(["netstat_exporter", "--collector.connections.health"]).expect("flags");
+    let config_no_flows =
+        Config::from_args(["netstat_exporter", "--no-collector.connections.flows"]).expect("flags");
     let sockets_only = vec!["sockets".to_string()];
 
     for size in sizes {
@@ -115,6 +117,8 @@ fn main() {
         scraper.warm_up();
         let scraper_health = Scraper::from_config(&config_health).expect("collectors");
         scraper_health.warm_up();
+        let scraper_no_flows = Scraper::from_config(&config_no_flows).expect("collectors");
+        scraper_no_flows.warm_up();
         // The binary, over HTTP.
         let e = common::Exporter::start(&[]);
         let pid = e.pid();
@@ -158,6 +162,12 @@ fn main() {
                 "exporter: default scrape (every default collector) + encoding",
                 Box::new(|| {
                     assert!(encode(scraper.scrape(None), Format::Text).len() > 1000);
+                }),
+            ),
+            (
+                "exporter: default scrape, --no-collector.connections.flows",
+                Box::new(|| {
+                    assert!(encode(scraper_no_flows.scrape(None), Format::Text).len() > 1000);
                 }),
             ),
             (

@@ -519,11 +519,14 @@ impl Flows {
     }
 }
 
+/// A listener as the classifier remembers it: (address, inode (0: unknown), last seen).
+type Known = (IpAddr, u64, Instant);
+
 /// The listeners of a namespace, to tell inbound sockets from outbound ones.
 struct Classifier {
     sock: WatchSocket,
-    /// (family, port) -> [(address, inode, last seen)].
-    listeners: FxHashMap<(Family, u16), Vec<(IpAddr, u64, Instant)>>,
+    /// (family, port) -> listeners on it.
+    listeners: FxHashMap<(Family, u16), Vec<Known>>,
     refreshed: Option<Instant>,
     buf: Vec<InetSocket>,
     /// Bumped when a listener is added: waiting messages are looked up again.
@@ -716,13 +719,9 @@ fn merge(into: &mut Pending, from: Pending) {
 mod tests {
     use super::*;
 
-    fn labeller_parts() -> (Networks,) {
-        (Networks::default(),)
-    }
-
     #[test]
     fn absorbed_series_only_grow_and_are_capped() {
-        let (networks,) = labeller_parts();
+        let networks = Networks::default();
         let port = |p: u16| (p.to_string(), String::new());
         let service = |_: u16| String::new();
         let proc_ = |_: u64| "srv".to_string();

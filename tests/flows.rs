@@ -523,7 +523,7 @@ fn counters_never_decrease_under_churn_even_with_losses() {
             while !stop.load(Ordering::Relaxed) {
                 // Long-lived connections (in forked holders) that close together.
                 let held = common::sockload::hold_tcp(2_000).expect("hold");
-                burst(addr, 2_000, 2, rounds % 3 == 0);
+                burst(addr, 2_000, 2, rounds.is_multiple_of(3));
                 let closed = TcpListener::bind("127.0.0.1:0")
                     .unwrap()
                     .local_addr()
@@ -538,7 +538,7 @@ fn counters_never_decrease_under_churn_even_with_losses() {
         })
     };
     let mut last: [std::collections::BTreeMap<String, f64>; 2] = Default::default();
-    let mut sample = |last: &mut [std::collections::BTreeMap<String, f64>; 2]| {
+    let sample = |last: &mut [std::collections::BTreeMap<String, f64>; 2]| {
         for (i, e) in [&normal, &lossy].into_iter().enumerate() {
             let now = counter_series(&e.get("/metrics").text());
             for (series, before) in &last[i] {

@@ -26,9 +26,12 @@ const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const NLMSG_HDRLEN: usize = 16;
 const INET_DIAG_MSG_LEN: usize = 72;
 const INET_DIAG_INFO: u16 = 2;
-/// `SKNLGRP_INET_TCP_DESTROY` and `SKNLGRP_INET6_TCP_DESTROY`, as a bind(2) group mask
-/// (group n is bit n - 1).
-const TCP_DESTROY_GROUPS: u32 = (1 << (1 - 1)) | (1 << (3 - 1));
+/// `SKNLGRP_INET_TCP_DESTROY` (1) and `SKNLGRP_INET6_TCP_DESTROY` (3), as a bind(2) group
+/// mask (group n is bit n - 1).
+const SKNLGRP_INET_TCP_DESTROY: u32 = 1;
+const SKNLGRP_INET6_TCP_DESTROY: u32 = 3;
+const TCP_DESTROY_GROUPS: u32 =
+    (1 << (SKNLGRP_INET_TCP_DESTROY - 1)) | (1 << (SKNLGRP_INET6_TCP_DESTROY - 1));
 /// The receive buffer asked for: 16 MiB holds about 40,000 messages (a burst of 20,000
 /// loopback connections gives 40,000).
 pub const RECEIVE_BUFFER: usize = 16 << 20;
@@ -433,7 +436,7 @@ mod tests {
             m.extend_from_slice(&len.to_ne_bytes());
             m.extend_from_slice(&INET_DIAG_INFO.to_ne_bytes());
             m.extend_from_slice(i);
-            while m.len() % 4 != 0 {
+            while !m.len().is_multiple_of(4) {
                 m.push(0);
             }
         }
