@@ -302,7 +302,7 @@ local indent(s, n) = std.join('\n', [if l == '' then l else std.repeat(' ', n) +
                 or
                 sum without (reason) (rate(netstat_outbound_connect_failures_total{%(netstatExporterSelector)s}[%(alertRateInterval)s]))
               )
-            ||| % c) + ' > %(connectFailureRatioText)s\nand\n' % c + nsExpr(|||
+            ||| % c) + ' > %(connectFailureRatioText)s and ' % c + nsExpr(|||
               sum without (reason) (rate(netstat_outbound_connect_failures_total{%(netstatExporterSelector)s}[%(alertRateInterval)s]))
             ||| % c) + ' > %(connectFailureMinRateText)s\n' % c,
             'for': c.connectFailureFor,
