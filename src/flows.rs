@@ -34,9 +34,9 @@ use rustc_hash::FxHashMap;
 use crate::metrics::{Desc, MetricFamily};
 use crate::networks::{unmap, Networks};
 use crate::source::destroy::{DestroySocket, Destroyed, Outcome};
-use crate::source::inet::{Family, InetSocket, Protocol, TCP_LISTEN};
+use crate::source::inet::{state_bit, Family, InetSocket, TCP_LISTEN};
 use crate::source::netns::{NetlinkAccess, Netns};
-use crate::source::watch::WatchSocket;
+use crate::source::netlink::{DiagSocket, DumpRequest};
 
 pub static MESSAGES: Desc = Desc::counter(
     "netstat_socket_destroy_messages",
@@ -484,7 +484,7 @@ impl Flows {
 
     fn open(&self, ns: &Netns) -> std::io::Result<Subscriber> {
         let sock = DestroySocket::open(self.buffer, WAKE)?;
-        let listen = WatchSocket::open(ns.net_dir())?;
+        let listen = ns.open_diag()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(NsState {
                 receive_buffer: sock.receive_buffer as u64,
@@ -524,7 +524,9 @@ type Known = (IpAddr, u64, Instant);
 
 /// The listeners of a namespace, to tell inbound sockets from outbound ones.
 struct Classifier {
-    sock: WatchSocket,
+    /// A sock_diag socket of the namespace, for LISTEN-only dumps (the kernel walks only its
+    /// listening hash).
+    sock: DiagSocket,
     /// (family, port) -> listeners on it.
     listeners: FxHashMap<(Family, u16), Vec<Known>>,
     refreshed: Option<Instant>,
@@ -534,7 +536,7 @@ struct Classifier {
 }
 
 impl Classifier {
-    fn new(sock: WatchSocket) -> Self {
+    fn new(sock: DiagSocket) -> Self {
         let mut c = Classifier {
             sock,
             listeners: FxHashMap::default(),
@@ -548,16 +550,18 @@ impl Classifier {
 
     fn refresh(&mut self, now: Instant) {
         self.refreshed = Some(now);
-        self.buf.clear();
-        if self.sock.listeners(&mut self.buf).is_err() {
-            return;
-        }
-        let found = std::mem::take(&mut self.buf);
-        for s in &found {
-            if s.protocol != Protocol::Tcp || s.state != TCP_LISTEN {
-                continue;
+        let mut found = std::mem::take(&mut self.buf);
+        found.clear();
+        let dumped = self.sock.dump_inet(
+            DumpRequest::TcpBothFamilies,
+            state_bit(TCP_LISTEN),
+            0,
+            &mut |s| found.push(*s),
+        );
+        if dumped.is_ok() {
+            for s in &found {
+                self.add(s.family, s.local, s.local_port, s.inode, now);
             }
-            self.add(s.family, s.local, s.local_port, s.inode, now);
         }
         self.buf = found;
         self.listeners.retain(|_, v| {
@@ -618,6 +622,8 @@ struct Reader {
 impl Reader {
     fn run(&mut self, stop: &AtomicBool) {
         let mut batch: Vec<Destroyed> = Vec::new();
+        // Counted since the last hand-over to the shared state (kept allocated).
+        let mut delta = Pending::default();
         // Messages no known listener's, waiting (at most DEFER) for their listener to be
         // found: (received at, classifier generation of the last look-up, message).
         let mut waiting: std::collections::VecDeque<(Instant, u64, Destroyed)> = Default::default();
@@ -637,7 +643,6 @@ impl Reader {
                 }
             };
             let now = Instant::now();
-            let mut delta = Pending::default();
             // Listeners first: their accepted connections may be in the same batch.
             for d in batch.iter().filter(|d| d.is_listener()) {
                 self.classifier.closed_listener(d, now);
@@ -652,26 +657,31 @@ impl Reader {
             if !waiting.is_empty() && self.classifier.refresh_due(now) {
                 self.classifier.refresh(now);
             }
+            // A listener was added: everything waiting is looked up again (rare).
             let generation = self.classifier.generation;
-            let mut keep = std::collections::VecDeque::with_capacity(waiting.len());
-            for (at, seen, d) in waiting.drain(..) {
-                if seen != generation {
-                    if let Some(inode) = self.classifier.lookup(&d) {
-                        self.inbound(&d, inode, &mut delta);
-                        continue;
+            if waiting.front().is_some_and(|w| w.1 != generation) {
+                let mut keep = std::collections::VecDeque::with_capacity(waiting.len());
+                for (at, _, d) in waiting.drain(..) {
+                    match self.classifier.lookup(&d) {
+                        Some(inode) => self.inbound(&d, inode, &mut delta),
+                        None => keep.push_back((at, generation, d)),
                     }
                 }
-                if now.duration_since(at) >= DEFER {
+                waiting = keep;
+            }
+            // Oldest first: those that waited long enough are outbound.
+            while waiting
+                .front()
+                .is_some_and(|w| now.duration_since(w.0) >= DEFER)
+            {
+                if let Some((_, _, d)) = waiting.pop_front() {
                     self.outbound(&d, &mut delta);
-                } else {
-                    keep.push_back((at, generation, d));
                 }
             }
-            waiting = keep;
             let mut st = lock(&self.shared.state);
             st.messages += got.messages;
             st.lost += got.overruns + got.malformed;
-            merge(&mut st.pending, delta);
+            merge(&mut st.pending, &mut delta);
         }
     }
 
@@ -703,14 +713,15 @@ impl Reader {
     }
 }
 
-fn merge(into: &mut Pending, from: Pending) {
-    for (k, t) in from.outbound {
+/// Move `from`'s counts into `into`, leaving `from` empty (its memory kept).
+fn merge(into: &mut Pending, from: &mut Pending) {
+    for (k, t) in from.outbound.drain() {
         into.outbound.entry(k).or_default().add(&t);
     }
-    for (k, t) in from.inbound {
+    for (k, t) in from.inbound.drain() {
         into.inbound.entry(k).or_default().add(&t);
     }
-    for (k, n) in from.failures {
+    for (k, n) in from.failures.drain() {
         *into.failures.entry(k).or_default() += n;
     }
 }
