@@ -203,20 +203,22 @@ fn main() {
             "  SUMMARY {tcp} sockets: dump with tcp_info cpu {:.2}x, wall {:.2}x; default scrape with health cpu {:.2}x, wall {:.2}x",
             r[2].1 / r[0].1,
             r[2].0 / r[0].0,
-            r[4].1 / r[0].1,
-            r[4].0 / r[0].0
+            r[5].1 / r[0].1,
+            r[5].0 / r[0].0
         );
         println!(
-            "  SUMMARY {tcp} sockets: default scrape cpu {:.2}x, wall {:.2}x; collect[]=sockets cpu {:.2}x, wall {:.2}x; binary wall {:.2}x",
+            "  SUMMARY {tcp} sockets: default scrape cpu {:.2}x, wall {:.2}x (without the destroy subscriber cpu {:.2}x); collect[]=sockets cpu {:.2}x, wall {:.2}x; binary wall {:.2}x",
             r[3].1 / r[0].1,
             r[3].0 / r[0].0,
-            r[5].1 / r[0].1,
-            r[5].0 / r[0].0,
-            r[6].0 / r[0].0
+            r[4].1 / r[0].1,
+            r[6].1 / r[0].1,
+            r[6].0 / r[0].0,
+            r[7].0 / r[0].0
         );
         drop(e);
         drop(scraper);
         drop(scraper_health);
+        drop(scraper_no_flows);
         drop(holder);
         std::thread::sleep(Duration::from_millis(500));
     }
