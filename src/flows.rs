@@ -465,12 +465,12 @@ impl Flows {
     /// be in that namespace: a scrape's collection). None: no netlink there, or the kernel
     /// refused the subscription.
     pub fn scrape(&self, ns: &Netns) -> Option<Scrape> {
-        let mut subs = lock(&self.subscribers);
-        if let Some(s) = subs.get(ns.label()) {
+        if let Some(s) = lock(&self.subscribers).get(ns.label()) {
             return s.as_ref().map(|s| Scrape {
                 shared: s.shared.clone(),
             });
         }
+        // Opened without the lock: namespaces are read in parallel, each by one thread.
         let sub = match ns.netlink() {
             NetlinkAccess::Own => match self.open(ns) {
                 Ok(s) => Some(s),
@@ -484,7 +484,7 @@ impl Flows {
         let out = sub.as_ref().map(|s| Scrape {
             shared: s.shared.clone(),
         });
-        subs.insert(ns.label().to_string(), sub);
+        lock(&self.subscribers).insert(ns.label().to_string(), sub);
         out
     }
 
@@ -549,14 +549,14 @@ struct Classifier {
 
 impl Classifier {
     fn new(sock: DiagSocket) -> Self {
-        let mut c = Classifier {
+        let c = Classifier {
             sock,
             listeners: FxHashMap::default(),
             refreshed: None,
             buf: Vec::new(),
             generation: 0,
         };
-        c.refresh(Instant::now());
+        // The first dump is the reader thread's (never a scrape's wait).
         c
     }
 
@@ -635,6 +635,7 @@ struct Reader {
 
 impl Reader {
     fn run(&mut self, stop: &AtomicBool) {
+        self.classifier.refresh(Instant::now());
         let mut batch: Vec<Destroyed> = Vec::new();
         // Counted since the last hand-over to the shared state (kept allocated).
         let mut delta = Pending::default();
