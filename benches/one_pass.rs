@@ -112,6 +112,8 @@ fn main() {
     let config = Config::from_args(["netstat_exporter"]).expect("default flags");
     let config_health =
         Config::from_args(["netstat_exporter", "--collector.connections.health"]).expect("flags");
+    let config_no_flows =
+        Config::from_args(["netstat_exporter", "--no-collector.connections.flows"]).expect("flags");
     let sockets_only = vec!["sockets".to_string()];
 
     for size in sizes {
@@ -133,6 +135,8 @@ fn main() {
         scraper.warm_up();
         let scraper_health = Scraper::from_config(&config_health).expect("collectors");
         scraper_health.warm_up();
+        let scraper_no_flows = Scraper::from_config(&config_no_flows).expect("collectors");
+        scraper_no_flows.warm_up();
         // The binary, over HTTP.
         let e = common::Exporter::start(&[]);
         let pid = e.pid();
@@ -179,6 +183,12 @@ fn main() {
                 }),
             ),
             (
+                "exporter: default scrape, --no-collector.connections.flows",
+                Box::new(|| {
+                    assert!(encode(scraper_no_flows.scrape(None), Format::Text).len() > 1000);
+                }),
+            ),
+            (
                 "exporter: default scrape + --collector.connections.health",
                 Box::new(|| {
                     assert!(encode(scraper_health.scrape(None), Format::Text).len() > 1000);
@@ -211,21 +221,23 @@ fn main() {
             "  SUMMARY {tcp} sockets: dump with tcp_info cpu {:.2}x, wall {:.2}x; default scrape with health cpu {:.2}x, wall {:.2}x",
             r[2].1 / r[0].1,
             r[2].0 / r[0].0,
-            r[4].1 / r[0].1,
-            r[4].0 / r[0].0
+            r[5].1 / r[0].1,
+            r[5].0 / r[0].0
         );
         println!(
-            "  SUMMARY {tcp} sockets: default scrape cpu {:.2}x, wall {:.2}x; collect[]=sockets cpu {:.2}x, wall {:.2}x; binary wall {:.2}x",
+            "  SUMMARY {tcp} sockets: default scrape cpu {:.2}x, wall {:.2}x (without the destroy subscriber cpu {:.2}x); collect[]=sockets cpu {:.2}x, wall {:.2}x; binary wall {:.2}x",
             r[3].1 / r[0].1,
             r[3].0 / r[0].0,
-            r[5].1 / r[0].1,
-            r[5].0 / r[0].0,
-            r[6].0 / r[0].0
+            r[4].1 / r[0].1,
+            r[6].1 / r[0].1,
+            r[6].0 / r[0].0,
+            r[7].0 / r[0].0
         );
         println!("  binary's memory: {}", memory(pid));
         drop(e);
         drop(scraper);
         drop(scraper_health);
+        drop(scraper_no_flows);
         // Memory of the binary with some parts off, each after five scrapes: what holds the
         // peak (VmHWM).
         for flags in [

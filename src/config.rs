@@ -486,6 +486,7 @@ impl Config {
     pub fn build_context(&self) -> Result<BuildContext, String> {
         Ok(BuildContext::new(
             self.rootfs.clone(),
+            self.sockets_source(),
             self.flags()?,
             self.flags()?,
             self.owner_resolver(),

@@ -9,6 +9,7 @@ pub mod docs;
 pub mod events;
 pub mod expected;
 pub mod flag_values;
+pub mod flows;
 pub mod http;
 pub mod logging;
 pub mod metrics;

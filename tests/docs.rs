@@ -251,7 +251,49 @@ fn a_full_scrape_exposes_exactly_the_declared_families_with_their_labels() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    let live = families(&text);
+    let mut live = families(&text);
+    // The socket-destroy counters count what closes while the exporter runs: a served
+    // exporter with the same flags, a connection closed and a connect refused in both
+    // namespaces meanwhile.
+    let served = common::Exporter::start(&[
+        &format!("--collector.listeners.expected={}", expected.display()),
+        &format!("--path.rootfs={}", rootfs.display()),
+        "--collector.protocols.fields=.*",
+        "--collector.connections.health",
+        "--netns=all",
+    ]);
+    // The subscribers open with the first collection (answered once it is done).
+    let _ = served.get("/metrics");
+    let close_some = || {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        drop((c, s));
+        let closed = l.local_addr().unwrap();
+        drop(l);
+        assert!(std::net::TcpStream::connect(closed).is_err());
+    };
+    close_some();
+    ns.run(close_some);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = served.get("/metrics").text();
+        let closes = families(&text);
+        let done = closes
+            .get("netstat_outbound_connect_failures_total")
+            .is_some_and(|s| s.iter().any(|l| l.iter().any(|n| n == "netns")))
+            && closes
+                .get("netstat_inbound_connections_closed_total")
+                .is_some_and(|s| s.iter().any(|l| l.iter().any(|n| n == "netns")));
+        if done || std::time::Instant::now() > deadline {
+            for (name, sets) in closes {
+                live.entry(name).or_default().extend(sets);
+            }
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    drop(served);
     let mut got = live.clone();
     drop((tcp, udp, client));
     // Link speed exists only on NICs that report one, which this machine may not have: add

@@ -265,6 +265,18 @@ fn dashboard_and_alert_queries_return_data_from_a_live_prometheus() {
         assert_eq!(exporter.get("/metrics").status, 200);
         slowest = slowest.max(t.elapsed());
     }
+    // A connection closed and a connect refused (counted from the socket-destroy stream, whose
+    // subscriber the first collection opened): the closed-connection panels and
+    // NetstatOutboundConnectFailures read them.
+    {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        drop((c, s));
+        let closed = l.local_addr().unwrap();
+        drop(l);
+        assert!(std::net::TcpStream::connect(closed).is_err());
+    }
     let interval = ((slowest.as_secs_f64() * 2.0 + 1.0).ceil() as u64).clamp(1, 10);
     eprintln!("a scrape takes {slowest:?}: scrape_interval {interval}s");
     let prom = Prometheus::start(&[exporter.addr], interval);

@@ -43,6 +43,12 @@
     retransmittingRatio: 0.1,
     retransmittingWindow: '10m',
     retransmittingFor: '10m',
+    // NetstatOutboundConnectFailures (the socket-destroy stream, on by default): the share of
+    // a remote service's connects that failed (refused or timed out) over alertRateInterval,
+    // when at least connectFailureMinRate of them fail per second.
+    connectFailureRatio: 0.1,
+    connectFailureMinRate: 0.05,
+    connectFailureFor: '10m',
     socketQueueWindow: '10m',  // a queue must stay non-empty at every scrape of this window
     socketQueueFor: '5m',
     timeWaitThreshold: 50000,  // TIME_WAIT sockets per host (also the dashboard's orange)

@@ -219,6 +219,33 @@ tests.append({
             exp('NetstatConnectionsRetransmitting', L(OUTR), 0.2)]},
     ],
 })
+# --- failed connects (socket-destroy stream): postgresql 1/3 of the connects time out (fires),
+# refused connects to loopback with no completed one (ratio 1, fires), https 1% (does not),
+# smtp all failing but below the minimum rate (does not).
+fk = lambda port, service, net: {'protocol': 'tcp', 'remote_port': port, 'service': service, 'remote_network': net, 'process': 'unknown'}
+PG = fk('5432', 'postgresql', 'private')
+REF = {k: v for k, v in fk('unknown', '', 'loopback').items() if v}  # an empty label is no label
+HTTPS = fk('443', 'https', 'public')
+SMTP = fk('25', 'smtp', 'public')
+CL = {'container_id': '', 'pod_uid': ''}
+tests.append({
+    'name': 'outbound connect failures per remote service',
+    'interval': '1m',
+    'input_series': [
+        S('netstat_outbound_connections_closed_total', dict(PG, **CL), '0+60x40'),
+        S('netstat_outbound_connect_failures_total', dict(PG, reason='timeout'), '0+30x40'),
+        S('netstat_outbound_connect_failures_total', dict(REF, reason='refused'), '0+12x40'),
+        S('netstat_outbound_connections_closed_total', dict(HTTPS, **CL), '0+600x40'),
+        S('netstat_outbound_connect_failures_total', dict(HTTPS, reason='timeout'), '0+6x40'),
+        S('netstat_outbound_connect_failures_total', dict(SMTP, reason='refused'), '0+1x40'),
+    ],
+    'alert_rule_test': [
+        {'eval_time': '5m', 'alertname': 'NetstatOutboundConnectFailures', 'exp_alerts': []},
+        {'eval_time': '20m', 'alertname': 'NetstatOutboundConnectFailures', 'exp_alerts': [
+            exp('NetstatOutboundConnectFailures', L(PG), 1 / 3),
+            exp('NetstatOutboundConnectFailures', L(REF), 1)]},
+    ],
+})
 # --- socket queues: tcp receive never drains (fires); tcp send drains once (does not).
 q = lambda queue: {'protocol': 'tcp', 'family': 'ipv4', 'queue': queue}
 tests.append({

@@ -126,6 +126,9 @@ fn metrics() -> Vec<&'static Desc> {
         &DESTINATIONS_REMEMBERED,
         &DESTINATION_EVICTIONS,
     ]
+    .into_iter()
+    .chain(crate::flows::metrics())
+    .collect()
 }
 
 /// The flags of the connections collector (the networks file, the memory of remote addresses
@@ -180,6 +183,28 @@ pub struct ConnectionsFlags {
     pub destination_capacity: usize,
     #[command(flatten)]
     pub health: HealthFlags,
+    #[arg(
+        id = "collector.connections.flows",
+        long = "collector.connections.flows",
+        overrides_with = "no-collector.connections.flows",
+        help = "Count every closed TCP connection (bytes, retransmits, failed connects) from the kernel's socket-destroy stream, with a subscriber per network namespace read (default: enabled; needs netlink sockets)."
+    )]
+    flows: bool,
+    #[arg(
+        id = "no-collector.connections.flows",
+        long = "no-collector.connections.flows",
+        overrides_with = "collector.connections.flows",
+        help = "Do not subscribe to the socket-destroy stream (no netstat_*_closed_total, netstat_*_bytes_total, netstat_*_retransmitted_segments_total, netstat_outbound_connect_failures_total)."
+    )]
+    no_flows: bool,
+    #[arg(
+        id = "collector.connections.flows.receive-buffer",
+        long = "collector.connections.flows.receive-buffer",
+        value_name = "BYTES",
+        default_value = "16777216",
+        help = "Receive buffer of each socket-destroy subscriber (SO_RCVBUFFORCE with CAP_NET_ADMIN, else SO_RCVBUF capped by net.core.rmem_max). A burst that overruns it is counted in netstat_socket_destroy_lost_total; tests make it tiny to force losses."
+    )]
+    flows_receive_buffer: usize,
 }
 
 impl ConnectionsFlags {
@@ -209,9 +234,13 @@ impl CollectorFlags for ConnectionsFlags {
         } else {
             None
         };
+        let flows = (pair(self.flows, self.no_flows, true)
+            && ctx.socket_source() != crate::source::sockets::SourceMode::Proc)
+            .then(|| crate::flows::Flows::new(networks.clone(), self.flows_receive_buffer));
         Ok(Box::new(ConnectionsCollector {
             rootfs: ctx.rootfs().to_path_buf(),
             services: Default::default(),
+            flows,
             networks,
             policy,
             max: self.max.max(1),
@@ -283,6 +312,8 @@ pub struct ConnectionsCollector {
     collected: Mutex<BTreeSet<String>>,
     /// `--collector.connections.health`: RTT and retransmissions per outbound series.
     health: bool,
+    /// `--collector.connections.flows`: the socket-destroy subscribers (`crate::flows`).
+    flows: Option<crate::flows::Flows>,
 }
 
 /// The memory of remote addresses, per namespace, for counting new destinations (and new
@@ -419,6 +450,8 @@ struct ConnectionsPass<'a> {
     addresses: FxHashMap<IpAddr, u16>,
     /// Outbound sockets whose owner is to be looked up: (inode, key with pid 0, health).
     unattributed: Vec<(u64, RawKey, Option<Probe>)>,
+    /// This namespace's socket-destroy subscriber (opened on this thread, in the namespace).
+    flows: Option<crate::flows::Scrape>,
 }
 
 fn bit(v: &[u64], port: u16) -> bool {
@@ -439,7 +472,9 @@ impl<'a> ConnectionsPass<'a> {
             named[i][usize::from(*port) / 64] |= 1 << (port % 64);
         }
         let ephemeral_low = ns.ip_local_port_range(&mut errors).0;
+        let flows = c.flows.as_ref().and_then(|f| f.scrape(ns));
         ConnectionsPass {
+            flows,
             c,
             ns,
             now: Instant::now(),
@@ -655,11 +690,58 @@ impl Collection for ConnectionsPass<'_> {
                 healths.iter().map(|(k, h)| (owner_labels(k), h)),
             ));
         }
+        if let Some(f) = &self.flows {
+            out.families.extend(self.render_flows(f));
+        }
         out.errors.extend(errors);
     }
 }
 
 impl ConnectionsPass<'_> {
+    /// The closed-connection counters of this namespace (`crate::flows`), labelled like the
+    /// outbound and inbound series.
+    fn render_flows(&self, f: &crate::flows::Scrape) -> Vec<MetricFamily> {
+        let port = |p: u16| -> (String, String) {
+            let named = bit(&self.named[0], p);
+            if p < self.ephemeral_low || named {
+                let service = self
+                    .services
+                    .get(&(p, "tcp".to_string()))
+                    .cloned()
+                    .unwrap_or_default();
+                (p.to_string(), service)
+            } else {
+                ("ephemeral".to_string(), String::new())
+            }
+        };
+        let service = |p: u16| -> String {
+            self.services
+                .get(&(p, "tcp".to_string()))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let resolver = &self.c.resolver;
+        let now = self.now;
+        let listener_process = |inode: u64| -> String {
+            let Some(r) = resolver else {
+                return String::new();
+            };
+            let pid = match r.view().lookup(inode, now) {
+                Lookup::Cached(pid) => pid,
+                _ => return "unknown".into(),
+            };
+            r.comm(pid).unwrap_or_else(|| "unknown".into())
+        };
+        let gone = if resolver.is_some() { "unknown" } else { "" };
+        f.render(&crate::flows::Labeller {
+            port: &port,
+            service: &service,
+            listener_process: &listener_process,
+            gone_process: gone,
+            networks: &self.c.networks,
+        })
+    }
+
     /// Raw keys to label values; keys that differ only by pid but share a comm merge.
     fn label(&self, resolver: &Option<Arc<OwnerResolver>>) -> BTreeMap<SeriesKey, u64> {
         let mut owners: Owners = HashMap::new();
@@ -938,6 +1020,9 @@ impl Collector for ConnectionsCollector {
             r.end_scrape();
         }
         let live = std::mem::take(&mut *self.collected.lock().unwrap_or_else(|p| p.into_inner()));
+        if let Some(f) = &self.flows {
+            f.retain(&live);
+        }
         let mut d = self.destinations.lock().unwrap_or_else(|p| p.into_inner());
         // The memory of a namespace that is gone goes with it.
         d.retain_namespaces(&live);

@@ -171,6 +171,7 @@ pub fn default_flags<F: CollectorFlags>() -> Result<F, String> {
 /// memory of remote addresses).
 pub struct BuildContext {
     rootfs: PathBuf,
+    socket_source: crate::source::sockets::SourceMode,
     listeners: listeners::ListenersFlags,
     connections: connections::ConnectionsFlags,
     resolver: Result<Arc<OwnerResolver>, String>,
@@ -181,16 +182,24 @@ impl BuildContext {
     /// owner resolver.
     pub fn new(
         rootfs: PathBuf,
+        socket_source: crate::source::sockets::SourceMode,
         listeners: listeners::ListenersFlags,
         connections: connections::ConnectionsFlags,
         resolver: Result<Arc<OwnerResolver>, String>,
     ) -> BuildContext {
         BuildContext {
             rootfs,
+            socket_source,
             listeners,
             connections,
             resolver,
         }
+    }
+
+    /// `--collector.sockets.source` as it applies (proc with a --path.procfs that is not the
+    /// live /proc): what the kernel's netlink can serve.
+    pub fn socket_source(&self) -> crate::source::sockets::SourceMode {
+        self.socket_source
     }
 
     /// `--path.rootfs`: where /etc/services and /etc/passwd are read.

@@ -5,6 +5,7 @@
 //! nothing here hard-codes `/proc`.
 
 pub mod cgroup;
+pub mod destroy;
 pub mod etc;
 pub mod inet;
 pub mod netdev;

@@ -377,6 +377,7 @@ fn full_scrape_names() -> BTreeSet<String> {
         "{broken}"
     );
     text.push_str(&broken);
+    text.push_str(&closed_connection_counters());
     let names: BTreeSet<String> = text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
@@ -402,6 +403,36 @@ fn full_scrape_names() -> BTreeSet<String> {
         assert!(names.contains(must), "the full scrape lacks {must}");
     }
     names
+}
+
+/// The socket-destroy counters count what closes while the exporter runs (a `--once` scrape
+/// has none): a served exporter, a connection closed and a connect refused meanwhile.
+fn closed_connection_counters() -> String {
+    let e = common::Exporter::start(&[]);
+    // The subscriber opens with the first collection (answered once it is done).
+    let _ = e.get("/metrics");
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    drop((c, s));
+    let port = l.local_addr().unwrap();
+    drop(l);
+    assert!(std::net::TcpStream::connect(port).is_err());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = e.get("/metrics").text();
+        let done = [
+            "netstat_outbound_connections_closed_total{",
+            "netstat_inbound_connections_closed_total{",
+            "netstat_outbound_connect_failures_total{",
+        ]
+        .iter()
+        .all(|n| text.contains(n));
+        if done || std::time::Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
 }
 
 /// Series Prometheus writes itself for every target.

@@ -24,6 +24,9 @@ local indent(s, n) = std.join('\n', [if l == '' then l else std.repeat(' ', n) +
       acceptQueuePercent: pct($._config.acceptQueueFillRatio),
       retransmittingPercent: pct($._config.retransmittingRatio),
       retransmittingRatioText: num($._config.retransmittingRatio),
+      connectFailurePercent: pct($._config.connectFailureRatio),
+      connectFailureRatioText: num($._config.connectFailureRatio),
+      connectFailureMinRateText: num($._config.connectFailureMinRate),
       acceptQueueFillRatioText: num($._config.acceptQueueFillRatio),
       timeWaitThresholdText: num($._config.timeWaitThreshold),
       closeWaitThresholdText: num($._config.closeWaitThreshold),
@@ -297,6 +300,40 @@ local indent(s, n) = std.join('\n', [if l == '' then l else std.repeat(' ', n) +
                 unacknowledged retransmissions, over %(retransmittingWindow)s (more than %(retransmittingPercent)s%%):
                 the path loses packets. Look at the RTT and retransmissions on the dashboard and at
                 `ss -ti` for those sockets (retrans:, lost:), then at the interfaces and the network in between.
+              ||| % c),
+            },
+          }),
+          nsRule({
+            alert: 'NetstatOutboundConnectFailures',
+            // Failed connects (refused, timed out) over failed plus completed connections, per
+            // remote service (a refused connect has lost its port: remote_port="unknown"), when
+            // enough of them fail. A service with no completed connection has the ratio 1.
+            expr: nsExpr(|||
+              sum without (reason) (rate(netstat_outbound_connect_failures_total{%(netstatExporterSelector)s}[%(alertRateInterval)s]))
+              /
+              (
+                (
+                  sum without (reason) (rate(netstat_outbound_connect_failures_total{%(netstatExporterSelector)s}[%(alertRateInterval)s]))
+                  + sum without (container_id, pod_uid) (rate(netstat_outbound_connections_closed_total{%(netstatExporterSelector)s}[%(alertRateInterval)s]))
+                )
+                or
+                sum without (reason) (rate(netstat_outbound_connect_failures_total{%(netstatExporterSelector)s}[%(alertRateInterval)s]))
+              )
+            ||| % c) + ' > %(connectFailureRatioText)s and ' % c + nsExpr(|||
+              sum without (reason) (rate(netstat_outbound_connect_failures_total{%(netstatExporterSelector)s}[%(alertRateInterval)s]))
+            ||| % c) + ' > %(connectFailureMinRateText)s\n' % c,
+            'for': c.connectFailureFor,
+            labels: { severity: 'warning' },
+            annotations: {
+              summary: '{{ $value | humanizePercentage }} of the connects to {{ with $labels.service }}{{ . }} {{ end }}port {{ $labels.remote_port }} ({{ $labels.remote_network }}) fail on {{ $labels.instance }}',
+              description: oneLine(|||
+                On {{ $labels.instance }}, {{ $value | humanizePercentage }} of the outbound TCP connects to
+                remote port {{ $labels.remote_port }} (service "{{ $labels.service }}") in network
+                "{{ $labels.remote_network }}" failed over %(alertRateInterval)s (more than %(connectFailurePercent)s%%,
+                from the kernel's socket-destroy stream): refused (nothing listens there, or a firewall
+                rejects) or timed out (SYNs unanswered: the peer or the path is down, or a firewall drops).
+                remote_port "unknown" is refused connects, whose port the kernel clears. See
+                netstat_outbound_connect_failures_total by reason, then the service itself.
               ||| % c),
             },
           }),

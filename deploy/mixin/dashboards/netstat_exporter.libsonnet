@@ -726,6 +726,16 @@ local p = import '../lib/panels.libsonnet';
             { color: 'green', value: null },
             { color: 'red', value: 1 },
           ], [20, 180, 4, 8]),
+          p.row('Closed connections (every one, from the socket-destroy stream)', [0, 188, 24, 1]),
+          p.timeseries('Connections closed and failed per second', 'TCP connections that ended, however short (counted when they close, from the kernel\'s socket-destroy stream: netstat_*_connections_closed_total), per listener and per remote service, and failed connects by reason (netstat_outbound_connect_failures_total; refused connects have remote_port="unknown"). Alert NetstatOutboundConnectFailures.', 'ops', [
+            p.target('sum by (instance, netns, port, service) (rate(netstat_inbound_connections_closed_total{%(ns)s}[$__rate_interval]))' % v, 'closed, listener {{instance}} {{netns}} {{port}} {{service}}'),
+            p.target('sum by (instance, netns, remote_port, service, remote_network) (rate(netstat_outbound_connections_closed_total{%(ns)s}[$__rate_interval]))' % v, 'closed, to {{instance}} {{netns}} {{remote_port}} {{service}} {{remote_network}}'),
+            p.target('sum by (instance, netns, remote_port, service, remote_network, reason) (rate(netstat_outbound_connect_failures_total{%(ns)s}[$__rate_interval]))' % v, '{{reason}}, to {{instance}} {{netns}} {{remote_port}} {{service}} {{remote_network}}'),
+          ], [0, 189, 12, 8]),
+          p.timeseries('Bytes of closed connections per second', 'Payload bytes of the connections that closed, per listener and per remote service, sent and received by this host (netstat_*_bytes_total: counted in one step when a connection ends).', 'Bps', [
+            p.target('sum by (instance, netns, port, service, direction) (rate(netstat_inbound_bytes_total{%(ns)s}[$__rate_interval]))' % v, 'listener {{instance}} {{netns}} {{port}} {{service}} {{direction}}'),
+            p.target('sum by (instance, netns, remote_port, service, remote_network, direction) (rate(netstat_outbound_bytes_total{%(ns)s}[$__rate_interval]))' % v, 'to {{instance}} {{netns}} {{remote_port}} {{service}} {{remote_network}} {{direction}}'),
+          ], [12, 189, 12, 8]),
         ]),
       },
   },

@@ -1,0 +1,803 @@
+//! Every TCP connection counted, even the short ones: the kernel's socket-destroy stream
+//! (`source::destroy`) turned into monotonic counters per outbound and inbound key.
+//!
+//! One subscriber per network namespace the connections collector reads, opened on the
+//! scrape's thread while it is in that namespace (the exporter's own at the warm-up scrape,
+//! another one by the worker thread that entered it, `scrape.rs`) and then read by a thread
+//! of its own, off the async runtime, for as long as the namespace is collected. The thread
+//! decodes each message, classifies it and adds it to a small per-namespace table of deltas
+//! keyed by numbers ([`Pending`]: remote port and network class, or listener port, network
+//! class and listener inode). Each scrape drains those deltas and adds them, labelled with
+//! what the scrape knows (services, ephemeral range, named networks, listener owners), to the
+//! namespace's bank of labelled series ([`Bank`]). A delta is labelled once and never moves:
+//! every series only ever grows, whatever happens to labels later, and a lost message is a
+//! missing increment, never a decrease.
+//!
+//! Classification of one message (the socket is gone: `idiag_inode` is 0, no owner):
+//! - a listener (remote address unspecified, remote port 0): not a connection;
+//! - a local (address, port) a listener of the namespace had (a LISTEN-only dump kept by the
+//!   thread, refreshed at most every [`LISTEN_REFRESH`] on a miss; a listener is remembered
+//!   [`LISTEN_KEEP`] after it closed, for its accepted sockets that close later): inbound;
+//!   (a message no known listener's waits up to [`DEFER`] for its listener to be found);
+//! - else outbound. An outbound socket that never completed a handshake (`tcpi_min_rtt`
+//!   never sampled) is a failed connect, `refused` or `timeout`
+//!   ([`crate::source::destroy::Outcome`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
+
+use crate::metrics::{Desc, MetricFamily};
+use crate::networks::{unmap, Networks};
+use crate::source::destroy::{DestroySocket, Destroyed, Outcome};
+use crate::source::inet::{state_bit, Family, InetSocket, TCP_LISTEN};
+use crate::source::netlink::{DiagSocket, DumpRequest};
+use crate::source::netns::{NetlinkAccess, Netns};
+
+pub static MESSAGES: Desc = Desc::counter(
+    "netstat_socket_destroy_messages",
+    &[],
+    "Messages of the kernel's TCP socket-destroy stream received (one per end of every TCP socket freed in the namespace, listeners included).",
+);
+pub static LOST: Desc = Desc::counter(
+    "netstat_socket_destroy_lost",
+    &[],
+    "Overruns of the socket-destroy subscriber's receive buffer (ENOBUFS: at least one message lost each) and undecodable messages: connections missing from the closed, bytes and retransmit counters.",
+);
+pub static RECEIVE_BUFFER: Desc = Desc::gauge(
+    "netstat_socket_destroy_receive_buffer_bytes",
+    &[],
+    "Receive buffer of the socket-destroy subscriber: 16 MiB with CAP_NET_ADMIN (SO_RCVBUFFORCE), else what net.core.rmem_max allows (the kernel reports twice the size asked for).",
+)
+.unit("bytes");
+
+/// Outbound keys: the outbound family's labels without the state.
+const OUT_KEY: &[&str] = crate::collectors::connections::OWNER_KEY;
+/// Inbound keys: the inbound family's labels without the state.
+const IN_KEY: &[&str] = &["protocol", "port", "service", "process", "remote_network"];
+
+pub static OUT_CLOSED: Desc = Desc::counter(
+    "netstat_outbound_connections_closed",
+    OUT_KEY,
+    "Outbound TCP connections closed, from the kernel's socket-destroy stream (every one, however short; failed connects are in netstat_outbound_connect_failures_total). remote_port is unknown for a connection aborted with SO_LINGER 0 (the kernel clears it); process is unknown (the socket is gone when the message comes).",
+);
+pub static OUT_BYTES: Desc = Desc::counter(
+    "netstat_outbound_bytes",
+    &[
+        "protocol",
+        "remote_port",
+        "service",
+        "remote_network",
+        "process",
+        "container_id",
+        "pod_uid",
+        "direction",
+    ],
+    "Payload bytes of closed outbound TCP connections, sent (tcpi_bytes_sent less retransmitted bytes) and received (tcpi_bytes_received less the peer's FIN), counted when the connection closes. A connection aborted with SO_LINGER 0 counts none (the kernel zeroes them).",
+)
+.unit("bytes");
+pub static OUT_RETRANS: Desc = Desc::counter(
+    "netstat_outbound_retransmitted_segments",
+    OUT_KEY,
+    "Segments retransmitted by closed outbound TCP connections (tcpi_total_retrans), counted when the connection closes.",
+);
+pub static IN_CLOSED: Desc = Desc::counter(
+    "netstat_inbound_connections_closed",
+    IN_KEY,
+    "Inbound TCP connections (accepted by a listener of this host) closed, from the kernel's socket-destroy stream, by the listener's port, service and process and the remote network.",
+);
+pub static IN_BYTES: Desc = Desc::counter(
+    "netstat_inbound_bytes",
+    &[
+        "protocol",
+        "port",
+        "service",
+        "process",
+        "remote_network",
+        "direction",
+    ],
+    "Payload bytes of closed inbound TCP connections, sent and received by this host, counted when the connection closes.",
+)
+.unit("bytes");
+pub static IN_RETRANS: Desc = Desc::counter(
+    "netstat_inbound_retransmitted_segments",
+    IN_KEY,
+    "Segments retransmitted by closed inbound TCP connections (tcpi_total_retrans), counted when the connection closes.",
+);
+pub static CONNECT_FAILURES: Desc = Desc::counter(
+    "netstat_outbound_connect_failures",
+    &[
+        "protocol",
+        "remote_port",
+        "service",
+        "remote_network",
+        "process",
+        "reason",
+    ],
+    "Outbound TCP connects that never completed the handshake, by reason: refused (answered by a reset; the kernel clears the remote port, so remote_port is unknown) or timeout (SYNs retransmitted, never answered).",
+);
+
+/// The families, declared with the connections collector's.
+pub fn metrics() -> [&'static Desc; 10] {
+    [
+        &OUT_CLOSED,
+        &OUT_BYTES,
+        &OUT_RETRANS,
+        &IN_CLOSED,
+        &IN_BYTES,
+        &IN_RETRANS,
+        &CONNECT_FAILURES,
+        &MESSAGES,
+        &LOST,
+        &RECEIVE_BUFFER,
+    ]
+}
+
+/// A listener is looked for again at most this often when a message's local port is no
+/// known listener's.
+pub const LISTEN_REFRESH: Duration = Duration::from_millis(100);
+/// A listener is remembered this long after it was last seen (its accepted connections may
+/// close after it).
+pub const LISTEN_KEEP: Duration = Duration::from_secs(60);
+/// A subscriber's thread checks whether it should stop this often.
+const WAKE: Duration = Duration::from_secs(1);
+/// A message whose local port is no known listener's waits this long for the listener to
+/// be found (a refresh, or the listener's own destroy message) before it counts as outbound:
+/// a listener that opens, accepts and closes between two refreshes still gets its
+/// connections.
+pub const DEFER: Duration = Duration::from_millis(200);
+/// How often the thread wakes while messages wait ([`DEFER`]).
+const DEFER_TICK: Duration = Duration::from_millis(50);
+/// After reading what arrived, the thread lets the next messages gather this long (one
+/// wake-up per batch rather than per message: most of the cost at high rates), when its
+/// receive buffer holds at least [`BATCH_BUFFER`] (at 50,000 messages/s, 10 ms is 500
+/// messages, about 0.5 MB).
+const BATCH_PAUSE: Duration = Duration::from_millis(10);
+const BATCH_BUFFER: usize = 4 << 20;
+/// At most this many labelled series per family and namespace; beyond, new keys go into one
+/// series with remote_port (port) and process `other`, so totals are conserved.
+pub const MAX_SERIES: usize = 1000;
+
+/// Totals of closed connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub closed: u64,
+    pub sent: u64,
+    pub received: u64,
+    pub retransmits: u64,
+}
+
+impl Totals {
+    fn add(&mut self, o: &Totals) {
+        self.closed += o.closed;
+        self.sent += o.sent;
+        self.received += o.received;
+        self.retransmits += o.retransmits;
+    }
+
+    fn of(d: &Destroyed) -> Totals {
+        Totals {
+            closed: 1,
+            sent: d.counters.sent,
+            received: d.counters.received,
+            retransmits: d.counters.retransmits,
+        }
+    }
+}
+
+/// Why a connect failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    Refused,
+    Timeout,
+}
+
+impl Reason {
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Refused => "refused",
+            Reason::Timeout => "timeout",
+        }
+    }
+}
+
+/// What the thread counted since the last scrape, by numeric keys.
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// (remote port, 0 when cleared; network class) -> totals.
+    pub outbound: FxHashMap<(u16, u16), Totals>,
+    /// (listener port, network class, listener inode) -> totals.
+    pub inbound: FxHashMap<(u16, u16, u64), Totals>,
+    /// (reason, remote port, network class) -> connects.
+    pub failures: FxHashMap<(Reason, u16, u16), u64>,
+}
+
+/// A namespace's counters.
+#[derive(Debug, Default)]
+pub struct NsState {
+    pub pending: Pending,
+    pub messages: u64,
+    pub lost: u64,
+    pub receive_buffer: u64,
+}
+
+/// The labelled series of one namespace (label values in declaration order, without
+/// `direction` and `reason`).
+#[derive(Debug, Default)]
+pub struct Bank {
+    pub outbound: BTreeMap<Vec<String>, Totals>,
+    pub inbound: BTreeMap<Vec<String>, Totals>,
+    /// Key: the labels of [`CONNECT_FAILURES`] without `reason`, then the reason.
+    pub failures: BTreeMap<(Vec<String>, Reason), u64>,
+}
+
+/// Adds `t` to the series `key`, or to the overflow series when the bank is full.
+fn bank_add<K: Ord + Clone, V>(
+    map: &mut BTreeMap<K, V>,
+    key: K,
+    overflow: impl FnOnce(K) -> K,
+    add: impl Fn(&mut V),
+) where
+    V: Default,
+{
+    if !map.contains_key(&key) && map.len() >= MAX_SERIES {
+        add(map.entry(overflow(key)).or_default());
+        return;
+    }
+    add(map.entry(key).or_default());
+}
+
+/// How a scrape labels the numeric keys of its namespace.
+pub struct Labeller<'a> {
+    /// Remote port -> (remote_port label, service).
+    pub port: &'a dyn Fn(u16) -> (String, String),
+    /// Listener port -> service.
+    pub service: &'a dyn Fn(u16) -> String,
+    /// Listener inode -> process ("unknown" when not known, "" without attribution).
+    pub listener_process: &'a dyn Fn(u64) -> String,
+    /// The process label of an outbound socket that is gone ("unknown", "" without
+    /// attribution).
+    pub gone_process: &'a str,
+    pub networks: &'a Networks,
+}
+
+impl Bank {
+    /// Label and add what the thread counted since the last scrape.
+    pub fn absorb(&mut self, p: Pending, l: &Labeller<'_>) {
+        let net = |n: u16| l.networks.name(usize::from(n)).to_string();
+        for ((port, network), t) in p.outbound {
+            let (remote_port, service) = if port == 0 {
+                ("unknown".to_string(), String::new())
+            } else {
+                (l.port)(port)
+            };
+            let key = vec![
+                "tcp".to_string(),
+                remote_port,
+                service,
+                net(network),
+                l.gone_process.to_string(),
+                String::new(),
+                String::new(),
+            ];
+            bank_add(
+                &mut self.outbound,
+                key,
+                |mut k| {
+                    k[1] = "other".into();
+                    k[2] = String::new();
+                    k[4] = "other".into();
+                    k
+                },
+                |v| v.add(&t),
+            );
+        }
+        for ((port, network, inode), t) in p.inbound {
+            let key = vec![
+                "tcp".to_string(),
+                port.to_string(),
+                (l.service)(port),
+                (l.listener_process)(inode),
+                net(network),
+            ];
+            bank_add(
+                &mut self.inbound,
+                key,
+                |mut k| {
+                    k[1] = "other".into();
+                    k[2] = String::new();
+                    k[3] = "other".into();
+                    k
+                },
+                |v| v.add(&t),
+            );
+        }
+        for ((reason, port, network), n) in p.failures {
+            let (remote_port, service) = if port == 0 {
+                ("unknown".to_string(), String::new())
+            } else {
+                (l.port)(port)
+            };
+            let key = vec![
+                "tcp".to_string(),
+                remote_port,
+                service,
+                net(network),
+                l.gone_process.to_string(),
+            ];
+            bank_add(
+                &mut self.failures,
+                (key, reason),
+                |(mut k, r)| {
+                    k[1] = "other".into();
+                    k[2] = String::new();
+                    k[4] = "other".into();
+                    (k, r)
+                },
+                |v| *v += n,
+            );
+        }
+    }
+
+    /// The counter families of this namespace.
+    pub fn render(&self) -> Vec<MetricFamily> {
+        fn labels(names: &[&'static str], values: &[String]) -> Vec<(&'static str, String)> {
+            names.iter().copied().zip(values.iter().cloned()).collect()
+        }
+        let mut out_closed = OUT_CLOSED.family();
+        let mut out_bytes = OUT_BYTES.family();
+        let mut out_retrans = OUT_RETRANS.family();
+        for (k, t) in &self.outbound {
+            let l = labels(OUT_KEY, k);
+            out_closed.push(l.clone(), t.closed);
+            out_retrans.push(l.clone(), t.retransmits);
+            for (dir, v) in [("sent", t.sent), ("received", t.received)] {
+                let mut l = l.clone();
+                l.push(("direction", dir.into()));
+                out_bytes.push(l, v);
+            }
+        }
+        let mut in_closed = IN_CLOSED.family();
+        let mut in_bytes = IN_BYTES.family();
+        let mut in_retrans = IN_RETRANS.family();
+        for (k, t) in &self.inbound {
+            let l = labels(IN_KEY, k);
+            in_closed.push(l.clone(), t.closed);
+            in_retrans.push(l.clone(), t.retransmits);
+            for (dir, v) in [("sent", t.sent), ("received", t.received)] {
+                let mut l = l.clone();
+                l.push(("direction", dir.into()));
+                in_bytes.push(l, v);
+            }
+        }
+        let mut failures = CONNECT_FAILURES.family();
+        for ((k, reason), n) in &self.failures {
+            let mut l = labels(&CONNECT_FAILURES.labels[..5], k);
+            l.push(("reason", reason.name().into()));
+            failures.push(l, *n);
+        }
+        vec![
+            out_closed,
+            out_bytes,
+            out_retrans,
+            in_closed,
+            in_bytes,
+            in_retrans,
+            failures,
+        ]
+    }
+}
+
+/// Shared between a namespace's subscriber thread and the scrapes.
+struct Shared {
+    state: Mutex<NsState>,
+    bank: Mutex<Bank>,
+}
+
+/// One namespace's subscriber; dropping it stops its thread (within [`WAKE`]).
+struct Subscriber {
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The subscribers of every namespace the connections collector reads.
+pub struct Flows {
+    networks: Networks,
+    buffer: usize,
+    /// By namespace label; None: no subscriber could be opened there (logged once).
+    subscribers: Mutex<HashMap<String, Option<Subscriber>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What one scrape of a namespace gets: the namespace's bank, with the thread's counts since
+/// the last scrape to be absorbed.
+pub struct Scrape {
+    shared: Arc<Shared>,
+}
+
+impl Scrape {
+    /// Absorb the pending counts (labelled by `l`) and render the namespace's families.
+    pub fn render(&self, l: &Labeller<'_>) -> Vec<MetricFamily> {
+        let (pending, messages, lost, buffer) = {
+            let mut st = lock(&self.shared.state);
+            (
+                std::mem::take(&mut st.pending),
+                st.messages,
+                st.lost,
+                st.receive_buffer,
+            )
+        };
+        let mut bank = lock(&self.shared.bank);
+        bank.absorb(pending, l);
+        let mut out = bank.render();
+        out.push(MESSAGES.family().with(vec![], messages));
+        out.push(LOST.family().with(vec![], lost));
+        out.push(RECEIVE_BUFFER.family().with(vec![], buffer));
+        out
+    }
+}
+
+impl Flows {
+    /// `buffer`: the receive buffer each subscriber asks for
+    /// ([`crate::source::destroy::RECEIVE_BUFFER`] unless a test forces losses).
+    pub fn new(networks: Networks, buffer: usize) -> Flows {
+        Flows {
+            networks,
+            buffer,
+            subscribers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The subscriber of `ns`, opened now if it is not yet (on the calling thread, which must
+    /// be in that namespace: a scrape's collection). None: no netlink there, or the kernel
+    /// refused the subscription.
+    pub fn scrape(&self, ns: &Netns) -> Option<Scrape> {
+        if let Some(s) = lock(&self.subscribers).get(ns.label()) {
+            return s.as_ref().map(|s| Scrape {
+                shared: s.shared.clone(),
+            });
+        }
+        // Opened without the lock: namespaces are read in parallel, each by one thread.
+        let sub = match ns.netlink() {
+            NetlinkAccess::Own => match self.open(ns) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(netns = ns.label(), error = %e, "no socket-destroy subscriber: closed connections are not counted in this namespace");
+                    None
+                }
+            },
+            NetlinkAccess::Unavailable => None,
+        };
+        let out = sub.as_ref().map(|s| Scrape {
+            shared: s.shared.clone(),
+        });
+        lock(&self.subscribers).insert(ns.label().to_string(), sub);
+        out
+    }
+
+    fn open(&self, ns: &Netns) -> std::io::Result<Subscriber> {
+        let sock = DestroySocket::open(self.buffer, WAKE)?;
+        let listen = ns.open_diag()?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(NsState {
+                receive_buffer: sock.receive_buffer as u64,
+                ..Default::default()
+            }),
+            bank: Mutex::new(Bank::default()),
+        });
+        tracing::debug!(
+            netns = ns.label(),
+            receive_buffer = sock.receive_buffer,
+            forced = sock.forced,
+            "socket-destroy subscriber"
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let pause = if sock.receive_buffer >= BATCH_BUFFER {
+            BATCH_PAUSE
+        } else {
+            Duration::ZERO
+        };
+        let mut reader = Reader {
+            pause,
+            sock,
+            classifier: Classifier::new(listen),
+            networks: self.networks.clone(),
+            shared: shared.clone(),
+        };
+        let stop2 = stop.clone();
+        let label = ns.label().to_string();
+        std::thread::Builder::new()
+            .name(format!("flows-{label}"))
+            .spawn(move || reader.run(&stop2))?;
+        Ok(Subscriber { shared, stop })
+    }
+
+    /// After a scrape: stop the subscribers of namespaces no longer collected.
+    pub fn retain(&self, live: &BTreeSet<String>) {
+        lock(&self.subscribers).retain(|ns, _| live.contains(ns));
+    }
+}
+
+/// A listener as the classifier remembers it: (address, inode (0: unknown), last seen).
+type Known = (IpAddr, u64, Instant);
+
+/// The listeners of a namespace, to tell inbound sockets from outbound ones.
+struct Classifier {
+    /// A sock_diag socket of the namespace, for LISTEN-only dumps (the kernel walks only its
+    /// listening hash).
+    sock: DiagSocket,
+    /// (family, port) -> listeners on it.
+    listeners: FxHashMap<(Family, u16), Vec<Known>>,
+    refreshed: Option<Instant>,
+    buf: Vec<InetSocket>,
+    /// Bumped when a listener is added: waiting messages are looked up again.
+    generation: u64,
+}
+
+impl Classifier {
+    fn new(sock: DiagSocket) -> Self {
+        let c = Classifier {
+            sock,
+            listeners: FxHashMap::default(),
+            refreshed: None,
+            buf: Vec::new(),
+            generation: 0,
+        };
+        // The first dump is the reader thread's (never a scrape's wait).
+        c
+    }
+
+    fn refresh(&mut self, now: Instant) {
+        self.refreshed = Some(now);
+        let mut found = std::mem::take(&mut self.buf);
+        found.clear();
+        let dumped = self.sock.dump_inet(
+            DumpRequest::TcpBothFamilies,
+            state_bit(TCP_LISTEN),
+            0,
+            &mut |s| found.push(*s),
+        );
+        if dumped.is_ok() {
+            for s in &found {
+                self.add(s.family, s.local, s.local_port, s.inode, now);
+            }
+        }
+        self.buf = found;
+        self.listeners.retain(|_, v| {
+            v.retain(|e| now.duration_since(e.2) <= LISTEN_KEEP);
+            !v.is_empty()
+        });
+    }
+
+    fn add(&mut self, family: Family, address: IpAddr, port: u16, inode: u64, now: Instant) {
+        let v = self.listeners.entry((family, port)).or_default();
+        match v.iter_mut().find(|e| e.0 == address) {
+            Some(e) => {
+                if inode != 0 {
+                    e.1 = inode;
+                }
+                e.2 = now;
+            }
+            None => {
+                v.push((address, inode, now));
+                self.generation += 1;
+            }
+        }
+    }
+
+    /// A listener's own destroy message: remembered (its inode, when a refresh saw it,
+    /// names its owner) for its accepted connections that close after it.
+    fn closed_listener(&mut self, d: &Destroyed, now: Instant) {
+        self.add(d.family, d.local, d.local_port, 0, now);
+    }
+
+    fn refresh_due(&self, now: Instant) -> bool {
+        self.refreshed
+            .is_none_or(|t| now.duration_since(t) >= LISTEN_REFRESH)
+    }
+
+    /// The inode of the listener that accepted `d` (its exact address, else the wildcard
+    /// of its family; any on its port when the kernel cleared its local address).
+    fn lookup(&self, d: &Destroyed) -> Option<u64> {
+        let v = self.listeners.get(&(d.family, d.local_port))?;
+        if d.local.is_unspecified() {
+            return v.first().map(|e| e.1);
+        }
+        v.iter()
+            .find(|e| unmap(e.0) == unmap(d.local))
+            .or_else(|| v.iter().find(|e| e.0.is_unspecified()))
+            .map(|e| e.1)
+    }
+}
+
+/// A subscriber's thread.
+struct Reader {
+    /// [`BATCH_PAUSE`], or zero with a small receive buffer.
+    pause: Duration,
+    sock: DestroySocket,
+    classifier: Classifier,
+    networks: Networks,
+    shared: Arc<Shared>,
+}
+
+impl Reader {
+    fn run(&mut self, stop: &AtomicBool) {
+        self.classifier.refresh(Instant::now());
+        let mut batch: Vec<Destroyed> = Vec::new();
+        // Counted since the last hand-over to the shared state (kept allocated).
+        let mut delta = Pending::default();
+        // Messages no known listener's, waiting (at most DEFER) for their listener to be
+        // found: (received at, classifier generation of the last look-up, message).
+        let mut waiting: std::collections::VecDeque<(Instant, u64, Destroyed)> = Default::default();
+        let mut waking = WAKE;
+        while !stop.load(Ordering::Relaxed) {
+            let wake = if waiting.is_empty() { WAKE } else { DEFER_TICK };
+            if wake != waking {
+                waking = wake;
+                let _ = self.sock.set_timeout(wake);
+            }
+            batch.clear();
+            let got = match self.sock.receive(&mut |d| batch.push(*d)) {
+                Ok(g) => g,
+                Err(e) => {
+                    tracing::warn!(error = %e, "socket-destroy subscriber: read failed; stopping it");
+                    return;
+                }
+            };
+            let now = Instant::now();
+            // Listeners first: their accepted connections may be in the same batch.
+            for d in batch.iter().filter(|d| d.is_listener()) {
+                self.classifier.closed_listener(d, now);
+            }
+            let generation = self.classifier.generation;
+            for d in batch.iter().filter(|d| !d.is_listener()) {
+                match self.classifier.lookup(d) {
+                    Some(inode) => self.inbound(d, inode, &mut delta),
+                    None => waiting.push_back((now, generation, *d)),
+                }
+            }
+            if !waiting.is_empty() && self.classifier.refresh_due(now) {
+                self.classifier.refresh(now);
+            }
+            // A listener was added: everything waiting is looked up again (rare).
+            let generation = self.classifier.generation;
+            if waiting.front().is_some_and(|w| w.1 != generation) {
+                let mut keep = std::collections::VecDeque::with_capacity(waiting.len());
+                for (at, _, d) in waiting.drain(..) {
+                    match self.classifier.lookup(&d) {
+                        Some(inode) => self.inbound(&d, inode, &mut delta),
+                        None => keep.push_back((at, generation, d)),
+                    }
+                }
+                waiting = keep;
+            }
+            // Oldest first: those that waited long enough are outbound.
+            while waiting
+                .front()
+                .is_some_and(|w| now.duration_since(w.0) >= DEFER)
+            {
+                if let Some((_, _, d)) = waiting.pop_front() {
+                    self.outbound(&d, &mut delta);
+                }
+            }
+            let mut st = lock(&self.shared.state);
+            st.messages += got.messages;
+            st.lost += got.overruns + got.malformed;
+            merge(&mut st.pending, &mut delta);
+            drop(st);
+            if got.messages > 0 && !self.pause.is_zero() {
+                std::thread::sleep(self.pause);
+            }
+        }
+    }
+
+    fn inbound(&self, d: &Destroyed, inode: u64, out: &mut Pending) {
+        let network = self.networks.classify(d.remote) as u16;
+        out.inbound
+            .entry((d.local_port, network, inode))
+            .or_default()
+            .add(&Totals::of(d));
+    }
+
+    fn outbound(&self, d: &Destroyed, out: &mut Pending) {
+        let network = self.networks.classify(d.remote) as u16;
+        let reason = match d.outcome() {
+            Outcome::Closed => {
+                out.outbound
+                    .entry((d.remote_port, network))
+                    .or_default()
+                    .add(&Totals::of(d));
+                return;
+            }
+            Outcome::Refused => Reason::Refused,
+            Outcome::TimedOut => Reason::Timeout,
+            Outcome::Abandoned | Outcome::Listener => return,
+        };
+        *out.failures
+            .entry((reason, d.remote_port, network))
+            .or_default() += 1;
+    }
+}
+
+/// Move `from`'s counts into `into`, leaving `from` empty (its memory kept).
+fn merge(into: &mut Pending, from: &mut Pending) {
+    for (k, t) in from.outbound.drain() {
+        into.outbound.entry(k).or_default().add(&t);
+    }
+    for (k, t) in from.inbound.drain() {
+        into.inbound.entry(k).or_default().add(&t);
+    }
+    for (k, n) in from.failures.drain() {
+        *into.failures.entry(k).or_default() += n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absorbed_series_only_grow_and_are_capped() {
+        let networks = Networks::default();
+        let port = |p: u16| (p.to_string(), String::new());
+        let service = |_: u16| String::new();
+        let proc_ = |_: u64| "srv".to_string();
+        let l = Labeller {
+            port: &port,
+            service: &service,
+            listener_process: &proc_,
+            gone_process: "unknown",
+            networks: &networks,
+        };
+        let mut bank = Bank::default();
+        let t = Totals {
+            closed: 1,
+            sent: 1000,
+            received: 500,
+            retransmits: 0,
+        };
+        for round in 0..3 {
+            let mut p = Pending::default();
+            p.outbound.insert((443, 0), t);
+            p.outbound.insert((0, 0), t);
+            p.inbound.insert((22, 0, 7), t);
+            p.failures.insert((Reason::Refused, 0, 0), 2);
+            bank.absorb(p, &l);
+            let k = vec![
+                "tcp".to_string(),
+                "443".into(),
+                String::new(),
+                networks.name(0).to_string(),
+                "unknown".into(),
+                String::new(),
+                String::new(),
+            ];
+            assert_eq!(bank.outbound[&k].closed, round + 1);
+            assert_eq!(bank.outbound[&k].sent, 1000 * (round + 1));
+        }
+        let fams = bank.render();
+        assert_eq!(fams.len(), 7);
+        // Over the cap: totals conserved in the overflow series.
+        let mut p = Pending::default();
+        for port in 1..=(MAX_SERIES as u16 + 10) {
+            p.outbound.insert((port + 1000, 0), t);
+        }
+        bank.absorb(p, &l);
+        assert!(bank.outbound.len() <= MAX_SERIES + 1);
+        let closed: u64 = bank.outbound.values().map(|t| t.closed).sum();
+        assert_eq!(closed, 6 + MAX_SERIES as u64 + 10);
+    }
+}

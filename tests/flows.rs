@@ -1,0 +1,607 @@
+//! Live tests of the socket-destroy counters (`src/flows.rs`) with default flags: a burst of
+//! 20,000 short loopback connections (connect, send 1,000 bytes, receive 500, close) made
+//! between two scrapes by a client that knows its own numbers. The listener's inbound key and
+//! the client's outbound key must each gain exactly 20,000 closes and exactly the bytes the
+//! client sent and received (mirrored on the listener's side), with nothing lost. Then
+//! connects to a closed port count as refused, and inside a test namespace read with
+//! `--netns=all` the same burst, and a burst closed with SO_LINGER 0, count exactly too.
+//! (One kernel limit: the end that closes first may be freed before the peer's FIN arrives,
+//! and its received bytes then count one short; see `assert_active_closer_received`.)
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::netns::TestNetns;
+use common::{require_root, sample, Exporter};
+
+const CONNECTIONS: usize = 20_000;
+const SENT: usize = 1_000;
+const RECEIVED: usize = 500;
+
+/// A free port below the ephemeral range (so the outbound series is labelled with it).
+fn fixed_port_listener() -> TcpListener {
+    for port in 21_000..30_000u16 {
+        if let Ok(l) = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)) {
+            return l;
+        }
+    }
+    panic!("no free port in 21000..30000");
+}
+
+/// Serve `listener` on `threads` threads until `stop`: read 1,000 bytes, answer 500, read
+/// until the client closes (or resets), close.
+fn serve(
+    listener: &TcpListener,
+    threads: usize,
+    stop: Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    listener.set_nonblocking(true).unwrap();
+    (0..threads)
+        .map(|_| {
+            let l = listener.try_clone().unwrap();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let mut c = match l.accept() {
+                        Ok((c, _)) => c,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(1));
+                            continue;
+                        }
+                        Err(e) => panic!("accept: {e}"),
+                    };
+                    c.set_nonblocking(false).unwrap();
+                    let mut b = [0u8; SENT];
+                    if c.read_exact(&mut b).is_err() {
+                        continue;
+                    }
+                    let _ = c.write_all(&[7u8; RECEIVED]);
+                    let mut rest = [0u8; 64];
+                    while matches!(c.read(&mut rest), Ok(n) if n > 0) {}
+                }
+            })
+        })
+        .collect()
+}
+
+/// `n` connections to `to` from `threads` threads: send 1,000 bytes, read 500, close (with
+/// SO_LINGER 0: a reset, which makes the kernel clear the client's remote port and counters).
+fn burst(to: SocketAddr, n: usize, threads: usize, linger0: bool) {
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let count = n / threads + usize::from(t < n % threads);
+            s.spawn(move || {
+                for _ in 0..count {
+                    let mut c = TcpStream::connect(to).expect("connect");
+                    c.write_all(&[1u8; SENT]).unwrap();
+                    let mut b = [0u8; RECEIVED];
+                    c.read_exact(&mut b).unwrap();
+                    if linger0 {
+                        set_linger0(&c);
+                    }
+                }
+            });
+        }
+    });
+}
+
+fn set_linger0(c: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: valid fd, pointer and length of a linger.
+    let rc = unsafe {
+        libc::setsockopt(
+            c.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&l as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
+}
+
+/// The counters of one key (labels matched as a subset; 0 when absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Counts {
+    closed: u64,
+    sent: u64,
+    received: u64,
+}
+
+fn counts(text: &str, side: &str, labels: &[(&str, &str)]) -> Counts {
+    let v = |name: &str, extra: Option<(&str, &str)>| {
+        let mut l = labels.to_vec();
+        l.extend(extra);
+        sample(text, name, &l).unwrap_or(0.0) as u64
+    };
+    Counts {
+        closed: v(&format!("netstat_{side}_connections_closed_total"), None),
+        sent: v(
+            &format!("netstat_{side}_bytes_total"),
+            Some(("direction", "sent")),
+        ),
+        received: v(
+            &format!("netstat_{side}_bytes_total"),
+            Some(("direction", "received")),
+        ),
+    }
+}
+
+/// The received bytes of the end that closed first (the client here): the kernel may free its
+/// socket in FIN-WAIT-2 before the peer's FIN arrives, and the destroy message does not say
+/// whether a FIN was counted in `tcpi_bytes_received`, so such a connection counts one byte
+/// short (documented). Never more than received, at most one byte short per connection.
+fn assert_active_closer_received(got: u64, connections: u64, per: u64, what: &str) {
+    let exact = connections * per;
+    assert!(
+        got <= exact && exact - got <= connections,
+        "{what}: received {got}, expected {exact} less at most one byte per connection"
+    );
+    if got != exact {
+        eprintln!(
+            "{what}: {} connections freed before the peer's FIN",
+            exact - got
+        );
+    }
+}
+
+fn lost(text: &str, netns: &[(&str, &str)]) -> f64 {
+    sample(text, "netstat_socket_destroy_lost_total", netns).expect("lost_total exported")
+}
+
+/// Scrape until `done` holds (the subscriber has read the burst's messages), at most 30 s;
+/// returns the last scrape.
+fn scrape_until(e: &Exporter, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = e.get("/metrics").text();
+        if done(&text) || Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn twenty_thousand_short_connections_counted_exactly() {
+    if !require_root() {
+        return;
+    }
+    let listener = fixed_port_listener();
+    let addr = listener.local_addr().unwrap();
+    let port = addr.port().to_string();
+    let e = Exporter::start(&[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let servers = serve(&listener, 4, stop.clone());
+    let out_key = [
+        ("remote_port", port.as_str()),
+        ("remote_network", "loopback"),
+        ("process", "unknown"),
+    ];
+    let in_key = [("port", port.as_str()), ("remote_network", "loopback")];
+    let before = e.get("/metrics").text();
+    assert_eq!(lost(&before, &[]), 0.0);
+    let out0 = counts(&before, "outbound", &out_key);
+    let in0 = counts(&before, "inbound", &in_key);
+
+    burst(addr, CONNECTIONS, 4, false);
+
+    let n = CONNECTIONS as u64;
+    let after = scrape_until(&e, |t| {
+        counts(t, "outbound", &out_key).closed >= out0.closed + n
+            && counts(t, "inbound", &in_key).closed >= in0.closed + n
+    });
+    stop.store(true, Ordering::Relaxed);
+    for s in servers {
+        s.join().unwrap();
+    }
+    let out1 = counts(&after, "outbound", &out_key);
+    let in1 = counts(&after, "inbound", &in_key);
+    assert_eq!(lost(&after, &[]), 0.0, "messages lost");
+    assert_eq!(
+        (out1.closed - out0.closed, out1.sent - out0.sent),
+        (n, n * SENT as u64),
+        "client's outbound key"
+    );
+    assert_active_closer_received(
+        out1.received - out0.received,
+        n,
+        RECEIVED as u64,
+        "client's outbound key",
+    );
+    assert_eq!(
+        (
+            in1.closed - in0.closed,
+            in1.sent - in0.sent,
+            in1.received - in0.received
+        ),
+        (n, n * RECEIVED as u64, n * SENT as u64),
+        "listener's inbound key"
+    );
+    // The listener is named (the inbound key carries its process: this test).
+    let me = std::fs::read_to_string("/proc/self/comm").unwrap();
+    let named = counts(
+        &after,
+        "inbound",
+        &[("port", port.as_str()), ("process", me.trim())],
+    );
+    assert_eq!(
+        named.closed - in0.closed,
+        n,
+        "inbound key named after the listener's owner"
+    );
+    // Nothing more arrives later: exact, not just at least.
+    std::thread::sleep(Duration::from_secs(2));
+    let again = e.get("/metrics").text();
+    assert_eq!(counts(&again, "outbound", &out_key), out1);
+    assert_eq!(counts(&again, "inbound", &in_key), in1);
+}
+
+#[test]
+fn connects_to_a_closed_port_count_as_refused() {
+    if !require_root() {
+        return;
+    }
+    let e = Exporter::start(&[]);
+    let key = [
+        ("remote_port", "unknown"),
+        ("remote_network", "loopback"),
+        ("reason", "refused"),
+    ];
+    let get = |t: &str| sample(t, "netstat_outbound_connect_failures_total", &key).unwrap_or(0.0);
+    let before = get(&e.get("/metrics").text());
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    for _ in 0..100 {
+        assert!(TcpStream::connect(closed).is_err());
+    }
+    let text = scrape_until(&e, |t| get(t) >= before + 100.0);
+    // Other processes of the host may be refused on loopback meanwhile: at least ours.
+    assert!(
+        get(&text) - before >= 100.0,
+        "{} refused",
+        get(&text) - before
+    );
+}
+
+#[test]
+fn test_namespace_with_netns_all_normal_and_linger_zero() {
+    if !require_root() {
+        return;
+    }
+    let ns = TestNetns::new("fl");
+    let inode = std::fs::metadata(format!("/run/netns/{}", ns.name))
+        .unwrap()
+        .ino()
+        .to_string();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (listener, servers) = ns.run(|| {
+        let l = TcpListener::bind("127.0.0.1:2222").unwrap();
+        let s = serve(&l, 4, stop.clone());
+        (l, s)
+    });
+    let addr = listener.local_addr().unwrap();
+    let include = format!("--netns.include={}", ns.name);
+    let e = Exporter::start(&["--netns=all", &include]);
+    let nsl = ("netns", inode.as_str());
+    let out_key = [("remote_port", "2222"), ("remote_network", "loopback"), nsl];
+    let unknown_key = [
+        ("remote_port", "unknown"),
+        ("remote_network", "loopback"),
+        nsl,
+    ];
+    let in_key = [("port", "2222"), nsl];
+    let before = e.get("/metrics").text();
+    assert_eq!(lost(&before, &[nsl]), 0.0);
+    let n = CONNECTIONS as u64;
+
+    ns.run(|| burst(addr, CONNECTIONS, 4, false));
+    // Outbound messages wait up to 200 ms for a listener to claim them: wait for both.
+    let text = scrape_until(&e, |t| {
+        counts(t, "inbound", &in_key).closed >= n && counts(t, "outbound", &out_key).closed >= n
+    });
+    assert_eq!(lost(&text, &[nsl]), 0.0, "messages lost");
+    let outbound = counts(&text, "outbound", &out_key);
+    assert_eq!((outbound.closed, outbound.sent), (n, n * SENT as u64));
+    assert_active_closer_received(outbound.received, n, RECEIVED as u64, "outbound key");
+    assert_eq!(
+        counts(&text, "inbound", &in_key),
+        Counts {
+            closed: n,
+            sent: n * RECEIVED as u64,
+            received: n * SENT as u64
+        }
+    );
+
+    // SO_LINGER 0: the client's end is reset; the kernel clears its remote port and zeroes
+    // its counters before the message is sent, so the client's closes count under
+    // remote_port="unknown" without bytes. The listener's end keeps everything; it received
+    // a reset instead of a FIN, which the destroy message does not tell apart: its received
+    // bytes count one less per connection (documented).
+    ns.run(|| burst(addr, CONNECTIONS, 4, true));
+    let text = scrape_until(&e, |t| {
+        counts(t, "inbound", &in_key).closed >= 2 * n
+            && counts(t, "outbound", &unknown_key).closed >= n
+    });
+    stop.store(true, Ordering::Relaxed);
+    for s in servers {
+        s.join().unwrap();
+    }
+    assert_eq!(lost(&text, &[nsl]), 0.0, "messages lost");
+    assert_eq!(
+        counts(&text, "outbound", &unknown_key),
+        Counts {
+            closed: n,
+            sent: 0,
+            received: 0
+        }
+    );
+    assert_eq!(counts(&text, "outbound", &out_key).closed, n, "unchanged");
+    let inbound = counts(&text, "inbound", &in_key);
+    assert_eq!(inbound.closed, 2 * n);
+    assert_eq!(inbound.sent, 2 * n * RECEIVED as u64);
+    assert_eq!(inbound.received, n * SENT as u64 + n * (SENT as u64 - 1));
+    drop(listener);
+}
+
+/// Failed connects, counted by reason, in a namespace nothing else uses: 100 connects to a
+/// closed port are 100 `refused`; connects into a delay line that drops everything (with
+/// `tcp_syn_retries=1` in the client's namespace) are `timeout`, with their remote port when
+/// the connect was non-blocking (the kernel keeps it) and `unknown` after a blocking one
+/// (whose failure path clears it).
+#[test]
+fn failed_connects_by_reason_in_a_test_namespace() {
+    if !require_root() {
+        return;
+    }
+    let ns = TestNetns::new("ff");
+    ns.exec(&["sysctl", "-qw", "net.ipv4.tcp_syn_retries=1"]);
+    let host = Ipv4Addr::new(10, 213, 27, 1);
+    let _line = common::delayline::DelayLine::new(
+        &ns,
+        "ff",
+        host,
+        Ipv4Addr::new(10, 213, 27, 2),
+        Duration::from_millis(5),
+        1.0,
+    );
+    let inode = std::fs::metadata(format!("/run/netns/{}", ns.name))
+        .unwrap()
+        .ino()
+        .to_string();
+    let include = format!("--netns.include={}", ns.name);
+    let e = Exporter::start(&["--netns=all", &include]);
+    let _ = e.get("/metrics");
+    let nsl = ("netns", inode.as_str());
+    let failures = |t: &str, port: &str, network: &str, reason: &str| {
+        sample(
+            t,
+            "netstat_outbound_connect_failures_total",
+            &[
+                ("remote_port", port),
+                ("remote_network", network),
+                ("reason", reason),
+                nsl,
+            ],
+        )
+        .unwrap_or(0.0) as u64
+    };
+    ns.run(|| {
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        for _ in 0..100 {
+            assert!(TcpStream::connect(closed).is_err());
+        }
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(move || nonblocking_connect_times_out(SocketAddrV4::new(host, 5432)));
+            }
+            for _ in 0..2 {
+                s.spawn(move || {
+                    let err = TcpStream::connect(SocketAddrV4::new(host, 5432)).unwrap_err();
+                    assert_eq!(err.raw_os_error(), Some(libc::ETIMEDOUT), "{err}");
+                });
+            }
+        });
+    });
+    let text = scrape_until(&e, |t| {
+        failures(t, "5432", "private", "timeout") >= 3
+            && failures(t, "unknown", "private", "timeout") >= 2
+            && failures(t, "unknown", "loopback", "refused") >= 100
+    });
+    assert_eq!(failures(&text, "unknown", "loopback", "refused"), 100);
+    assert_eq!(failures(&text, "5432", "private", "timeout"), 3);
+    assert_eq!(failures(&text, "unknown", "private", "timeout"), 2);
+    assert_eq!(failures(&text, "unknown", "private", "refused"), 0);
+    // Failed connects are not closed connections.
+    assert_eq!(
+        counts(&text, "outbound", &[("remote_network", "private"), nsl]).closed,
+        0
+    );
+    assert_eq!(lost(&text, &[nsl]), 0.0);
+}
+
+/// A non-blocking connect to `to`, waited for until the kernel gives up (ETIMEDOUT), then
+/// closed.
+fn nonblocking_connect_times_out(to: SocketAddrV4) {
+    // SAFETY: plain socket calls on a fresh fd, closed at the end.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        );
+        assert!(fd >= 0);
+        let mut a: libc::sockaddr_in = std::mem::zeroed();
+        a.sin_family = libc::AF_INET as libc::sa_family_t;
+        a.sin_port = to.port().to_be();
+        a.sin_addr.s_addr = u32::from_ne_bytes(to.ip().octets());
+        let rc = libc::connect(
+            fd,
+            (&a as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        );
+        assert!(rc < 0 && *libc::__errno_location() == libc::EINPROGRESS);
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        assert_eq!(libc::poll(&mut p, 1, 20_000), 1, "connect did not end");
+        let mut err: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        );
+        assert_eq!(err, libc::ETIMEDOUT);
+        libc::close(fd);
+    }
+}
+
+/// Every counter series of the destroy stream in a scrape: (name and labels) -> value.
+fn counter_series(text: &str) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| {
+            !l.starts_with('#')
+                && (l.starts_with("netstat_outbound_connections_closed_total")
+                    || l.starts_with("netstat_outbound_bytes_total")
+                    || l.starts_with("netstat_outbound_retransmitted_segments_total")
+                    || l.starts_with("netstat_inbound_connections_closed_total")
+                    || l.starts_with("netstat_inbound_bytes_total")
+                    || l.starts_with("netstat_inbound_retransmitted_segments_total")
+                    || l.starts_with("netstat_outbound_connect_failures_total")
+                    || l.starts_with("netstat_socket_destroy_"))
+        })
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// 60 s of mixed churn (holders of long-lived connections made and dropped, short
+/// connections, refused connects), scraped every second by two exporters: one with the
+/// default flags, one with a tiny receive buffer (forced losses). In every sample of either,
+/// no counter decreases and no series disappears; the forced one counts its losses.
+#[test]
+fn counters_never_decrease_under_churn_even_with_losses() {
+    if !require_root() {
+        return;
+    }
+    let listener = fixed_port_listener();
+    let addr = listener.local_addr().unwrap();
+    let normal = Exporter::start(&[]);
+    let lossy = Exporter::start(&["--collector.connections.flows.receive-buffer=4096"]);
+    let _ = (normal.get("/metrics"), lossy.get("/metrics"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let servers = serve(&listener, 4, stop.clone());
+    // The churn stops first (between rounds), then the servers: a client must never wait
+    // for a server that is gone.
+    let stop_churn = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let stop = stop_churn.clone();
+        std::thread::spawn(move || {
+            let mut rounds = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // Long-lived connections (in forked holders) that close together.
+                let held = common::sockload::hold_tcp(2_000).expect("hold");
+                burst(addr, 2_000, 2, rounds.is_multiple_of(3));
+                let closed = TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap();
+                for _ in 0..20 {
+                    let _ = TcpStream::connect(closed);
+                }
+                drop(held);
+                rounds += 1;
+            }
+            rounds
+        })
+    };
+    let mut last: [std::collections::BTreeMap<String, f64>; 2] = Default::default();
+    let sample = |last: &mut [std::collections::BTreeMap<String, f64>; 2]| {
+        for (i, e) in [&normal, &lossy].into_iter().enumerate() {
+            let now = counter_series(&e.get("/metrics").text());
+            for (series, before) in &last[i] {
+                match now.get(series) {
+                    None => panic!("exporter {i}: series disappeared: {series}"),
+                    Some(v) => assert!(
+                        v >= before,
+                        "exporter {i}: {series} went from {before} to {v}"
+                    ),
+                }
+            }
+            last[i] = now;
+        }
+    };
+    let mut samples = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        sample(&mut last);
+        samples += 1;
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    stop_churn.store(true, Ordering::Relaxed);
+    let rounds = churn.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for s in servers {
+        s.join().unwrap();
+    }
+    // The last messages (and those waiting for a listener) are in after a moment.
+    std::thread::sleep(Duration::from_secs(2));
+    sample(&mut last);
+    assert!(
+        samples >= 30 && rounds >= 3,
+        "{samples} samples, {rounds} rounds"
+    );
+    let value = |i: usize, prefix: &str| -> f64 {
+        last[i]
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix) && !k.contains("netns="))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    assert_eq!(
+        value(0, "netstat_socket_destroy_lost_total"),
+        0.0,
+        "default buffer lost messages"
+    );
+    assert!(
+        value(1, "netstat_socket_destroy_lost_total") > 0.0,
+        "the tiny buffer lost nothing"
+    );
+    // Both saw the churn; the lossy one counted less.
+    let closed = |i| value(i, "netstat_inbound_connections_closed_total");
+    // Each round closes 2,000 connections to the test's listener and 2,000 held ones.
+    assert!(
+        closed(0) >= (rounds * 2_000) as f64,
+        "{} closes for {rounds} rounds",
+        closed(0)
+    );
+    assert!(closed(1) < closed(0), "{} vs {}", closed(1), closed(0));
+    eprintln!(
+        "{samples} samples, {rounds} rounds; closes counted {} (default) vs {} (4 KiB buffer, {} overruns)",
+        closed(0),
+        closed(1),
+        value(1, "netstat_socket_destroy_lost_total")
+    );
+}
