@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::collectors::rows::{CollectorStatus, NamespaceRow, Rows, Scraped};
 use crate::collectors::{self, Collector};
 use crate::config::{Config, NetnsConfig};
 use crate::metrics::{Desc, MetricFamily};
@@ -274,6 +275,17 @@ impl Scraper {
         selection: Option<&[String]>,
         timeout: Option<Duration>,
     ) -> Vec<MetricFamily> {
+        self.scrape_typed(selection, timeout).0
+    }
+
+    /// [`scrape_with_timeout`](Self::scrape_with_timeout), with what the scrape read typed
+    /// (the rows the families were rendered from, each collector's outcome, the namespaces):
+    /// what the snapshot is made of.
+    pub fn scrape_typed(
+        &self,
+        selection: Option<&[String]>,
+        timeout: Option<Duration>,
+    ) -> (Vec<MetricFamily>, Scraped) {
         let begin = Instant::now();
         let deadline = timeout.and_then(|t| begin.checked_add(t));
         let mut families = Vec::new();
@@ -285,8 +297,9 @@ impl Scraper {
             .iter()
             .map(|slot| slot.request(&self.shared))
             .collect();
-        // Collector index -> (families, ok, seconds), to answer in registry order.
-        let mut by_collector: BTreeMap<usize, (Vec<MetricFamily>, bool, f64)> = BTreeMap::new();
+        // Collector index -> (families, rows, ok, seconds), to answer in registry order.
+        let mut by_collector: BTreeMap<usize, (Vec<MetricFamily>, Rows, bool, f64)> =
+            BTreeMap::new();
         // The namespaces one run read (the first run that reports them).
         let mut netns_run: Option<Arc<Run>> = None;
         // Which run of each job this request got, and whether it covers every collector.
@@ -301,7 +314,8 @@ impl Scraper {
                         netns_run = Some(run.clone());
                     }
                     for (&i, r) in ticket.slot.members.iter().zip(&run.results) {
-                        by_collector.insert(i, (r.families.clone(), r.ok, r.seconds));
+                        by_collector
+                            .insert(i, (r.families.clone(), r.rows.clone(), r.ok, r.seconds));
                     }
                 }
                 None => {
@@ -316,26 +330,44 @@ impl Scraper {
                         let mut totals = lock(&self.shared.errors_total);
                         *totals.entry((name, "scrape_timeout".into())).or_default() += 1;
                         drop(totals);
-                        by_collector.insert(i, (Vec::new(), false, waited.as_secs_f64()));
+                        by_collector.insert(
+                            i,
+                            (Vec::new(), Rows::default(), false, waited.as_secs_f64()),
+                        );
                     }
                 }
             }
         }
-        for (i, (fams, ok, seconds)) in by_collector {
+        let mut scraped = Scraped::default();
+        for (i, (fams, rows, ok, seconds)) in by_collector {
             let name = self.shared.collectors[i].name();
             families.extend(fams);
-            duration.push(vec![("collector", name.into())], seconds);
-            success.push(vec![("collector", name.into())], ok);
+            scraped.rows.extend(rows);
+            scraped.collectors.push(CollectorStatus {
+                name: name.into(),
+                success: ok,
+                duration_seconds: seconds,
+            });
+        }
+        // The self-metrics of the collectors, rendered from their statuses.
+        for c in &scraped.collectors {
+            duration.push(vec![("collector", c.name.clone())], c.duration_seconds);
+            success.push(vec![("collector", c.name.clone())], c.success);
         }
         if self.shared.netns.is_some() {
             let report = netns_run.as_ref().and_then(|r| r.netns.as_ref());
-            families.extend(self.netns_families(report));
+            scraped.namespaces = report.map(namespace_rows);
+            families.extend(self.netns_families(scraped.namespaces.as_deref(), report));
         }
         families.push(duration);
         families.push(success);
         families.push(self.errors_family());
         families.push(build_info());
-        families.extend(self.process_families());
+        let process = process::read_self(&self.procfs)
+            .map_err(|e| tracing::debug!(error = %e, "process metrics unavailable"))
+            .ok();
+        scraped.start_time_seconds = process.as_ref().map(|p| p.start_time_seconds);
+        families.extend(process.map(process_families).unwrap_or_default());
         if let Some(w) = self.watch.get() {
             families.extend(w.families());
         }
@@ -345,11 +377,11 @@ impl Scraper {
             // never a collect[] subset (a partial view). A job that timed out is in no run
             // here: its collectors are reported failed and the log carries their last view.
             if every && self.first_to_observe(runs) {
-                events.observe(&families);
+                events.observe(&scraped);
             }
             families.extend(events.families());
         }
-        families
+        (families, scraped)
     }
 
     /// Whether the runs `runs` (job, run number) were not observed yet; records them.
@@ -366,17 +398,21 @@ impl Scraper {
     /// `netstat_netns_info`, `netstat_netns`, `netstat_netns_dropped` (from the run that read
     /// the namespaces; absent when no collector that reads them was scraped) and
     /// `netstat_netns_errors_total`.
-    fn netns_families(&self, report: Option<&NetnsReport>) -> Vec<MetricFamily> {
+    fn netns_families(
+        &self,
+        rows: Option<&[NamespaceRow]>,
+        report: Option<&NetnsReport>,
+    ) -> Vec<MetricFamily> {
         let mut out = Vec::new();
-        if let Some(r) = report {
+        if let (Some(rows), Some(r)) = (rows, report) {
             let mut info = NETNS_INFO.family();
-            for (label, i) in &r.read {
+            for n in rows {
                 info.push(
                     vec![
-                        ("netns", label.clone()),
-                        ("name", i.name.clone()),
-                        ("container_id", i.container_id.clone()),
-                        ("pod_uid", i.pod_uid.clone()),
+                        ("netns", n.netns.clone()),
+                        ("name", n.name.clone()),
+                        ("container_id", n.container_id.clone()),
+                        ("pod_uid", n.pod_uid.clone()),
                     ],
                     1u64,
                 );
@@ -411,28 +447,34 @@ impl Scraper {
         }
         f
     }
+}
 
-    fn process_families(&self) -> Vec<MetricFamily> {
-        match process::read_self(&self.procfs) {
-            Ok(p) => {
-                let mut v = vec![
-                    PROCESS_CPU.family().with(vec![], p.cpu_seconds),
-                    PROCESS_RSS.family().with(vec![], p.resident_memory_bytes),
-                    PROCESS_VSZ.family().with(vec![], p.virtual_memory_bytes),
-                    PROCESS_OPEN_FDS.family().with(vec![], p.open_fds),
-                    PROCESS_START.family().with(vec![], p.start_time_seconds),
-                ];
-                if let Some(max) = p.max_fds {
-                    v.push(PROCESS_MAX_FDS.family().with(vec![], max));
-                }
-                v
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "process metrics unavailable");
-                Vec::new()
-            }
-        }
+/// The namespaces of a run's report, typed (`netstat_netns_info` is rendered from them).
+fn namespace_rows(r: &NetnsReport) -> Vec<NamespaceRow> {
+    r.read
+        .iter()
+        .map(|(label, i)| NamespaceRow {
+            netns: label.clone(),
+            name: i.name.clone(),
+            container_id: i.container_id.clone(),
+            pod_uid: i.pod_uid.clone(),
+        })
+        .collect()
+}
+
+/// The exporter's process metrics.
+fn process_families(p: process::ProcessStats) -> Vec<MetricFamily> {
+    let mut v = vec![
+        PROCESS_CPU.family().with(vec![], p.cpu_seconds),
+        PROCESS_RSS.family().with(vec![], p.resident_memory_bytes),
+        PROCESS_VSZ.family().with(vec![], p.virtual_memory_bytes),
+        PROCESS_OPEN_FDS.family().with(vec![], p.open_fds),
+        PROCESS_START.family().with(vec![], p.start_time_seconds),
+    ];
+    if let Some(max) = p.max_fds {
+        v.push(PROCESS_MAX_FDS.family().with(vec![], max));
     }
+    v
 }
 
 pub(super) fn record_errors(totals: &ErrorTotals, collector: &'static str, errors: &[SourceError]) {
@@ -479,6 +521,7 @@ mod tests {
                     MetricFamily::gauge("test_started", "run start").with(vec![], started),
                 ],
                 errors: vec![],
+                ..Collected::default()
             }
         }
     }
