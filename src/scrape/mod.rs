@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::collectors::rows::{CollectorStatus, NamespaceRow, Rows, Scraped};
+use crate::collectors::rows::{CollectorStatus, NamespaceRow, Scraped};
 use crate::collectors::{self, Collector};
 use crate::config::{Config, NetnsConfig};
 use crate::metrics::{Desc, MetricFamily};
@@ -275,7 +275,7 @@ impl Scraper {
         selection: Option<&[String]>,
         timeout: Option<Duration>,
     ) -> Vec<MetricFamily> {
-        self.scrape_typed(selection, timeout).0
+        self.scrape_runs(selection, timeout, false).0
     }
 
     /// [`scrape_with_timeout`](Self::scrape_with_timeout), with what the scrape read typed
@@ -285,6 +285,17 @@ impl Scraper {
         &self,
         selection: Option<&[String]>,
         timeout: Option<Duration>,
+    ) -> (Vec<MetricFamily>, Scraped) {
+        self.scrape_runs(selection, timeout, true)
+    }
+
+    /// One scrape; its rows are gathered from the runs (copied) only when `want_rows` or
+    /// when the change log observes this scrape.
+    fn scrape_runs(
+        &self,
+        selection: Option<&[String]>,
+        timeout: Option<Duration>,
+        want_rows: bool,
     ) -> (Vec<MetricFamily>, Scraped) {
         let begin = Instant::now();
         let deadline = timeout.and_then(|t| begin.checked_add(t));
@@ -297,9 +308,10 @@ impl Scraper {
             .iter()
             .map(|slot| slot.request(&self.shared))
             .collect();
-        // Collector index -> (families, rows, ok, seconds), to answer in registry order.
-        let mut by_collector: BTreeMap<usize, (Vec<MetricFamily>, Rows, bool, f64)> =
-            BTreeMap::new();
+        // Collector index -> (families, ok, seconds), to answer in registry order.
+        let mut by_collector: BTreeMap<usize, (Vec<MetricFamily>, bool, f64)> = BTreeMap::new();
+        // Collector index -> its run and its place among the run's results (for its rows).
+        let mut rows_at: BTreeMap<usize, (Arc<Run>, usize)> = BTreeMap::new();
         // The namespaces one run read (the first run that reports them).
         let mut netns_run: Option<Arc<Run>> = None;
         // Which run of each job this request got, and whether it covers every collector.
@@ -313,9 +325,9 @@ impl Scraper {
                     if netns_run.is_none() && run.netns.is_some() {
                         netns_run = Some(run.clone());
                     }
-                    for (&i, r) in ticket.slot.members.iter().zip(&run.results) {
-                        by_collector
-                            .insert(i, (r.families.clone(), r.rows.clone(), r.ok, r.seconds));
+                    for (k, (&i, r)) in ticket.slot.members.iter().zip(&run.results).enumerate() {
+                        by_collector.insert(i, (r.families.clone(), r.ok, r.seconds));
+                        rows_at.insert(i, (run.clone(), k));
                     }
                 }
                 None => {
@@ -330,19 +342,15 @@ impl Scraper {
                         let mut totals = lock(&self.shared.errors_total);
                         *totals.entry((name, "scrape_timeout".into())).or_default() += 1;
                         drop(totals);
-                        by_collector.insert(
-                            i,
-                            (Vec::new(), Rows::default(), false, waited.as_secs_f64()),
-                        );
+                        by_collector.insert(i, (Vec::new(), false, waited.as_secs_f64()));
                     }
                 }
             }
         }
         let mut scraped = Scraped::default();
-        for (i, (fams, rows, ok, seconds)) in by_collector {
+        for (i, (fams, ok, seconds)) in by_collector {
             let name = self.shared.collectors[i].name();
             families.extend(fams);
-            scraped.rows.extend(rows);
             scraped.collectors.push(CollectorStatus {
                 name: name.into(),
                 success: ok,
@@ -371,12 +379,20 @@ impl Scraper {
         if let Some(w) = self.watch.get() {
             families.extend(w.families());
         }
+        // The change log observes each finished set of runs once: not again for another
+        // request served by the same runs (a page poll next to a Prometheus scrape), and never
+        // a collect[] subset (a partial view). A job that timed out is in no run here: its
+        // collectors are reported failed and the log carries their last view.
+        let observe = self.events.is_some() && every && self.first_to_observe(runs);
+        if want_rows || observe {
+            for (run, k) in rows_at.values() {
+                if let Some(r) = run.results.get(*k) {
+                    scraped.rows.extend(r.rows.clone());
+                }
+            }
+        }
         if let Some(events) = &self.events {
-            // The change log observes each finished set of runs once: not again for another
-            // request served by the same runs (a page poll next to a Prometheus scrape), and
-            // never a collect[] subset (a partial view). A job that timed out is in no run
-            // here: its collectors are reported failed and the log carries their last view.
-            if every && self.first_to_observe(runs) {
+            if observe {
                 events.observe(&scraped);
             }
             families.extend(events.families());
@@ -606,6 +622,88 @@ mod tests {
         fn collect(&self, ns: &Netns) -> Collected {
             self.1.collect(ns)
         }
+    }
+
+    /// A listeners collector whose listeners are the ports in `.0`, made into rows and
+    /// families by the listeners collector's own functions.
+    struct Ports(Arc<Mutex<Vec<u16>>>);
+
+    impl SimpleCollector for Ports {
+        fn name(&self) -> &'static str {
+            "listeners"
+        }
+        fn collect(&self, _ns: &Netns) -> Collected {
+            use crate::collectors::listeners::{self, ListenerAgg, ListenerKey, RenderOptions};
+            use crate::source::inet::{Family, Protocol};
+            let raw = lock(&self.0)
+                .iter()
+                .map(|&port| {
+                    let key = ListenerKey {
+                        protocol: Protocol::Tcp,
+                        family: Family::Ipv4,
+                        address: std::net::Ipv4Addr::LOCALHOST.into(),
+                        port,
+                    };
+                    (key, ListenerAgg::default())
+                })
+                .collect();
+            let (services, users, owners) = Default::default();
+            let ls = listeners::resolve_names(raw, &services, &users, &owners, None);
+            let opts = RenderOptions {
+                limits: false,
+                attribution: false,
+                expected: false,
+            };
+            let rows = listeners::rows(&ls, opts, None);
+            Collected {
+                families: listeners::render(&rows, 0, opts),
+                rows: crate::collectors::rows::Rows {
+                    listeners: Some(crate::collectors::rows::Listeners {
+                        rows,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                errors: vec![],
+            }
+        }
+    }
+
+    /// The change log is fed the rows of the scrape the engine ran (and the snapshot gets
+    /// the same): opened, then closed when the last listener is gone.
+    #[test]
+    fn the_rows_of_a_run_reach_the_change_log_and_the_snapshot() {
+        let ports = Arc::new(Mutex::new(vec![8080]));
+        let log = Arc::new(crate::events::EventLog::new(10));
+        let s = Scraper::new(vec![Box::new(Ports(ports.clone()))], "/nonexistent".into())
+            .with_events(Some(log.clone()));
+        let (_, scraped) = s.scrape_typed(None, None);
+        let l = scraped.rows.listeners.as_ref().unwrap();
+        assert_eq!(l.rows[0].port, 8080);
+        assert_eq!(scraped.collectors[0].name, "listeners");
+        assert!(scraped.collectors[0].success);
+        lock(&ports).push(8081);
+        s.scrape(None);
+        lock(&ports).clear();
+        s.scrape(None);
+        let kinds: Vec<(&str, u16)> = log
+            .since(0, 10)
+            .events
+            .iter()
+            .map(|e| match &e.subject {
+                crate::events::Subject::Listener { port, .. } => (e.kind.as_str(), *port),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("listener_opened", 8081),
+                ("listener_closed", 8080),
+                ("listener_closed", 8081)
+            ],
+            "the last listener going is an event too"
+        );
     }
 
     #[test]
