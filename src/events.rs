@@ -1,15 +1,16 @@
-//! Continuous capture (`netstat -c`, for the browser and the log): each scrape's families are
-//! compared with the previous scrape's, and what changed becomes an [`Event`]: a listener
+//! Continuous capture (`netstat -c`, for the browser and the log): each scrape's typed rows
+//! (crate::collectors::rows, what its families were rendered from) are compared with the
+//! previous scrape's, and what changed becomes an [`Event`]: a listener
 //! opened, closed, changed owner or became unexpected; an outbound key became unexpected; an
 //! interface appeared, vanished or changed a flag; a network namespace appeared or vanished.
 //!
-//! [`Observation::from_families`] and [`diff`] are pure; [`EventLog`] keeps the previous
+//! [`Observation::from_scraped`] and [`diff`] are pure; [`EventLog`] keeps the previous
 //! observation, a bounded ring of events (oldest dropped and counted), writes one info log
 //! line per event and renders `netstat_events_total{kind}` / `netstat_events_dropped_total`.
 //!
 //! Events come from the scrapes that requests trigger (Prometheus, the landing page): their
 //! time resolution is the scrape interval. The first observation of each kind is the baseline
-//! and records nothing. A kind is only diffed when its family is in the scrape; when the
+//! and records nothing. A kind is only diffed when its collector ran in the scrape; when the
 //! collector that produced it failed, what is missing is not reported closed or vanished.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -18,9 +19,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::collectors::rows::{ListenerRow, Scraped};
 use crate::collectors::{connections, interfaces, listeners};
-use crate::metrics::{label, Desc, MetricFamily, Sample};
-use crate::self_metrics::COLLECTOR_SUCCESS;
+use crate::metrics::{Desc, MetricFamily};
 
 pub static EVENTS: Desc = Desc::counter(
     "netstat_events",
@@ -33,36 +34,11 @@ pub static EVENTS_DROPPED: Desc = Desc::counter(
     "Events dropped from the in-memory event log because it held --events.capacity events.",
 );
 
-// ---------------------------------------------------------------------------------------------
-// Every family read here (from its declaration), with the collector that produces it (None:
-// not known to this module; such a family counts as complete only when every collector of
-// the scrape succeeded).
-
-struct Families {
-    listener_info: (&'static str, Option<&'static str>),
-    listener_unexpected: (&'static str, Option<&'static str>),
-    interface_info: (&'static str, Option<&'static str>),
-    interface_flag: (&'static str, Option<&'static str>),
-    netns_info: (&'static str, Option<&'static str>),
-    outbound_unexpected: (&'static str, Option<&'static str>),
-    collector_success: &'static str,
-}
-
-const FAMILIES: Families = Families {
-    listener_info: (listeners::INFO.name, Some(listeners::DECL.name)),
-    listener_unexpected: (listeners::UNEXPECTED.name, Some(listeners::DECL.name)),
-    interface_info: (interfaces::INFO.name, Some(interfaces::DECL.name)),
-    interface_flag: (interfaces::FLAG.name, Some(interfaces::DECL.name)),
-    netns_info: (crate::self_metrics::NETNS_INFO.name, None),
-    outbound_unexpected: (connections::UNEXPECTED.name, Some(connections::DECL.name)),
-    collector_success: COLLECTOR_SUCCESS.name,
-};
-
 /// The listeners collector's `process` value for an owner it could not resolve.
 const UNKNOWN_OWNER: &str = "unknown";
 
 /// Interface flags whose changes are events (`lower_up` is the carrier).
-pub const WATCHED_FLAGS: [&str; 4] = ["up", "running", "lower_up", "promisc"];
+pub use crate::collectors::rows::WATCHED_FLAGS;
 
 /// Version of the `/api/v1/events` schema (bumped on incompatible changes).
 pub const SCHEMA_VERSION: u32 = 1;
@@ -282,120 +258,114 @@ pub struct Observation {
     pub outbound: Option<Part<BTreeSet<OutboundKey>>>,
 }
 
-fn listener_key(s: &Sample) -> Option<ListenerKey> {
-    Some((
-        label(s, "netns").to_string(),
-        label(s, "protocol").to_string(),
-        label(s, "family").to_string(),
-        label(s, "address").to_string(),
-        label(s, "port").parse().ok()?,
-    ))
+fn listener_key(r: &ListenerRow) -> ListenerKey {
+    (
+        r.netns.clone(),
+        r.protocol.clone(),
+        r.family.clone(),
+        r.address.clone(),
+        r.port,
+    )
 }
 
 impl Observation {
-    /// Read the families of one scrape. Samples with malformed labels are skipped.
-    pub fn from_families(families: &[MetricFamily]) -> Observation {
-        let present = |name: &str| families.iter().any(|f| f.name == name);
-        let samples = |name: &'static str| {
-            families
-                .iter()
-                .filter(move |f| f.name == name)
-                .flat_map(|f| f.samples.iter())
-        };
-        // Collector -> succeeded, from netstat_scrape_collector_success.
-        let success: BTreeMap<&str, bool> = samples(FAMILIES.collector_success)
-            .map(|s| (label(s, "collector"), s.value.as_f64() == 1.0))
+    /// Read the typed rows of one scrape.
+    pub fn from_scraped(s: &Scraped) -> Observation {
+        // Collector -> succeeded, from the scrape's collector statuses.
+        let success: BTreeMap<&str, bool> = s
+            .collectors
+            .iter()
+            .map(|c| (c.name.as_str(), c.success))
             .collect();
+        // The rows of a collector count as complete when it succeeded; the namespaces (no
+        // collector's) when every collector of the scrape did.
         let complete = |owner: Option<&str>| match owner {
             Some(c) => success.get(c).copied().unwrap_or(false),
             None => success.values().all(|ok| *ok),
         };
-        let part = |(name, owner): (&'static str, Option<&'static str>)| {
-            present(name).then(|| complete(owner))
-        };
-
+        let rows = &s.rows;
         let mut o = Observation::default();
-        if let Some(complete) = part(FAMILIES.listener_info) {
-            let items = samples(FAMILIES.listener_info.0)
-                .filter_map(|s| {
+        if let Some(l) = &rows.listeners {
+            let complete = complete(Some(listeners::DECL.name));
+            let items = l
+                .rows
+                .iter()
+                .map(|r| {
                     let attrs = ListenerAttrs {
-                        service: label(s, "service").into(),
-                        process: label(s, "process").into(),
-                        user: label(s, "user").into(),
-                        container_id: label(s, "container_id").into(),
-                        pod_uid: label(s, "pod_uid").into(),
+                        service: r.service.clone(),
+                        process: r.process.clone(),
+                        user: r.user.clone(),
+                        container_id: r.container_id.clone(),
+                        pod_uid: r.pod_uid.clone(),
                     };
-                    Some((listener_key(s)?, attrs))
+                    (listener_key(r), attrs)
                 })
                 .collect();
             o.listeners = Some(Part { items, complete });
-        }
-        if let Some(complete) = part(FAMILIES.listener_unexpected) {
-            let items = samples(FAMILIES.listener_unexpected.0)
-                .filter(|s| s.value.as_f64() > 0.0)
-                .filter_map(listener_key)
-                .collect();
-            o.unexpected = Some(Part { items, complete });
-        }
-        if let Some(complete) = part(FAMILIES.interface_info) {
-            let mut items: BTreeMap<InterfaceKey, InterfaceState> =
-                samples(FAMILIES.interface_info.0)
-                    .map(|s| {
-                        let key = (
-                            label(s, "netns").to_string(),
-                            label(s, "device").to_string(),
-                        );
-                        let st = InterfaceState {
-                            flags: label(s, "flags").into(),
-                            operstate: label(s, "operstate").into(),
-                            flag: BTreeMap::new(),
-                        };
-                        (key, st)
-                    })
+            if l.policy {
+                let items = l
+                    .rows
+                    .iter()
+                    .filter(|r| r.unexpected == Some(true))
+                    .map(listener_key)
                     .collect();
-            for s in samples(FAMILIES.interface_flag.0) {
-                let flag = label(s, "flag");
-                if !WATCHED_FLAGS.contains(&flag) {
-                    continue;
-                }
-                let key = (
-                    label(s, "netns").to_string(),
-                    label(s, "device").to_string(),
-                );
-                if let Some(st) = items.get_mut(&key) {
-                    st.flag.insert(flag.to_string(), s.value.as_f64() > 0.0);
-                }
+                o.unexpected = Some(Part { items, complete });
             }
-            let complete = complete && part(FAMILIES.interface_flag).unwrap_or(true);
-            o.interfaces = Some(Part { items, complete });
         }
-        if let Some(complete) = part(FAMILIES.netns_info) {
-            let items = samples(FAMILIES.netns_info.0)
-                .map(|s| {
-                    let attrs = NetnsAttrs {
-                        name: label(s, "name").into(),
-                        container_id: label(s, "container_id").into(),
-                        pod_uid: label(s, "pod_uid").into(),
+        if let Some(ifs) = &rows.interfaces {
+            let items = ifs
+                .iter()
+                .filter(|r| r.attributes)
+                .map(|r| {
+                    let flag = WATCHED_FLAGS
+                        .iter()
+                        .zip(r.watched)
+                        .filter_map(|(f, v)| Some((f.to_string(), v?)))
+                        .collect();
+                    let st = InterfaceState {
+                        flags: r.flags.clone(),
+                        operstate: r.operstate.clone().unwrap_or_default(),
+                        flag,
                     };
-                    (label(s, "netns").to_string(), attrs)
+                    ((r.netns.clone(), r.device.clone()), st)
                 })
                 .collect();
-            o.netns = Some(Part { items, complete });
+            let complete = complete(Some(interfaces::DECL.name));
+            o.interfaces = Some(Part { items, complete });
         }
-        if let Some(complete) = part(FAMILIES.outbound_unexpected) {
-            let items = samples(FAMILIES.outbound_unexpected.0)
-                .filter(|s| s.value.as_f64() > 0.0)
-                .map(|s| {
+        if let Some(ns) = &s.namespaces {
+            let items = ns
+                .iter()
+                .map(|n| {
+                    let attrs = NetnsAttrs {
+                        name: n.name.clone(),
+                        container_id: n.container_id.clone(),
+                        pod_uid: n.pod_uid.clone(),
+                    };
+                    (n.netns.clone(), attrs)
+                })
+                .collect();
+            o.netns = Some(Part {
+                items,
+                complete: complete(None),
+            });
+        }
+        if let Some(ob) = rows.outbound.as_ref().filter(|o| o.policy) {
+            let items = ob
+                .unexpected
+                .iter()
+                .map(|k| {
                     (
-                        label(s, "netns").to_string(),
-                        label(s, "protocol").to_string(),
-                        label(s, "remote_port").to_string(),
-                        label(s, "service").to_string(),
-                        label(s, "remote_network").to_string(),
-                        label(s, "process").to_string(),
+                        k.netns.clone(),
+                        k.protocol.clone(),
+                        k.remote_port.clone(),
+                        k.service.clone(),
+                        k.remote_network.clone(),
+                        k.process.clone(),
                     )
                 })
                 .collect();
+            let complete = complete(Some(connections::DECL.name));
             o.outbound = Some(Part { items, complete });
         }
         o
@@ -786,13 +756,13 @@ impl EventLog {
     }
 
     /// Compare one scrape with the previous one; record and log what changed.
-    pub fn observe(&self, families: &[MetricFamily]) {
-        self.observe_at(families, unix_now());
+    pub fn observe(&self, scraped: &Scraped) {
+        self.observe_at(scraped, unix_now());
     }
 
     /// [`observe`](Self::observe) with a given time (unix seconds); returns the new events.
-    pub fn observe_at(&self, families: &[MetricFamily], time: f64) -> Vec<Event> {
-        let cur = Observation::from_families(families);
+    pub fn observe_at(&self, scraped: &Scraped, time: f64) -> Vec<Event> {
+        let cur = Observation::from_scraped(scraped);
         let mut inner = self.lock();
         inner.scrapes += 1;
         let scrape = inner.scrapes;
@@ -952,34 +922,17 @@ fn log_event(e: &Event) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::MetricFamily as F;
-
-    fn lbl(pairs: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
-        pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
-    }
+    use crate::collectors::interfaces::{self, Interface, FLAGS};
+    use crate::collectors::listeners::{self, ListenerAgg, ListenerKey, RenderOptions};
+    use crate::collectors::rows::{CollectorStatus, NamespaceRow, Rows};
+    use crate::source::inet::{Family, Protocol};
+    use crate::source::netdev::SysAttrs;
+    use crate::source::procfd::Owner;
 
     /// A listener: (netns, port, process).
     type L<'a> = (&'a str, u16, &'a str);
 
-    fn listener_labels(l: &L, user: bool) -> Vec<(&'static str, String)> {
-        let port = l.1.to_string();
-        let mut v = vec![
-            ("protocol", "tcp"),
-            ("family", "ipv4"),
-            ("address", "0.0.0.0"),
-            ("port", port.as_str()),
-            ("service", "svc"),
-            ("process", l.2),
-        ];
-        if user {
-            v.push(("user", "root"));
-        }
-        if !l.0.is_empty() {
-            v.push(("netns", l.0));
-        }
-        lbl(&v)
-    }
-
+    /// What one scrape saw, made into typed rows by the collectors' own functions.
     #[derive(Default, Clone)]
     struct Scrape<'a> {
         listeners: Option<Vec<L<'a>>>,
@@ -992,97 +945,135 @@ mod tests {
         failed: Vec<&'static str>,
     }
 
+    /// The rows of listener `l`, by the listeners collector (names, owner, policy, netns).
+    fn listener_rows(l: &L, unexpected: Option<&Vec<u16>>) -> Rows {
+        let key = ListenerKey {
+            protocol: Protocol::Tcp,
+            family: Family::Ipv4,
+            address: "0.0.0.0".parse().unwrap(),
+            port: l.1,
+        };
+        let agg = ListenerAgg {
+            sockets: 1,
+            inodes: vec![u64::from(l.1)],
+            ..ListenerAgg::default()
+        };
+        let services = [((l.1, "tcp".to_string()), "svc".to_string())].into();
+        let users = [(0, "root".to_string())].into();
+        let owner = Owner {
+            pid: 1,
+            comm: l.2.into(),
+            identity: Default::default(),
+        };
+        let owners = [(u64::from(l.1), owner)].into();
+        let mut ls = listeners::resolve_names(vec![(key, agg)], &services, &users, &owners, None);
+        for x in &mut ls {
+            x.unexpected = unexpected.is_some_and(|ports| ports.contains(&l.1));
+        }
+        let opts = RenderOptions {
+            limits: true,
+            attribution: true,
+            expected: unexpected.is_some(),
+        };
+        let mut rows = Rows {
+            listeners: Some(crate::collectors::rows::Listeners {
+                rows: listeners::rows(&ls, opts, None),
+                dropped: 0,
+                policy: unexpected.is_some(),
+            }),
+            ..Rows::default()
+        };
+        rows.set_netns(l.0);
+        rows
+    }
+
+    /// An interface, by the interfaces collector (flags as `netstat -i` and the flag family
+    /// show them).
+    fn interface(dev: &str, promisc: bool, up: bool) -> Interface {
+        let bit = |name| FLAGS.iter().find(|(f, _)| *f == name).unwrap().1;
+        let mut flags = bit("broadcast") | bit("multicast");
+        if promisc {
+            flags |= bit("promisc");
+        }
+        if up {
+            flags |= bit("up") | bit("running");
+        }
+        Interface {
+            name: dev.into(),
+            counters: None,
+            sys: Some(SysAttrs {
+                flags: Some(flags),
+                operstate: Some(if up { "up" } else { "down" }.into()),
+                ..SysAttrs::default()
+            }),
+        }
+    }
+
     impl Scrape<'_> {
-        fn families(&self) -> Vec<F> {
-            let mut v = Vec::new();
-            let mut success = F::gauge("netstat_scrape_collector_success", "");
+        fn scraped(&self) -> Scraped {
+            let mut out = Scraped::default();
+            let status = |name: &str, success| CollectorStatus {
+                name: name.into(),
+                success,
+                duration_seconds: 0.0,
+            };
             if let Some(ls) = &self.listeners {
-                let mut info = F::gauge("netstat_listener_info", "");
+                let mut rows = Rows {
+                    listeners: Some(crate::collectors::rows::Listeners {
+                        policy: self.unexpected.is_some(),
+                        ..Default::default()
+                    }),
+                    ..Rows::default()
+                };
                 for l in ls {
-                    info.push(listener_labels(l, true), 1u64);
+                    rows.extend(listener_rows(l, self.unexpected.as_ref()));
                 }
-                v.push(info);
-                if let Some(ports) = &self.unexpected {
-                    let mut u = F::gauge("netstat_listener_unexpected", "");
-                    for l in ls.iter().filter(|l| ports.contains(&l.1)) {
-                        u.push(listener_labels(l, false), 1u64);
-                    }
-                    v.push(u);
-                }
-                success.push(
-                    lbl(&[("collector", "listeners")]),
-                    !self.failed.contains(&"listeners"),
-                );
+                out.rows.extend(rows);
+                out.collectors
+                    .push(status("listeners", !self.failed.contains(&"listeners")));
             }
             if let Some(ifs) = &self.interfaces {
-                let mut info = F::gauge("netstat_interface_info", "");
-                let mut flag = F::gauge("netstat_interface_flag", "");
-                for (dev, promisc, up) in ifs {
-                    let letters = format!(
-                        "BM{}{}",
-                        if *promisc { "P" } else { "" },
-                        if *up { "RU" } else { "" }
-                    );
-                    info.push(
-                        lbl(&[
-                            ("device", dev),
-                            ("flags", &letters),
-                            ("operstate", if *up { "up" } else { "down" }),
-                        ]),
-                        1u64,
-                    );
-                    for (f, on) in [
-                        ("promisc", *promisc),
-                        ("up", *up),
-                        ("running", *up),
-                        ("broadcast", true),
-                    ] {
-                        flag.push(lbl(&[("device", dev), ("flag", f)]), on);
-                    }
-                }
-                v.push(info);
-                v.push(flag);
-                success.push(
-                    lbl(&[("collector", "interfaces")]),
-                    !self.failed.contains(&"interfaces"),
-                );
+                let ifaces: Vec<Interface> = ifs
+                    .iter()
+                    .map(|(dev, promisc, up)| interface(dev, *promisc, *up))
+                    .collect();
+                out.rows.interfaces = Some(interfaces::rows(&ifaces));
+                out.collectors
+                    .push(status("interfaces", !self.failed.contains(&"interfaces")));
             }
             if let Some(ns) = &self.netns {
-                let mut f = F::gauge("netstat_netns_info", "");
-                for n in ns {
-                    f.push(
-                        lbl(&[
-                            ("netns", n),
-                            ("name", &format!("ns-{n}")),
-                            ("container_id", ""),
-                            ("pod_uid", ""),
-                        ]),
-                        1u64,
-                    );
-                }
-                v.push(f);
+                let rows = ns
+                    .iter()
+                    .map(|n| NamespaceRow {
+                        netns: n.to_string(),
+                        name: format!("ns-{n}"),
+                        container_id: String::new(),
+                        pod_uid: String::new(),
+                    })
+                    .collect();
+                out.namespaces = Some(rows);
             }
             if let Some(ob) = &self.outbound {
-                let mut f = F::gauge("netstat_outbound_unexpected", "");
-                for port in ob {
-                    f.push(
-                        lbl(&[
-                            ("protocol", "tcp"),
-                            ("remote_port", port),
-                            ("service", ""),
-                            ("remote_network", "0.0.0.0/0"),
-                            ("process", "curl"),
-                        ]),
-                        1u64,
-                    );
-                }
-                v.push(f);
+                let flagged = ob
+                    .iter()
+                    .map(|port| connections::SeriesKey {
+                        protocol: Protocol::Tcp,
+                        remote_port: port.to_string(),
+                        service: String::new(),
+                        remote_network: "0.0.0.0/0".into(),
+                        process: "curl".into(),
+                        state: "",
+                        container_id: String::new(),
+                        pod_uid: String::new(),
+                    })
+                    .collect();
+                let series = BTreeMap::new();
+                out.rows.outbound = Some(connections::rows(&series, 0, Some(&flagged), None));
             }
             if self.failed.contains(&"other") {
-                success.push(lbl(&[("collector", "sockets")]), false);
+                out.collectors.push(status("sockets", false));
             }
-            v.push(success);
-            v
+            out
         }
     }
 
@@ -1108,9 +1099,9 @@ mod tests {
             outbound: Some(vec!["25"]),
             ..Default::default()
         };
-        assert!(log.observe_at(&s.families(), 1.0).is_empty());
+        assert!(log.observe_at(&s.scraped(), 1.0).is_empty());
         // The same state again: nothing either.
-        assert!(log.observe_at(&s.families(), 2.0).is_empty());
+        assert!(log.observe_at(&s.scraped(), 2.0).is_empty());
         let page = log.since(0, 100);
         assert_eq!((page.scrapes, page.next, page.events.len()), (2, 0, 0));
         let totals = &log.families()[0];
@@ -1125,9 +1116,9 @@ mod tests {
             listeners: Some(vec![("", 22, "sshd")]),
             ..Default::default()
         };
-        log.observe_at(&s.families(), 1.0);
+        log.observe_at(&s.scraped(), 1.0);
         s.listeners = Some(vec![("", 22, "sshd"), ("4026532001", 8080, "unknown")]);
-        let e = log.observe_at(&s.families(), 2.0);
+        let e = log.observe_at(&s.scraped(), 2.0);
         assert_eq!(kinds(&e), ["listener_opened"]);
         assert_eq!((e[0].seq, e[0].scrape, e[0].time), (1, 2, 2.0));
         assert_eq!(e[0].netns, "4026532001");
@@ -1152,7 +1143,7 @@ mod tests {
         );
         // The owner is found later (the walk interval).
         s.listeners = Some(vec![("", 22, "sshd"), ("4026532001", 8080, "java")]);
-        let e = log.observe_at(&s.families(), 3.0);
+        let e = log.observe_at(&s.scraped(), 3.0);
         assert_eq!(kinds(&e), ["listener_owner_changed"]);
         let json = serde_json::to_value(&e[0]).unwrap();
         assert_eq!(json["process"], "java");
@@ -1160,12 +1151,12 @@ mod tests {
         assert_eq!(json["kind"], "listener_owner_changed");
         // An owner that cannot be resolved for a moment is no change; the known one stays.
         s.listeners = Some(vec![("", 22, "sshd"), ("4026532001", 8080, "unknown")]);
-        assert!(log.observe_at(&s.families(), 3.5).is_empty());
+        assert!(log.observe_at(&s.scraped(), 3.5).is_empty());
         s.listeners = Some(vec![("", 22, "sshd"), ("4026532001", 8080, "java")]);
-        assert!(log.observe_at(&s.families(), 3.6).is_empty());
+        assert!(log.observe_at(&s.scraped(), 3.6).is_empty());
         // Same port in another namespace is another listener.
         s.listeners = Some(vec![("4026532001", 8080, "java"), ("", 8080, "java")]);
-        let e = log.observe_at(&s.families(), 4.0);
+        let e = log.observe_at(&s.scraped(), 4.0);
         assert_eq!(kinds(&e), ["listener_opened", "listener_closed"]);
         assert_eq!((port(&e[0]), e[0].netns.as_str()), (8080, ""));
         assert_eq!((port(&e[1]), e[1].netns.as_str()), (22, ""));
@@ -1196,11 +1187,11 @@ mod tests {
             outbound: Some(vec![]),
             ..Default::default()
         };
-        log.observe_at(&s.families(), 1.0);
+        log.observe_at(&s.scraped(), 1.0);
         // A new listener the policy does not allow: opened (a warning) and unexpected.
         s.listeners = Some(vec![("", 22, "sshd"), ("", 23, "telnetd")]);
         s.unexpected = Some(vec![23]);
-        let e = log.observe_at(&s.families(), 2.0);
+        let e = log.observe_at(&s.scraped(), 2.0);
         assert_eq!(kinds(&e), ["listener_opened", "listener_unexpected"]);
         assert!(e.iter().all(|e| e.severity == "warning"));
         assert!(
@@ -1208,12 +1199,12 @@ mod tests {
         );
         // An existing one becomes unexpected (e.g. the policy now names a process).
         s.unexpected = Some(vec![22, 23]);
-        let e = log.observe_at(&s.families(), 3.0);
+        let e = log.observe_at(&s.scraped(), 3.0);
         assert_eq!(kinds(&e), ["listener_unexpected"]);
         assert_eq!(port(&e[0]), 22);
         // An outbound key appears.
         s.outbound = Some(vec!["25"]);
-        let e = log.observe_at(&s.families(), 4.0);
+        let e = log.observe_at(&s.scraped(), 4.0);
         assert_eq!(kinds(&e), ["outbound_unexpected"]);
         assert_eq!(e[0].severity, "warning");
         let json = serde_json::to_value(&e[0]).unwrap();
@@ -1221,7 +1212,7 @@ mod tests {
         assert_eq!(json["process"], "curl");
         assert_eq!(json["remote_network"], "0.0.0.0/0");
         // Nothing new: nothing.
-        assert!(log.observe_at(&s.families(), 5.0).is_empty());
+        assert!(log.observe_at(&s.scraped(), 5.0).is_empty());
     }
 
     #[test]
@@ -1231,9 +1222,9 @@ mod tests {
             interfaces: Some(vec![("lo", false, true), ("eth0", false, true)]),
             ..Default::default()
         };
-        log.observe_at(&s.families(), 1.0);
+        log.observe_at(&s.scraped(), 1.0);
         s.interfaces = Some(vec![("lo", false, true), ("eth0", true, true)]);
-        let e = log.observe_at(&s.families(), 2.0);
+        let e = log.observe_at(&s.scraped(), 2.0);
         assert_eq!(kinds(&e), ["interface_flag_changed"]);
         assert_eq!(e[0].severity, "warning");
         let json = serde_json::to_value(&e[0]).unwrap();
@@ -1249,7 +1240,7 @@ mod tests {
             ("eth0", false, false),
             ("veth1", false, true),
         ]);
-        let e = log.observe_at(&s.families(), 3.0);
+        let e = log.observe_at(&s.scraped(), 3.0);
         assert_eq!(
             kinds(&e),
             [
@@ -1281,7 +1272,7 @@ mod tests {
         assert!(e.iter().all(|e| e.severity == "info"));
         // Unwatched flags (broadcast) never make events; a device vanishes.
         s.interfaces = Some(vec![("lo", false, true), ("eth0", false, false)]);
-        let e = log.observe_at(&s.families(), 4.0);
+        let e = log.observe_at(&s.scraped(), 4.0);
         assert_eq!(kinds(&e), ["interface_vanished"]);
         assert!(
             matches!(&e[0].subject, Subject::Interface { device, flags, .. } if device == "veth1" && flags == "BMRU")
@@ -1295,24 +1286,24 @@ mod tests {
             netns: Some(vec!["1"]),
             ..Default::default()
         };
-        log.observe_at(&s.families(), 1.0);
+        log.observe_at(&s.scraped(), 1.0);
         s.netns = Some(vec!["1", "2"]);
-        let e = log.observe_at(&s.families(), 2.0);
+        let e = log.observe_at(&s.scraped(), 2.0);
         assert_eq!(kinds(&e), ["netns_appeared"]);
         assert_eq!(e[0].netns, "2");
         assert_eq!(serde_json::to_value(&e[0]).unwrap()["name"], "ns-2");
         s.netns = Some(vec!["2"]);
-        let e = log.observe_at(&s.families(), 3.0);
+        let e = log.observe_at(&s.scraped(), 3.0);
         assert_eq!(kinds(&e), ["netns_vanished"]);
         assert_eq!(e[0].netns, "1");
         // A failing collector elsewhere: the owner of netns_info is unknown, so a missing
         // namespace is not reported vanished.
         s.netns = Some(vec![]);
         s.failed = vec!["other"];
-        assert!(log.observe_at(&s.families(), 4.0).is_empty());
+        assert!(log.observe_at(&s.scraped(), 4.0).is_empty());
         s.failed = vec![];
         assert_eq!(
-            kinds(&log.observe_at(&s.families(), 5.0)),
+            kinds(&log.observe_at(&s.scraped(), 5.0)),
             ["netns_vanished"]
         );
     }
@@ -1325,13 +1316,13 @@ mod tests {
             interfaces: Some(vec![("lo", false, true), ("eth0", false, true)]),
             ..Default::default()
         };
-        log.observe_at(&full.families(), 1.0);
+        log.observe_at(&full.scraped(), 1.0);
         // collect[]=interfaces: no listener family at all.
         let only_ifs = Scrape {
             listeners: None,
             ..full.clone()
         };
-        assert!(log.observe_at(&only_ifs.families(), 2.0).is_empty());
+        assert!(log.observe_at(&only_ifs.scraped(), 2.0).is_empty());
         // The listeners collector failed (partial data): what is there is new, what is
         // missing is not closed.
         let failed = Scrape {
@@ -1339,7 +1330,7 @@ mod tests {
             failed: vec!["listeners"],
             ..full.clone()
         };
-        let e = log.observe_at(&failed.families(), 3.0);
+        let e = log.observe_at(&failed.scraped(), 3.0);
         assert_eq!(kinds(&e), ["listener_opened"]);
         assert_eq!(port(&e[0]), 443);
         // The interfaces collector timed out: its families are absent.
@@ -1347,27 +1338,27 @@ mod tests {
             interfaces: None,
             ..full.clone()
         };
-        let e = log.observe_at(&no_ifs.families(), 4.0);
+        let e = log.observe_at(&no_ifs.scraped(), 4.0);
         assert_eq!(
             kinds(&e),
             ["listener_closed"],
             "443 is gone in a complete scrape"
         );
         // Back: nothing appeared, nothing vanished meanwhile.
-        assert!(log.observe_at(&full.families(), 5.0).is_empty());
+        assert!(log.observe_at(&full.scraped(), 5.0).is_empty());
         // A failed interfaces collection that misses eth0: not vanished.
         let failed_ifs = Scrape {
             interfaces: Some(vec![("lo", false, true)]),
             failed: vec!["interfaces"],
             ..full.clone()
         };
-        assert!(log.observe_at(&failed_ifs.families(), 6.0).is_empty());
+        assert!(log.observe_at(&failed_ifs.scraped(), 6.0).is_empty());
         let gone = Scrape {
             interfaces: Some(vec![("lo", false, true)]),
             ..full.clone()
         };
         assert_eq!(
-            kinds(&log.observe_at(&gone.families(), 7.0)),
+            kinds(&log.observe_at(&gone.scraped(), 7.0)),
             ["interface_vanished"]
         );
     }
@@ -1379,35 +1370,14 @@ mod tests {
             listeners: Some(vec![("", 22, "sshd")]),
             ..Default::default()
         };
-        log.observe_at(&only_listeners.families(), 1.0);
+        log.observe_at(&only_listeners.scraped(), 1.0);
         // First scrape with the interfaces collector (collect[] before): no flood.
         let both = Scrape {
             interfaces: Some(vec![("lo", false, true), ("eth0", false, true)]),
             netns: Some(vec!["1", "2"]),
             ..only_listeners.clone()
         };
-        assert!(log.observe_at(&both.families(), 2.0).is_empty());
-    }
-
-    #[test]
-    fn malformed_labels_are_skipped() {
-        let fams = vec![
-            F::gauge("netstat_listener_info", "")
-                .with(lbl(&[("protocol", "tcp"), ("port", "99999")]), 1u64)
-                .with(lbl(&[("protocol", "tcp"), ("port", "x")]), 1u64)
-                .with(vec![], 1u64),
-            F::gauge("netstat_interface_flag", "").with(vec![], f64::NAN),
-            F::gauge("netstat_interface_info", "").with(vec![], 1u64),
-            F::gauge("netstat_scrape_collector_success", "").with(vec![], f64::NAN),
-        ];
-        let o = Observation::from_families(&fams);
-        assert!(o.listeners.as_ref().unwrap().items.is_empty());
-        assert!(!o.listeners.as_ref().unwrap().complete);
-        assert_eq!(o.interfaces.as_ref().unwrap().items.len(), 1);
-        let log = EventLog::new(1);
-        log.observe_at(&fams, 1.0);
-        log.observe_at(&[], 2.0);
-        log.observe_at(&fams, 3.0);
+        assert!(log.observe_at(&both.scraped(), 2.0).is_empty());
     }
 
     #[test]
@@ -1417,9 +1387,9 @@ mod tests {
             listeners: Some(vec![]),
             ..Default::default()
         };
-        log.observe_at(&s.families(), 1.0);
+        log.observe_at(&s.scraped(), 1.0);
         s.listeners = Some(vec![("", 1, "a"), ("", 2, "b")]);
-        log.observe_at(&s.families(), 2.0);
+        log.observe_at(&s.scraped(), 2.0);
         let p = log.since(0, 100);
         assert_eq!(
             (p.next, p.oldest, p.dropped, p.truncated),
@@ -1432,7 +1402,7 @@ mod tests {
         assert_eq!(p.next, 2);
         // Four more events (two closed, two opened): only 3 kept, the oldest dropped and counted.
         s.listeners = Some(vec![("", 3, "c"), ("", 4, "d")]);
-        log.observe_at(&s.families(), 3.0);
+        log.observe_at(&s.scraped(), 3.0);
         let p = log.since(0, 100);
         assert_eq!(p.capacity, 3);
         assert_eq!(
@@ -1475,18 +1445,18 @@ mod tests {
             listeners: Some(vec![("", 22, "sshd"), ("4026532001", 53, "dns")]),
             ..Default::default()
         };
-        log.observe_at(&s.families(), 1.0);
+        log.observe_at(&s.scraped(), 1.0);
         // The watch covers the own namespace only: the other's listener events still come
         // from scrapes.
         log.set_watch(WatchCoverage::Own);
         s.listeners = Some(vec![("", 8080, "java"), ("4026532001", 5353, "dns")]);
-        let e = log.observe_at(&s.families(), 2.0);
+        let e = log.observe_at(&s.scraped(), 2.0);
         assert!(e.iter().all(|e| e.netns == "4026532001"), "{e:?}");
         assert_eq!(kinds(&e), ["listener_opened", "listener_closed"]);
         // Every namespace: no listener event from scrapes at all.
         log.set_watch(WatchCoverage::All);
         s.listeners = Some(vec![("", 9090, "x"), ("4026532001", 5454, "y")]);
-        assert!(log.observe_at(&s.families(), 3.0).is_empty());
+        assert!(log.observe_at(&s.scraped(), 3.0).is_empty());
         // What the watch records gets the next sequence number and the tick's time.
         let c = Change {
             kind: Kind::ListenerOpened,

@@ -37,6 +37,7 @@ use crate::source::sockets::{PassInfo, SocketNeeds};
 
 use super::health::{self, Health, HealthFlags, Probe};
 use super::listeners::ListeningPorts;
+use super::rows::{self, OutboundRow, RowHealth};
 use super::{
     BuildContext, Collected, Collection, Collector, CollectorDecl, CollectorFlags, FlagsDecl,
 };
@@ -675,14 +676,20 @@ impl Collection for ConnectionsPass<'_> {
         for class in self.addresses.values() {
             per_class[usize::from(*class)] += 1;
         }
-        out.families.extend(render(
+        let rows = rows(
             &series,
             folded,
+            unexpected.as_ref().map(|(keys, _)| keys),
+            c.health.then_some(&healths),
+        );
+        out.families.extend(render(
+            &rows,
+            unexpected.map(|(_, sockets)| sockets),
             &per_class,
             &news,
-            unexpected.as_ref(),
             &c.networks,
         ));
+        out.rows.outbound = Some(rows);
         if c.health {
             out.families.extend(health::render(
                 &health::OUTBOUND_RTT,
@@ -959,22 +966,88 @@ fn key_labels(k: &SeriesKey) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Render one namespace's outbound inventory. Pure.
-pub fn render(
+/// The rows of one namespace's outbound series (folded), with the series the policy does
+/// not allow (None: no connections: policy) and the health of the established connections
+/// of each series (None: `--collector.connections.health` is off). Pure.
+pub fn rows(
     series: &BTreeMap<SeriesKey, u64>,
     folded: u64,
+    unexpected: Option<&BTreeSet<SeriesKey>>,
+    healths: Option<&BTreeMap<SeriesKey, Health>>,
+) -> rows::Outbound {
+    let rows = series
+        .iter()
+        .map(|(k, n)| {
+            let owner = SeriesKey {
+                state: "",
+                ..k.clone()
+            };
+            let health = match k.state {
+                "established" => health::row_health(healths.and_then(|h| h.get(&owner))),
+                _ => RowHealth::default(),
+            };
+            OutboundRow {
+                protocol: k.protocol.name().into(),
+                remote_port: k.remote_port.clone(),
+                service: k.service.clone(),
+                remote_network: k.remote_network.clone(),
+                process: k.process.clone(),
+                state: k.state.into(),
+                count: *n,
+                unexpected: unexpected.map(|u| u.contains(&owner)),
+                container_id: k.container_id.clone(),
+                pod_uid: k.pod_uid.clone(),
+                health,
+                netns: String::new(),
+            }
+        })
+        .collect();
+    let policy = unexpected.is_some();
+    let unexpected: Vec<rows::OutboundKey> = unexpected
+        .into_iter()
+        .flatten()
+        .map(|k| rows::OutboundKey {
+            protocol: k.protocol.name().into(),
+            remote_port: k.remote_port.clone(),
+            service: k.service.clone(),
+            remote_network: k.remote_network.clone(),
+            process: k.process.clone(),
+            container_id: k.container_id.clone(),
+            pod_uid: k.pod_uid.clone(),
+            netns: String::new(),
+        })
+        .collect();
+    rows::Outbound {
+        rows,
+        folded,
+        policy,
+        unexpected,
+    }
+}
+
+/// Render one namespace's outbound rows (and the sockets of the series the policy does not
+/// allow, the destinations and new destinations per remote network): the one place where
+/// these families are made. Pure.
+pub fn render(
+    rows: &rows::Outbound,
+    unexpected_sockets: Option<u64>,
     destinations: &[u64],
     new_destinations: &[u64],
-    unexpected: Option<&(BTreeSet<SeriesKey>, u64)>,
     networks: &Networks,
 ) -> Vec<MetricFamily> {
     let mut outbound = OUTBOUND.family();
-    for (k, n) in series {
-        let mut labels = key_labels(k);
-        labels.push(("state", k.state.to_string()));
-        labels.push(("container_id", k.container_id.clone()));
-        labels.push(("pod_uid", k.pod_uid.clone()));
-        outbound.push(labels, *n);
+    for r in &rows.rows {
+        let labels = vec![
+            ("protocol", r.protocol.clone()),
+            ("remote_port", r.remote_port.clone()),
+            ("service", r.service.clone()),
+            ("remote_network", r.remote_network.clone()),
+            ("process", r.process.clone()),
+            ("state", r.state.clone()),
+            ("container_id", r.container_id.clone()),
+            ("pod_uid", r.pod_uid.clone()),
+        ];
+        outbound.push(labels, r.count);
     }
     let mut dest = DESTINATIONS.family();
     let mut new = NEW_DESTINATIONS.family();
@@ -983,14 +1056,28 @@ pub fn render(
         dest.push(net.clone(), destinations.get(i).copied().unwrap_or(0));
         new.push(net, new_destinations.get(i).copied().unwrap_or(0));
     }
-    let mut out = vec![outbound, FOLDED.family().with(vec![], folded), dest, new];
-    if let Some((keys, sockets)) = unexpected {
+    let mut out = vec![
+        outbound,
+        FOLDED.family().with(vec![], rows.folded),
+        dest,
+        new,
+    ];
+    if let (true, Some(sockets)) = (rows.policy, unexpected_sockets) {
         let mut f = UNEXPECTED.family();
-        for k in keys {
-            f.push(owner_labels(k), 1u64);
+        for k in &rows.unexpected {
+            let labels = vec![
+                ("protocol", k.protocol.clone()),
+                ("remote_port", k.remote_port.clone()),
+                ("service", k.service.clone()),
+                ("remote_network", k.remote_network.clone()),
+                ("process", k.process.clone()),
+                ("container_id", k.container_id.clone()),
+                ("pod_uid", k.pod_uid.clone()),
+            ];
+            f.push(labels, 1u64);
         }
         out.push(f);
-        out.push(UNEXPECTED_CONNECTIONS.family().with(vec![], *sockets));
+        out.push(UNEXPECTED_CONNECTIONS.family().with(vec![], sockets));
     }
     out
 }

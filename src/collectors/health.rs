@@ -8,6 +8,7 @@
 //! a gauge histogram (`metrics::Kind::GaugeHistogram`). `histogram_quantile()` over its
 //! `_bucket` series gives the RTT quantiles of the live connections (no `rate()`).
 
+use crate::collectors::rows::RowHealth;
 use crate::flag_values::pair;
 use crate::metrics::{Desc, Labels, MetricFamily};
 use crate::source::inet::{InetSocket, Protocol, TCP_ESTABLISHED};
@@ -153,6 +154,56 @@ pub fn render<'a>(
         h.push_histogram(labels, &bounds, &health.buckets, health.sum_us as f64 / 1e6);
     }
     [h, r]
+}
+
+/// Quantile `q` of one gauge histogram series from its cumulative buckets `(le, count)` sorted
+/// by `le` (the last `+Inf`), exactly as Prometheus' `histogram_quantile()` interpolates: None
+/// without observations.
+pub fn bucket_quantile(q: f64, buckets: &[(f64, u64)]) -> Option<f64> {
+    let (&(_, total), _) = buckets.split_last()?;
+    if total == 0 || buckets.len() < 2 || !(0.0..=1.0).contains(&q) {
+        return None;
+    }
+    let rank = q * total as f64;
+    let b = buckets
+        .iter()
+        .position(|&(_, c)| c as f64 >= rank)
+        .unwrap_or(buckets.len() - 1);
+    if b == buckets.len() - 1 {
+        // In the +Inf bucket: the highest finite bound, as Prometheus answers.
+        return Some(buckets[b - 1].0);
+    }
+    let (start, below) = if b == 0 {
+        (0.0, 0)
+    } else {
+        (buckets[b - 1].0, buckets[b - 1].1)
+    };
+    let (end, upto) = buckets[b];
+    let count = (upto - below) as f64;
+    Some(start + (end - start) * ((rank - below as f64) / count))
+}
+
+/// The page's view of one series' health: the RTT median and 99th percentile as
+/// `histogram_quantile()` computes them from the rendered buckets, and the connections
+/// retransmitting; all None without health or without established connections (then
+/// [`render`] renders no series either).
+pub fn row_health(h: Option<&Health>) -> RowHealth {
+    let Some(h) = h.filter(|h| h.count() > 0) else {
+        return RowHealth::default();
+    };
+    let bounds = bounds_seconds();
+    let mut cumulative = Vec::with_capacity(BUCKETS);
+    let mut total = 0;
+    for (i, n) in h.buckets.iter().enumerate() {
+        total += n;
+        let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
+        cumulative.push((le, total));
+    }
+    RowHealth {
+        rtt_p50_seconds: bucket_quantile(0.5, &cumulative),
+        rtt_p99_seconds: bucket_quantile(0.99, &cumulative),
+        retransmitting: Some(h.retransmitting),
+    }
 }
 
 #[cfg(test)]

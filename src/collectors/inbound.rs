@@ -21,7 +21,8 @@ use crate::source::inet::{InetSocket, TCP_NEW_SYN_RECV, TCP_STATE_NAMES, TCP_SYN
 
 use super::connections::Destinations;
 use super::listeners::{Listener, ListenerKey};
-use super::BuildContext;
+use super::rows::{self, InboundRow, InboundSources};
+use super::{BuildContext, Collected};
 
 /// The labels of an inbound series without its state: the listener's port, service and owner
 /// (process, and the owning process's container and pod from its cgroup: empty for a host
@@ -213,15 +214,17 @@ impl InboundPass<'_> {
         *self.counts.entry((key, network, state)).or_default() += 1;
     }
 
-    /// Render, naming each listener from `listeners` (the resolved ones; a listener left
-    /// out by the listeners' selection shows its port with process `unknown`).
+    /// Make the rows and render them into `out`, naming each listener from `listeners` (the
+    /// resolved ones; a listener left out by the listeners' selection shows its port with
+    /// process `unknown`).
     pub fn finish(
         self,
+        out: &mut Collected,
         listeners: &[Listener],
         services: &crate::source::etc::Services,
         attribution: bool,
         expected: Option<&ExpectedListeners>,
-    ) -> Vec<MetricFamily> {
+    ) {
         let by_key: FxHashMap<ListenerKey, &Listener> =
             listeners.iter().map(|l| (l.key, l)).collect();
         let networks = &self.inbound.networks;
@@ -286,34 +289,96 @@ impl InboundPass<'_> {
         for class in self.addresses.values() {
             per_class[usize::from(*class)] += 1;
         }
-        let mut inbound = INBOUND.family();
-        for (k, n) in &series {
-            let mut labels = key_labels(k);
-            labels.push(("state", k.state.to_string()));
-            inbound.push(labels, *n);
-        }
-        let mut sources = SOURCES.family();
-        let mut new = NEW_SOURCES.family();
-        for (i, n) in per_class.iter().enumerate() {
-            let net = vec![("remote_network", networks.name(i).to_string())];
-            sources.push(net.clone(), *n);
-            new.push(net, news.get(i).copied().unwrap_or(0));
-        }
-        let mut out = vec![inbound, FOLDED.family().with(vec![], folded), sources, new];
-        if expected.is_some() {
-            let mut f = UNEXPECTED.family();
-            for k in &unexpected {
-                f.push(key_labels(k), 1u64);
-            }
-            out.push(f);
-            out.push(
-                UNEXPECTED_CONNECTIONS
-                    .family()
-                    .with(vec![], unexpected_sockets),
-            );
-        }
-        out
+        let rows = series
+            .iter()
+            .map(|(k, n)| InboundRow {
+                protocol: k.protocol.into(),
+                port: k.port.clone(),
+                service: k.service.clone(),
+                process: k.process.clone(),
+                remote_network: k.remote_network.clone(),
+                state: k.state.into(),
+                count: *n,
+                unexpected: expected.is_some().then(|| {
+                    unexpected.contains(&SeriesKey {
+                        state: "",
+                        ..k.clone()
+                    })
+                }),
+                container_id: k.container_id.clone(),
+                pod_uid: k.pod_uid.clone(),
+                netns: String::new(),
+            })
+            .collect();
+        let sources = per_class
+            .iter()
+            .enumerate()
+            .map(|(i, n)| InboundSources {
+                remote_network: networks.name(i).to_string(),
+                count: *n,
+                netns: String::new(),
+            })
+            .collect();
+        let rows = rows::Inbound {
+            rows,
+            folded,
+            policy: expected.is_some(),
+            sources,
+        };
+        out.families
+            .extend(render(&rows, &news, &unexpected, unexpected_sockets));
+        out.rows.inbound = Some(rows);
     }
+}
+
+/// Render the inbound rows (and the new sources per remote network, the series the policy
+/// does not allow and their sockets): the one place where the inbound families are made.
+fn render(
+    rows: &rows::Inbound,
+    news: &[u64],
+    unexpected: &BTreeSet<SeriesKey>,
+    unexpected_sockets: u64,
+) -> Vec<MetricFamily> {
+    let mut inbound = INBOUND.family();
+    for r in &rows.rows {
+        let labels = vec![
+            ("protocol", r.protocol.clone()),
+            ("port", r.port.clone()),
+            ("service", r.service.clone()),
+            ("process", r.process.clone()),
+            ("remote_network", r.remote_network.clone()),
+            ("container_id", r.container_id.clone()),
+            ("pod_uid", r.pod_uid.clone()),
+            ("state", r.state.clone()),
+        ];
+        inbound.push(labels, r.count);
+    }
+    let mut sources = SOURCES.family();
+    let mut new = NEW_SOURCES.family();
+    for (i, r) in rows.sources.iter().enumerate() {
+        let net = vec![("remote_network", r.remote_network.clone())];
+        sources.push(net.clone(), r.count);
+        new.push(net, news.get(i).copied().unwrap_or(0));
+    }
+    let mut out = vec![
+        inbound,
+        FOLDED.family().with(vec![], rows.folded),
+        sources,
+        new,
+    ];
+    if rows.policy {
+        let mut f = UNEXPECTED.family();
+        for k in unexpected {
+            f.push(key_labels(k), 1u64);
+        }
+        out.push(f);
+        out.push(
+            UNEXPECTED_CONNECTIONS
+                .family()
+                .with(vec![], unexpected_sockets),
+        );
+    }
+    out
 }
 
 fn key_labels(k: &SeriesKey) -> Vec<(&'static str, String)> {

@@ -23,6 +23,7 @@
 
 use regex::Regex;
 
+use super::rows::{InterfaceRow, Rows, WATCHED_FLAGS};
 use crate::flag_values::anchored_regex;
 use crate::metrics::{Desc, Labels, MetricFamily};
 use crate::source::netdev::{Column, Counters, NetDevFile, SysAttrs};
@@ -336,6 +337,57 @@ fn dev_dir(name: &str, direction: &'static str) -> Labels {
     ]
 }
 
+/// The rows of the interfaces (`netstat -i` and the watched flags): the same values
+/// [`render`] renders, from the same [`Interface`]s. Pure.
+pub fn rows(ifaces: &[Interface]) -> Vec<InterfaceRow> {
+    let mut out = Vec::with_capacity(ifaces.len());
+    for i in ifaces {
+        let get = |col| i.counters.as_ref().and_then(|c| c.get(col));
+        let counted = PACKET_COLUMNS
+            .iter()
+            .map(|(_, _, col)| *col)
+            .chain([Column::RxBytes, Column::TxBytes])
+            .any(|col| get(col).is_some());
+        if !counted && i.sys.is_none() {
+            // No series of the page's families.
+            continue;
+        }
+        let [rx_ok, rx_err, rx_drp, rx_ovr, tx_ok, tx_err, tx_drp, tx_ovr] =
+            PACKET_COLUMNS.map(|(_, _, col)| get(col).unwrap_or(0));
+        let sys = i.sys.as_ref();
+        let flags = sys.and_then(|s| {
+            s.flags
+                .map(|raw| effective_flags(raw, s.operstate.as_deref(), s.carrier))
+        });
+        let watched = WATCHED_FLAGS.map(|name| {
+            let bit = FLAGS.iter().find(|(f, _)| *f == name).map(|(_, b)| *b)?;
+            flags.map(|f| f & bit != 0)
+        });
+        out.push(InterfaceRow {
+            device: i.name.clone(),
+            mtu: sys.and_then(|s| s.mtu),
+            flags: flags.map(netstat_letters).unwrap_or_default(),
+            operstate: sys
+                .and_then(|s| s.operstate.clone())
+                .filter(|o| !o.is_empty()),
+            rx_ok,
+            rx_err,
+            rx_drp,
+            rx_ovr,
+            tx_ok,
+            tx_err,
+            tx_drp,
+            tx_ovr,
+            rx_bytes: get(Column::RxBytes).unwrap_or(0),
+            tx_bytes: get(Column::TxBytes).unwrap_or(0),
+            watched,
+            attributes: sys.is_some(),
+            netns: String::new(),
+        });
+    }
+    out
+}
+
 /// Render the interfaces. Pure: unit-testable without a kernel.
 pub fn render(ifaces: &[Interface]) -> Vec<MetricFamily> {
     let mut packets = PACKETS.family();
@@ -499,6 +551,10 @@ impl SimpleCollector for InterfacesCollector {
         let ifaces = self.read(ns, &mut errors);
         Collected {
             families: render(&ifaces),
+            rows: Rows {
+                interfaces: Some(rows(&ifaces)),
+                ..Rows::default()
+            },
             errors,
         }
     }

@@ -29,6 +29,7 @@ use crate::source::sockets::{Backend, PassInfo, SocketNeeds};
 
 use super::health::{self, Health};
 use super::inbound::{self, Inbound, InboundFlags, InboundPass};
+use super::rows::ListenerRow;
 use super::{
     BuildContext, Collected, Collection, Collector, CollectorDecl, CollectorFlags, FlagsDecl,
 };
@@ -480,8 +481,54 @@ fn process_label(l: &Listener, opts: RenderOptions) -> String {
     }
 }
 
-/// Render listeners (already filtered and capped) plus the count of those left out.
-pub fn render(listeners: &[Listener], dropped: usize, opts: RenderOptions) -> Vec<MetricFamily> {
+/// The rows of listeners (already filtered and capped), with the health of the connections
+/// they accepted (None: `--collector.connections.health` is off). The families and the
+/// snapshot are made from them.
+pub fn rows(
+    listeners: &[Listener],
+    opts: RenderOptions,
+    healths: Option<&FxHashMap<ListenerKey, Health>>,
+) -> Vec<ListenerRow> {
+    listeners
+        .iter()
+        .map(|l| {
+            let tcp = l.key.protocol == Protocol::Tcp;
+            ListenerRow {
+                protocol: l.key.protocol.name().into(),
+                family: l.key.family.name().into(),
+                address: l.key.address.to_string(),
+                port: l.key.port,
+                service: l.service.clone(),
+                process: process_label(l, opts),
+                user: l.user.clone(),
+                sockets: u64::from(l.agg.sockets),
+                accept_queue: tcp.then_some(l.agg.accept_queue),
+                accept_queue_limit: (tcp && opts.limits).then_some(l.agg.accept_queue_limit),
+                connections: tcp.then_some(l.agg.connections),
+                receive_queue_bytes: (!tcp).then_some(l.agg.receive_queue_bytes),
+                drops: if tcp { None } else { l.agg.drops },
+                unexpected: opts.expected.then_some(l.unexpected),
+                container_id: l.identity.container_id.clone(),
+                pod_uid: l.identity.pod_uid.clone(),
+                health: health::row_health(healths.and_then(|h| h.get(&l.key))),
+                netns: String::new(),
+            }
+        })
+        .collect()
+}
+
+fn row_key_labels(r: &ListenerRow) -> Labels {
+    vec![
+        ("protocol", r.protocol.clone()),
+        ("family", r.family.clone()),
+        ("address", r.address.clone()),
+        ("port", r.port.to_string()),
+    ]
+}
+
+/// Render the rows of listeners plus the count of those left out: the one place where the
+/// listener families are made.
+pub fn render(rows: &[ListenerRow], dropped: usize, opts: RenderOptions) -> Vec<MetricFamily> {
     let mut info = INFO.family();
     let mut sockets = SOCKETS.family();
     let mut accept_queue = ACCEPT_QUEUE.family();
@@ -490,37 +537,32 @@ pub fn render(listeners: &[Listener], dropped: usize, opts: RenderOptions) -> Ve
     let mut rqueue = RECEIVE_QUEUE_BYTES.family();
     let mut drops = DROPS.family();
     let mut unexpected = UNEXPECTED.family();
-    for l in listeners {
-        let mut labels = key_labels(&l.key);
-        let proc_name = process_label(l, opts);
-        sockets.push(labels.clone(), l.agg.sockets);
-        match l.key.protocol {
-            Protocol::Tcp => {
-                accept_queue.push(labels.clone(), l.agg.accept_queue);
-                if opts.limits {
-                    accept_limit.push(labels.clone(), l.agg.accept_queue_limit);
-                }
-                connections.push(labels.clone(), l.agg.connections);
-            }
-            _ => {
-                rqueue.push(labels.clone(), l.agg.receive_queue_bytes);
-                if let Some(d) = l.agg.drops {
-                    drops.push(labels.clone(), d);
-                }
+    for r in rows {
+        let mut labels = row_key_labels(r);
+        sockets.push(labels.clone(), r.sockets);
+        for (family, value) in [
+            (&mut accept_queue, r.accept_queue),
+            (&mut accept_limit, r.accept_queue_limit),
+            (&mut connections, r.connections),
+            (&mut rqueue, r.receive_queue_bytes),
+            (&mut drops, r.drops),
+        ] {
+            if let Some(v) = value {
+                family.push(labels.clone(), v);
             }
         }
-        labels.push(("service", l.service.clone()));
-        labels.push(("process", proc_name));
+        labels.push(("service", r.service.clone()));
+        labels.push(("process", r.process.clone()));
         let owner = [
-            ("container_id", l.identity.container_id.clone()),
-            ("pod_uid", l.identity.pod_uid.clone()),
+            ("container_id", r.container_id.clone()),
+            ("pod_uid", r.pod_uid.clone()),
         ];
-        if l.unexpected {
+        if r.unexpected == Some(true) {
             let mut u = labels.clone();
             u.extend(owner.iter().cloned());
             unexpected.push(u, 1u64);
         }
-        labels.push(("user", l.user.clone()));
+        labels.push(("user", r.user.clone()));
         labels.extend(owner);
         info.push(labels, 1u64);
     }
@@ -531,11 +573,10 @@ pub fn render(listeners: &[Listener], dropped: usize, opts: RenderOptions) -> Ve
     out.extend([connections, rqueue, drops]);
     out.push(DROPPED.family().with(vec![], dropped));
     if opts.expected {
-        out.push(
-            UNEXPECTED_COUNT
-                .family()
-                .with(vec![], listeners.iter().filter(|l| l.unexpected).count()),
-        );
+        out.push(UNEXPECTED_COUNT.family().with(
+            vec![],
+            rows.iter().filter(|r| r.unexpected == Some(true)).count(),
+        ));
         out.push(unexpected);
     }
     out
@@ -747,13 +788,20 @@ impl Collection for ListenersPass<'_> {
             attribution: c.resolver.is_some(),
             expected: c.expected.is_some(),
         };
-        out.families.extend(render(&listeners, dropped, opts));
-        out.families.extend(inbound_pass.finish(
+        let rows = rows(&listeners, opts, c.health.then_some(&healths));
+        out.families.extend(render(&rows, dropped, opts));
+        out.rows.listeners = Some(super::rows::Listeners {
+            rows,
+            dropped: dropped as u64,
+            policy: opts.expected,
+        });
+        inbound_pass.finish(
+            out,
             &listeners,
             &services,
             c.resolver.is_some(),
             c.expected.as_ref(),
-        ));
+        );
         if c.health {
             let series = listeners
                 .iter()
@@ -1003,7 +1051,7 @@ mod tests {
             attribution: true,
             expected: true,
         };
-        let f = render(&ls, 0, opts);
+        let f = render(&rows(&ls, opts, None), 0, opts);
         let names: Vec<_> = f.iter().map(|f| f.name).collect();
         assert!(!names.contains(&"netstat_listener_accept_queue_limit"));
         let info = f
@@ -1039,7 +1087,7 @@ mod tests {
             attribution: false,
             expected: false,
         };
-        let f = render(&ls, 0, opts);
+        let f = render(&rows(&ls, opts, None), 0, opts);
         assert!(f
             .iter()
             .any(|f| f.name == "netstat_listener_accept_queue_limit"));

@@ -14,6 +14,7 @@ pub mod inbound;
 pub mod interfaces;
 pub mod listeners;
 pub mod protocols;
+pub mod rows;
 pub mod sockets;
 
 use std::any::Any;
@@ -39,11 +40,13 @@ pub const REGISTRY: &[&CollectorDecl] = &[
     &protocols::DECL,
 ];
 
-/// What one collection produced: the families to expose and the problems met on the way.
-/// A collection with errors still returns everything it could read.
+/// What one collection produced: the families to expose, the typed rows that the snapshot
+/// and the change log read ([`rows::Rows`]), and the problems met on the way. A collection
+/// with errors still returns everything it could read.
 #[derive(Debug, Default)]
 pub struct Collected {
     pub families: Vec<MetricFamily>,
+    pub rows: rows::Rows,
     pub errors: Vec<SourceError>,
 }
 
@@ -293,6 +296,7 @@ impl<T: SimpleCollector> Collection for Deferred<'_, T> {
     fn finish(self: Box<Self>, _pass: &PassInfo, out: &mut Collected) {
         let got = self.0.collect(self.1);
         out.families.extend(got.families);
+        out.rows.extend(got.rows);
         out.errors.extend(got.errors);
     }
 }

@@ -465,6 +465,7 @@ impl SimpleCollector for ProtocolsCollector {
         Collected {
             families: render(&tables, self.page_size, self.fields.as_ref()),
             errors,
+            ..Collected::default()
         }
     }
 }

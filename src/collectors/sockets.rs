@@ -10,6 +10,7 @@ use crate::source::netns::Netns;
 use crate::source::sockets::{PassInfo, SocketNeeds, SocketSource, SocketVisitor};
 use crate::source::SourceError;
 
+use super::rows::{SocketCount, UnixSocketCount};
 use super::{
     BuildContext, Collected, Collection, Collector, CollectorDecl, CollectorFlags, FlagsDecl,
 };
@@ -160,45 +161,75 @@ impl SocketStats {
 const DGRAM_STATES: [&str; 2] = ["connected", "unconnected"];
 const QUEUES: [&str; 2] = ["receive", "send"];
 
-/// Render the aggregates. Every series is always present (zeros included) so dashboards and
-/// alerts never see gaps.
-pub fn render(stats: &SocketStats) -> Vec<MetricFamily> {
-    let mut sockets = SOCKETS.family();
+/// The socket counts by protocol, family and state, and the unix socket counts by type and
+/// state: every series, zeros included. Pure.
+pub fn rows(stats: &SocketStats) -> (Vec<SocketCount>, Vec<UnixSocketCount>) {
+    let count = |protocol: &str, family: Family, state: &str, count| SocketCount {
+        protocol: protocol.into(),
+        family: family.name().into(),
+        state: state.into(),
+        count,
+        netns: String::new(),
+    };
+    let mut sockets = Vec::new();
     for family in Family::ALL {
         for (state, name) in TCP_STATE_NAMES.iter().enumerate().skip(1) {
-            sockets.push(
-                vec![
-                    ("protocol", "tcp".into()),
-                    ("family", family.name().into()),
-                    ("state", (*name).into()),
-                ],
-                stats.tcp[family.index()][state],
-            );
+            sockets.push(count("tcp", family, name, stats.tcp[family.index()][state]));
         }
     }
     for protocol in [Protocol::Udp, Protocol::UdpLite, Protocol::Raw] {
         for family in Family::ALL {
             for (i, state) in DGRAM_STATES.iter().enumerate() {
-                sockets.push(
-                    vec![
-                        ("protocol", protocol.name().into()),
-                        ("family", family.name().into()),
-                        ("state", (*state).into()),
-                    ],
-                    stats.dgram[protocol.index()][family.index()][i],
-                );
+                let n = stats.dgram[protocol.index()][family.index()][i];
+                sockets.push(count(protocol.name(), family, state, n));
             }
         }
     }
-
-    let mut unix = UNIX_SOCKETS.family();
+    let mut unix = Vec::new();
     for (t, kind) in UnixType::ALL.iter().enumerate() {
         for (s, state) in UnixState::ALL.iter().enumerate() {
-            unix.push(
-                vec![("type", kind.name().into()), ("state", state.name().into())],
-                stats.unix[t][s],
-            );
+            unix.push(UnixSocketCount {
+                kind: kind.name().into(),
+                state: state.name().into(),
+                count: stats.unix[t][s],
+                netns: String::new(),
+            });
         }
+    }
+    (sockets, unix)
+}
+
+/// Render the aggregates (their rows made on the way).
+pub fn render(stats: &SocketStats) -> Vec<MetricFamily> {
+    let (sockets, unix) = rows(stats);
+    render_rows(stats, &sockets, &unix)
+}
+
+/// Render the aggregates and their rows ([`rows`]): the one place where the families are
+/// made. Every series is always present (zeros included) so dashboards and alerts never
+/// see gaps.
+pub fn render_rows(
+    stats: &SocketStats,
+    counts: &[SocketCount],
+    unix_counts: &[UnixSocketCount],
+) -> Vec<MetricFamily> {
+    let mut sockets = SOCKETS.family();
+    for r in counts {
+        sockets.push(
+            vec![
+                ("protocol", r.protocol.clone()),
+                ("family", r.family.clone()),
+                ("state", r.state.clone()),
+            ],
+            r.count,
+        );
+    }
+    let mut unix = UNIX_SOCKETS.family();
+    for r in unix_counts {
+        unix.push(
+            vec![("type", r.kind.clone()), ("state", r.state.clone())],
+            r.count,
+        );
     }
 
     let mut queued_bytes = QUEUED_BYTES.family();
@@ -274,7 +305,11 @@ impl Collection for SocketsPass {
 
     fn finish(self: Box<Self>, _pass: &PassInfo, out: &mut Collected) {
         check_states(&self.stats, &mut out.errors);
-        out.families.extend(render(&self.stats));
+        let (sockets, unix) = rows(&self.stats);
+        out.families
+            .extend(render_rows(&self.stats, &sockets, &unix));
+        out.rows.sockets = Some(sockets);
+        out.rows.unix_sockets = Some(unix);
     }
 }
 

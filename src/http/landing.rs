@@ -109,8 +109,8 @@ pub(super) async fn snapshot(State(state): State<AppState>, headers: HeaderMap) 
     let scraper = state.scraper.clone();
     let timeout = scrape_timeout(&headers, scraper.timeout(), state.timeout_offset);
     let body = tokio::task::spawn_blocking(move || {
-        let families = scraper.scrape_with_timeout(None, Some(timeout));
-        serde_json::to_vec(&Snapshot::from_families(&families, unix_now()))
+        let (_, scraped) = scraper.scrape_typed(None, Some(timeout));
+        serde_json::to_vec(&Snapshot::from_scraped(&scraped, unix_now()))
     })
     .await;
     match body {
@@ -191,6 +191,7 @@ mod tests {
                         .family()
                         .with(vec![("device", "lo".into())], 65536u64)],
                     errors: vec![],
+                    ..Collected::default()
                 }
             }
         }

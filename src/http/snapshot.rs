@@ -1,21 +1,19 @@
-//! `GET /api/v1/snapshot`: one scrape's metric families as a typed JSON document, what the
-//! landing page shows. The conversion is a pure function of the families that the scrape
-//! produced (the same coalesced scrape that serves `/metrics`); see docs/landing.md for the
-//! schema.
-
-use std::collections::HashMap;
+//! `GET /api/v1/snapshot`: one scrape as a typed JSON document, what the landing page shows.
+//! It is made from the typed rows of the scrape (crate::collectors::rows: what the scrape's
+//! metric families were rendered from; the same coalesced scrape that serves `/metrics`),
+//! never by reading label strings back; see docs/landing.md for the schema.
 
 use serde::Serialize;
 
-use crate::collectors::{connections, health, inbound, interfaces, listeners, sockets};
-use crate::metrics::{label, MetricFamily, Part, Sample, Value};
-use crate::self_metrics::{BUILD_INFO, COLLECTOR_DURATION, COLLECTOR_SUCCESS, PROCESS_START};
+pub use crate::collectors::health::bucket_quantile;
+use crate::collectors::rows::Scraped;
+pub use crate::collectors::rows::{
+    CollectorStatus, InboundRow, InboundSources, InterfaceRow, ListenerRow, NamespaceRow,
+    OutboundRow, RowHealth, SocketCount, UnixSocketCount,
+};
 
 /// Version of the snapshot schema (bumped on incompatible changes).
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// One series per network namespace read (`--netns=all`; the own namespace with netns="").
-const NETNS_INFO: &str = crate::self_metrics::NETNS_INFO.name;
 
 /// Everything the landing page shows, from one scrape.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -57,681 +55,238 @@ pub struct Snapshot {
     pub namespaces: Vec<NamespaceRow>,
 }
 
-/// One series of `netstat_netns_info`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NamespaceRow {
-    /// The namespace's inode number in decimal; "" for the exporter's own namespace.
-    pub netns: String,
-    /// Its name under /run/netns ("" when none).
-    pub name: String,
-    /// The full id of the container that owns it ("" when none).
-    pub container_id: String,
-    /// The uid of the Kubernetes pod that owns it ("" when none).
-    pub pod_uid: String,
-}
-
-/// One series of `netstat_outbound_connections`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OutboundRow {
-    pub protocol: String,
-    pub remote_port: String,
-    pub service: String,
-    pub remote_network: String,
-    pub process: String,
-    pub state: String,
-    pub count: u64,
-    /// Null without a connections: policy.
-    pub unexpected: Option<bool>,
-    /// The owning process's container and pod ("" for a host process).
-    pub container_id: String,
-    pub pod_uid: String,
-    /// Health of the series' established connections (`--collector.connections.health`), on
-    /// its `established` row only (null elsewhere, and without health).
-    #[serde(flatten)]
-    pub health: RowHealth,
-    /// The netns label ("" for the exporter's own namespace).
-    pub netns: String,
-}
-
-/// RTT quantiles (as `histogram_quantile()` computes them from the gauge histogram) and the
-/// connections retransmitting now; null without `--collector.connections.health` or without
-/// established connections.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct RowHealth {
-    pub rtt_p50_seconds: Option<f64>,
-    pub rtt_p99_seconds: Option<f64>,
-    pub retransmitting: Option<u64>,
-}
-
-/// One series of `netstat_inbound_connections`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct InboundRow {
-    pub protocol: String,
-    /// The listener's port, or `other` (folded).
-    pub port: String,
-    pub service: String,
-    pub process: String,
-    pub remote_network: String,
-    pub state: String,
-    pub count: u64,
-    /// Null without an expected-listeners file.
-    pub unexpected: Option<bool>,
-    pub container_id: String,
-    pub pod_uid: String,
-    /// The netns label ("" for the exporter's own namespace).
-    pub netns: String,
-}
-
-/// One series of `netstat_inbound_sources`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct InboundSources {
-    pub remote_network: String,
-    pub count: u64,
-    pub netns: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CollectorStatus {
-    pub name: String,
-    pub success: bool,
-    pub duration_seconds: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SocketCount {
-    pub protocol: String,
-    pub family: String,
-    pub state: String,
-    pub count: u64,
-    /// The netns label ("" for the exporter's own namespace).
-    pub netns: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct UnixSocketCount {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub state: String,
-    pub count: u64,
-    /// The netns label ("" for the exporter's own namespace).
-    pub netns: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ListenerRow {
-    pub protocol: String,
-    pub family: String,
-    pub address: String,
-    pub port: u16,
-    pub service: String,
-    /// Owning process name; "unknown" when unresolved, "" when attribution is off.
-    pub process: String,
-    pub user: String,
-    pub sockets: u64,
-    /// TCP only (null for UDP).
-    pub accept_queue: Option<u64>,
-    /// TCP only, and null when the kernel does not report it.
-    pub accept_queue_limit: Option<u64>,
-    /// TCP only (null for UDP).
-    pub connections: Option<u64>,
-    /// UDP only (null for TCP).
-    pub receive_queue_bytes: Option<u64>,
-    /// UDP only, when the kernel reports it.
-    pub drops: Option<u64>,
-    /// Null without an expected-listeners file.
-    pub unexpected: Option<bool>,
-    /// The owning process's container and pod ("" for a host process).
-    pub container_id: String,
-    pub pod_uid: String,
-    /// TCP: health of the connections it accepted (`--collector.connections.health`).
-    #[serde(flatten)]
-    pub health: RowHealth,
-    /// The netns label ("" for the exporter's own namespace).
-    pub netns: String,
-}
-
-/// One row of `netstat -i`, plus bytes.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct InterfaceRow {
-    pub device: String,
-    pub mtu: Option<u64>,
-    /// The netstat -i Flg letters ("" when unknown).
-    pub flags: String,
-    pub operstate: Option<String>,
-    pub rx_ok: u64,
-    pub rx_err: u64,
-    pub rx_drp: u64,
-    pub rx_ovr: u64,
-    pub tx_ok: u64,
-    pub tx_err: u64,
-    pub tx_drp: u64,
-    pub tx_ovr: u64,
-    pub rx_bytes: u64,
-    pub tx_bytes: u64,
-    /// The netns label ("" for the exporter's own namespace).
-    pub netns: String,
-}
-
-fn int(v: Value) -> u64 {
-    match v {
-        Value::Int(i) => i,
-        Value::Float(f) if f.is_finite() && f >= 0.0 => f as u64,
-        Value::Float(_) => 0,
-    }
-}
-
-fn samples<'a>(families: &'a [MetricFamily], name: &'a str) -> impl Iterator<Item = &'a Sample> {
-    families
-        .iter()
-        .filter(move |f| f.name == name)
-        .flat_map(|f| f.samples.iter())
-}
-
-fn has_family(families: &[MetricFamily], name: &str) -> bool {
-    families.iter().any(|f| f.name == name)
-}
-
-/// protocol, family, address, port, netns: two namespaces may listen on the same address.
-type ListenerKey = (String, String, String, String, String);
-
-fn listener_key(s: &Sample) -> ListenerKey {
-    (
-        label(s, "protocol").to_string(),
-        label(s, "family").to_string(),
-        label(s, "address").to_string(),
-        label(s, "port").to_string(),
-        label(s, "netns").to_string(),
-    )
-}
-
-/// Per-listener values of `name`, keyed by protocol/family/address/port/netns.
-fn listener_values(families: &[MetricFamily], name: &str) -> HashMap<ListenerKey, u64> {
-    samples(families, name)
-        .map(|s| (listener_key(s), int(s.value)))
-        .collect()
-}
-
-/// The values of labels `names` of a sample, in that order.
-fn labels_of(s: &Sample, names: &[&str]) -> Vec<String> {
-    names.iter().map(|k| label(s, k).to_string()).collect()
-}
-
-/// Quantile `q` of one gauge histogram series from its cumulative buckets `(le, count)` sorted
-/// by `le` (the last `+Inf`), exactly as Prometheus' `histogram_quantile()` interpolates: None
-/// without observations.
-pub fn bucket_quantile(q: f64, buckets: &[(f64, u64)]) -> Option<f64> {
-    let (&(_, total), _) = buckets.split_last()?;
-    if total == 0 || buckets.len() < 2 || !(0.0..=1.0).contains(&q) {
-        return None;
-    }
-    let rank = q * total as f64;
-    let b = buckets
-        .iter()
-        .position(|&(_, c)| c as f64 >= rank)
-        .unwrap_or(buckets.len() - 1);
-    if b == buckets.len() - 1 {
-        // In the +Inf bucket: the highest finite bound, as Prometheus answers.
-        return Some(buckets[b - 1].0);
-    }
-    let (start, below) = if b == 0 {
-        (0.0, 0)
-    } else {
-        (buckets[b - 1].0, buckets[b - 1].1)
-    };
-    let (end, upto) = buckets[b];
-    let count = (upto - below) as f64;
-    Some(start + (end - start) * ((rank - below as f64) / count))
-}
-
-/// The health of every series of a health family pair (an RTT gauge histogram and its
-/// retransmitting gauge), keyed by the values of labels `key` (which should end with `netns`).
-fn healths(
-    families: &[MetricFamily],
-    rtt: &crate::metrics::Desc,
-    retransmitting: &crate::metrics::Desc,
-    key: &[&str],
-) -> HashMap<Vec<String>, RowHealth> {
-    let mut buckets: HashMap<Vec<String>, Vec<(f64, u64)>> = HashMap::new();
-    for s in samples(families, rtt.name).filter(|s| s.part == Part::Bucket) {
-        let le = match label(s, "le") {
-            "+Inf" => f64::INFINITY,
-            v => match v.parse::<f64>() {
-                Ok(v) => v,
-                Err(_) => continue,
-            },
-        };
-        buckets
-            .entry(labels_of(s, key))
-            .or_default()
-            .push((le, int(s.value)));
-    }
-    let mut out: HashMap<Vec<String>, RowHealth> = HashMap::new();
-    for (k, mut b) in buckets {
-        b.sort_by(|x, y| x.0.total_cmp(&y.0));
-        let h = out.entry(k).or_default();
-        h.rtt_p50_seconds = bucket_quantile(0.5, &b);
-        h.rtt_p99_seconds = bucket_quantile(0.99, &b);
-    }
-    for s in samples(families, retransmitting.name) {
-        out.entry(labels_of(s, key)).or_default().retransmitting = Some(int(s.value));
-    }
-    out
-}
-
 impl Snapshot {
-    /// Convert one scrape's families; `now` is the current time in unix seconds.
-    pub fn from_families(families: &[MetricFamily], now: f64) -> Snapshot {
-        let build = samples(families, BUILD_INFO.name).next();
-        let build_label = |k: &str, default: &str| {
-            build
-                .map(|s| label(s, k).to_string())
-                .unwrap_or_else(|| default.to_string())
-        };
-        let start_time_seconds = samples(families, PROCESS_START.name)
-            .next()
-            .map(|s| s.value.as_f64());
-        let uptime_seconds = start_time_seconds.map(|t| (now - t).max(0.0));
-        let expected = has_family(families, listeners::UNEXPECTED_COUNT.name);
+    /// Convert one scrape; `now` is the current time in unix seconds.
+    pub fn from_scraped(scraped: &Scraped, now: f64) -> Snapshot {
+        let rows = &scraped.rows;
+        let start_time_seconds = scraped.start_time_seconds;
+        let listeners = rows.listeners.as_ref();
+        let outbound = rows.outbound.as_ref();
+        let inbound = rows.inbound.as_ref();
         Snapshot {
             schema: SCHEMA_VERSION,
-            version: build_label("version", crate::self_metrics::VERSION),
-            revision: build_label("revision", crate::self_metrics::REVISION),
-            rustc: build_label("rustc", crate::self_metrics::RUSTC),
+            version: crate::self_metrics::VERSION.into(),
+            revision: crate::self_metrics::REVISION.into(),
+            rustc: crate::self_metrics::RUSTC.into(),
             time: now,
             start_time_seconds,
-            uptime_seconds,
-            collectors: collectors(families),
-            sockets: samples(families, sockets::SOCKETS.name)
-                .map(|s| SocketCount {
-                    protocol: label(s, "protocol").into(),
-                    family: label(s, "family").into(),
-                    state: label(s, "state").into(),
-                    count: int(s.value),
-                    netns: label(s, "netns").into(),
-                })
-                .collect(),
-            unix_sockets: samples(families, sockets::UNIX_SOCKETS.name)
-                .map(|s| UnixSocketCount {
-                    kind: label(s, "type").into(),
-                    state: label(s, "state").into(),
-                    count: int(s.value),
-                    netns: label(s, "netns").into(),
-                })
-                .collect(),
-            expected_listeners_policy: expected,
-            listeners: listeners(families, expected),
-            listeners_dropped: samples(families, listeners::DROPPED.name)
-                .next()
-                .map(|s| int(s.value)),
-            interfaces: interfaces(families),
-            outbound_policy: has_family(families, connections::UNEXPECTED_CONNECTIONS.name),
-            outbound: outbound(families),
-            outbound_folded: samples(families, connections::FOLDED.name)
-                .next()
-                .map(|s| int(s.value)),
-            inbound_policy: has_family(families, inbound::UNEXPECTED_CONNECTIONS.name),
-            inbound: inbound(families),
-            inbound_folded: samples(families, inbound::FOLDED.name)
-                .next()
-                .map(|s| int(s.value)),
-            inbound_sources: samples(families, inbound::SOURCES.name)
-                .map(|s| InboundSources {
-                    remote_network: label(s, "remote_network").into(),
-                    count: int(s.value),
-                    netns: label(s, "netns").into(),
-                })
-                .collect(),
-            namespaces: samples(families, NETNS_INFO)
-                .map(|s| NamespaceRow {
-                    netns: label(s, "netns").into(),
-                    name: label(s, "name").into(),
-                    container_id: label(s, "container_id").into(),
-                    pod_uid: label(s, "pod_uid").into(),
-                })
-                .collect(),
+            uptime_seconds: start_time_seconds.map(|t| (now - t).max(0.0)),
+            collectors: scraped.collectors.clone(),
+            sockets: rows.sockets.clone().unwrap_or_default(),
+            unix_sockets: rows.unix_sockets.clone().unwrap_or_default(),
+            expected_listeners_policy: listeners.is_some_and(|l| l.policy),
+            listeners: listeners.map(|l| l.rows.clone()).unwrap_or_default(),
+            listeners_dropped: listeners.map(|l| l.dropped),
+            interfaces: rows.interfaces.clone().unwrap_or_default(),
+            outbound_policy: outbound.is_some_and(|o| o.policy),
+            outbound: outbound.map(|o| o.rows.clone()).unwrap_or_default(),
+            outbound_folded: outbound.map(|o| o.folded),
+            inbound_policy: inbound.is_some_and(|i| i.policy),
+            inbound: inbound.map(|i| i.rows.clone()).unwrap_or_default(),
+            inbound_folded: inbound.map(|i| i.folded),
+            inbound_sources: inbound.map(|i| i.sources.clone()).unwrap_or_default(),
+            namespaces: scraped.namespaces.clone().unwrap_or_default(),
         }
     }
-}
-
-/// The labels of an outbound series without its state, and its namespace.
-const OUTBOUND_KEY: &[&str] = &[
-    "protocol",
-    "remote_port",
-    "service",
-    "remote_network",
-    "process",
-    "container_id",
-    "pod_uid",
-    "netns",
-];
-
-fn outbound(families: &[MetricFamily]) -> Vec<OutboundRow> {
-    let policy = has_family(families, connections::UNEXPECTED_CONNECTIONS.name);
-    let flagged: std::collections::HashSet<Vec<String>> =
-        samples(families, connections::UNEXPECTED.name)
-            .map(|s| labels_of(s, OUTBOUND_KEY))
-            .collect();
-    let health = healths(
-        families,
-        &health::OUTBOUND_RTT,
-        &health::OUTBOUND_RETRANSMITTING,
-        OUTBOUND_KEY,
-    );
-    samples(families, connections::OUTBOUND.name)
-        .map(|s| {
-            let key = labels_of(s, OUTBOUND_KEY);
-            let state = label(s, "state");
-            OutboundRow {
-                protocol: label(s, "protocol").into(),
-                remote_port: label(s, "remote_port").into(),
-                service: label(s, "service").into(),
-                remote_network: label(s, "remote_network").into(),
-                process: label(s, "process").into(),
-                state: state.into(),
-                count: int(s.value),
-                unexpected: policy.then(|| flagged.contains(&key)),
-                container_id: label(s, "container_id").into(),
-                pod_uid: label(s, "pod_uid").into(),
-                health: match state {
-                    "established" => health.get(&key).cloned().unwrap_or_default(),
-                    _ => RowHealth::default(),
-                },
-                netns: label(s, "netns").into(),
-            }
-        })
-        .collect()
-}
-
-/// The labels of an inbound series without its state, and its namespace.
-const INBOUND_KEY: &[&str] = &[
-    "protocol",
-    "port",
-    "service",
-    "process",
-    "remote_network",
-    "container_id",
-    "pod_uid",
-    "netns",
-];
-
-fn inbound(families: &[MetricFamily]) -> Vec<InboundRow> {
-    let policy = has_family(families, inbound::UNEXPECTED_CONNECTIONS.name);
-    let flagged: std::collections::HashSet<Vec<String>> =
-        samples(families, inbound::UNEXPECTED.name)
-            .map(|s| labels_of(s, INBOUND_KEY))
-            .collect();
-    samples(families, inbound::INBOUND.name)
-        .map(|s| InboundRow {
-            protocol: label(s, "protocol").into(),
-            port: label(s, "port").into(),
-            service: label(s, "service").into(),
-            process: label(s, "process").into(),
-            remote_network: label(s, "remote_network").into(),
-            state: label(s, "state").into(),
-            count: int(s.value),
-            unexpected: policy.then(|| flagged.contains(&labels_of(s, INBOUND_KEY))),
-            container_id: label(s, "container_id").into(),
-            pod_uid: label(s, "pod_uid").into(),
-            netns: label(s, "netns").into(),
-        })
-        .collect()
-}
-
-fn collectors(families: &[MetricFamily]) -> Vec<CollectorStatus> {
-    let durations: HashMap<&str, f64> = samples(families, COLLECTOR_DURATION.name)
-        .map(|s| (label(s, "collector"), s.value.as_f64()))
-        .collect();
-    samples(families, COLLECTOR_SUCCESS.name)
-        .map(|s| {
-            let name = label(s, "collector");
-            CollectorStatus {
-                name: name.into(),
-                success: s.value.as_f64() == 1.0,
-                duration_seconds: durations.get(name).copied().unwrap_or(0.0),
-            }
-        })
-        .collect()
-}
-
-fn listeners(families: &[MetricFamily], expected: bool) -> Vec<ListenerRow> {
-    let sockets = listener_values(families, listeners::SOCKETS.name);
-    let accept_queue = listener_values(families, listeners::ACCEPT_QUEUE.name);
-    let limit = listener_values(families, listeners::ACCEPT_QUEUE_LIMIT.name);
-    let connections = listener_values(families, listeners::CONNECTIONS.name);
-    let rqueue = listener_values(families, listeners::RECEIVE_QUEUE_BYTES.name);
-    let drops = listener_values(families, listeners::DROPS.name);
-    let unexpected = listener_values(families, listeners::UNEXPECTED.name);
-    let health = healths(
-        families,
-        &health::LISTENER_RTT,
-        &health::LISTENER_RETRANSMITTING,
-        &["protocol", "family", "address", "port", "netns"],
-    );
-    samples(families, listeners::INFO.name)
-        .map(|s| {
-            let key = listener_key(s);
-            let get = |m: &HashMap<ListenerKey, u64>| m.get(&key).copied();
-            ListenerRow {
-                protocol: key.0.clone(),
-                family: key.1.clone(),
-                address: key.2.clone(),
-                port: key.3.parse().unwrap_or(0),
-                service: label(s, "service").into(),
-                process: label(s, "process").into(),
-                user: label(s, "user").into(),
-                sockets: get(&sockets).unwrap_or(1),
-                accept_queue: get(&accept_queue),
-                accept_queue_limit: get(&limit),
-                connections: get(&connections),
-                receive_queue_bytes: get(&rqueue),
-                drops: get(&drops),
-                unexpected: expected.then(|| get(&unexpected).is_some_and(|v| v > 0)),
-                container_id: label(s, "container_id").into(),
-                pod_uid: label(s, "pod_uid").into(),
-                health: health
-                    .get(&[&key.0, &key.1, &key.2, &key.3, &key.4].map(|v| v.to_string())[..])
-                    .cloned()
-                    .unwrap_or_default(),
-                netns: key.4.clone(),
-            }
-        })
-        .collect()
-}
-
-fn interfaces(families: &[MetricFamily]) -> Vec<InterfaceRow> {
-    let mut rows: Vec<InterfaceRow> = Vec::new();
-    // Keyed by (netns, device): every namespace has its own lo and eth0.
-    let mut index: HashMap<(String, String), usize> = HashMap::new();
-    let mut row = |rows: &mut Vec<InterfaceRow>, s: &Sample| -> usize {
-        let (netns, device) = (label(s, "netns"), label(s, "device"));
-        *index
-            .entry((netns.to_string(), device.to_string()))
-            .or_insert_with(|| {
-                rows.push(InterfaceRow {
-                    device: device.to_string(),
-                    mtu: None,
-                    flags: String::new(),
-                    operstate: None,
-                    rx_ok: 0,
-                    rx_err: 0,
-                    rx_drp: 0,
-                    rx_ovr: 0,
-                    tx_ok: 0,
-                    tx_err: 0,
-                    tx_drp: 0,
-                    tx_ovr: 0,
-                    rx_bytes: 0,
-                    tx_bytes: 0,
-                    netns: netns.to_string(),
-                });
-                rows.len() - 1
-            })
-    };
-    for s in samples(families, interfaces::PACKETS.name) {
-        let i = row(&mut rows, s);
-        let r = &mut rows[i];
-        let v = int(s.value);
-        let slot = match (label(s, "direction"), label(s, "outcome")) {
-            ("receive", "ok") => &mut r.rx_ok,
-            ("receive", "error") => &mut r.rx_err,
-            ("receive", "drop") => &mut r.rx_drp,
-            ("receive", "overrun") => &mut r.rx_ovr,
-            ("transmit", "ok") => &mut r.tx_ok,
-            ("transmit", "error") => &mut r.tx_err,
-            ("transmit", "drop") => &mut r.tx_drp,
-            ("transmit", "overrun") => &mut r.tx_ovr,
-            _ => continue,
-        };
-        *slot = v;
-    }
-    for s in samples(families, interfaces::BYTES.name) {
-        let i = row(&mut rows, s);
-        match label(s, "direction") {
-            "receive" => rows[i].rx_bytes = int(s.value),
-            "transmit" => rows[i].tx_bytes = int(s.value),
-            _ => {}
-        }
-    }
-    for s in samples(families, interfaces::MTU.name) {
-        let i = row(&mut rows, s);
-        rows[i].mtu = Some(int(s.value));
-    }
-    for s in samples(families, interfaces::INFO.name) {
-        let i = row(&mut rows, s);
-        rows[i].flags = label(s, "flags").into();
-        let op = label(s, "operstate");
-        rows[i].operstate = (!op.is_empty()).then(|| op.to_string());
-    }
-    rows
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::MetricFamily as F;
+    use crate::collectors::health::{Health, Probe};
+    use crate::collectors::interfaces::{self, Interface, FLAGS};
+    use crate::collectors::listeners::{self, ListenerAgg, ListenerKey, RenderOptions};
+    use crate::collectors::rows::{self, Rows};
+    use crate::collectors::sockets::{self, SocketStats};
+    use crate::collectors::{connections, inbound};
+    use crate::expected::ExpectedListeners;
+    use crate::source::etc::{Services, Users};
+    use crate::source::inet::{
+        Family, InetSocket, Protocol, UnixSocket, UnixState, UnixType, TCP_CLOSE, TCP_LISTEN,
+    };
+    use crate::source::netdev::{Column, Counters, SysAttrs};
+    use crate::source::procfd::Owner;
+    use rustc_hash::FxHashMap;
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-    fn lbl(pairs: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
-        pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+    fn sock(protocol: Protocol, family: Family, state: u8, addr: &str, port: u16) -> InetSocket {
+        InetSocket {
+            protocol,
+            family,
+            state,
+            local: addr.parse().unwrap(),
+            local_port: port,
+            remote: addr.parse().unwrap(),
+            remote_port: 0,
+            rx_queue: 0,
+            tx_queue: 0,
+            uid: 0,
+            inode: u64::from(port) * 10,
+            drops: None,
+            tcp: None,
+        }
     }
 
-    fn key(port: &str) -> Vec<(&'static str, &str)> {
-        vec![
-            ("protocol", "tcp"),
-            ("family", "ipv4"),
-            ("address", "0.0.0.0"),
-            ("port", port),
-        ]
+    fn tcp22() -> ListenerKey {
+        ListenerKey {
+            protocol: Protocol::Tcp,
+            family: Family::Ipv4,
+            address: "0.0.0.0".parse().unwrap(),
+            port: 22,
+        }
     }
 
-    fn families(expected: bool) -> Vec<F> {
-        let k22 = key("22");
-        let udp = vec![
-            ("protocol", "udp"),
-            ("family", "ipv6"),
-            ("address", "::"),
-            ("port", "53"),
-        ];
-        let info = |k: &[(&'static str, &str)], svc: &str, proc_: &str| {
-            let mut l = k.to_vec();
-            l.extend([("service", svc), ("process", proc_), ("user", "root")]);
-            lbl(&l)
+    /// The listeners 0.0.0.0:22 (tcp, two sockets) and [::]:53 (udp), through the listeners
+    /// collector's own functions (names, owners, policy, rows).
+    fn listener_rows(expected: bool, healths: Option<&FxHashMap<ListenerKey, Health>>) -> Rows {
+        let ssh = ListenerAgg {
+            sockets: 2,
+            inodes: vec![220, 221],
+            accept_queue: 3,
+            accept_queue_limit: 128,
+            connections: 5,
+            ..ListenerAgg::default()
         };
-        let mut v = vec![
-            F::gauge("netstat_sockets", "")
-                .with(
-                    lbl(&[("protocol", "tcp"), ("family", "ipv4"), ("state", "listen")]),
-                    2u64,
-                )
-                .with(
-                    lbl(&[
-                        ("protocol", "udp"),
-                        ("family", "ipv6"),
-                        ("state", "unconnected"),
-                    ]),
-                    1u64,
-                ),
-            F::gauge("netstat_unix_sockets", "")
-                .with(lbl(&[("type", "stream"), ("state", "connected")]), 6u64),
-            F::gauge("netstat_listener_info", "")
-                .with(info(&k22, "ssh", "sshd"), 1u64)
-                .with(info(&udp, "domain", "<b>x</b>"), 1u64),
-            F::gauge("netstat_listener_sockets", "")
-                .with(lbl(&k22), 2u64)
-                .with(lbl(&udp), 1u64),
-            F::gauge("netstat_listener_accept_queue", "").with(lbl(&k22), 3u64),
-            F::gauge("netstat_listener_accept_queue_limit", "").with(lbl(&k22), 128u64),
-            F::gauge("netstat_listener_connections", "").with(lbl(&k22), 5u64),
-            F::gauge("netstat_listener_receive_queue_bytes", "").with(lbl(&udp), 768u64),
-            F::counter("netstat_listener_drops", "").with(lbl(&udp), 9u64),
-            F::gauge("netstat_listeners_dropped", "").with(vec![], 0u64),
+        let dns_key = ListenerKey {
+            protocol: Protocol::Udp,
+            family: Family::Ipv6,
+            address: "::".parse().unwrap(),
+            port: 53,
+        };
+        let dns = ListenerAgg {
+            sockets: 1,
+            inodes: vec![530],
+            receive_queue_bytes: 768,
+            drops: Some(9),
+            ..ListenerAgg::default()
+        };
+        let mut services = Services::new();
+        services.insert((22, "tcp".into()), "ssh".into());
+        services.insert((53, "udp".into()), "domain".into());
+        let mut users = Users::new();
+        users.insert(0, "root".into());
+        let owner = |pid, comm: &str| Owner {
+            pid,
+            comm: comm.into(),
+            identity: Default::default(),
+        };
+        let owners: HashMap<u64, Owner> = [(220, owner(7, "sshd")), (530, owner(8, "<b>x</b>"))]
+            .into_iter()
+            .collect();
+        let x = ExpectedListeners::parse("listeners:\n  - port: 22\n", "x").unwrap();
+        let ls = listeners::resolve_names(
+            vec![(tcp22(), ssh), (dns_key, dns)],
+            &services,
+            &users,
+            &owners,
+            expected.then_some(&x),
+        );
+        let opts = RenderOptions {
+            limits: true,
+            attribution: true,
+            expected,
+        };
+        Rows {
+            listeners: Some(rows::Listeners {
+                rows: listeners::rows(&ls, opts, healths),
+                dropped: 0,
+                policy: expected,
+            }),
+            ..Rows::default()
+        }
+    }
+
+    fn lo() -> Interface {
+        let mut c = Counters::default();
+        let packets = [
+            Column::RxPackets,
+            Column::RxErrs,
+            Column::RxDrop,
+            Column::RxFifo,
+            Column::TxPackets,
+            Column::TxErrs,
+            Column::TxDrop,
+            Column::TxFifo,
         ];
-        if expected {
-            v.push(F::gauge("netstat_listeners_unexpected", "").with(vec![], 1u64));
-            v.push(
-                F::gauge("netstat_listener_unexpected", "").with(info(&udp, "domain", "x"), 1u64),
-            );
+        for (i, col) in packets.into_iter().enumerate() {
+            c.set(col, (i as u64 + 1) * 10);
         }
-        let mut packets = F::counter("netstat_interface_packets", "");
-        for (i, (dir, outcome)) in [
-            ("receive", "ok"),
-            ("receive", "error"),
-            ("receive", "drop"),
-            ("receive", "overrun"),
-            ("transmit", "ok"),
-            ("transmit", "error"),
-            ("transmit", "drop"),
-            ("transmit", "overrun"),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            packets.push(
-                lbl(&[("device", "lo"), ("direction", dir), ("outcome", outcome)]),
-                (i as u64 + 1) * 10,
-            );
+        c.set(Column::RxBytes, 1000);
+        c.set(Column::TxBytes, 2000);
+        let bit = |name| FLAGS.iter().find(|(f, _)| *f == name).unwrap().1;
+        Interface {
+            name: "lo".into(),
+            counters: Some(c),
+            sys: Some(SysAttrs {
+                mtu: Some(65536),
+                flags: Some(bit("up") | bit("loopback") | bit("running")),
+                operstate: Some("unknown".into()),
+                address: Some("00:00:00:00:00:00".into()),
+                arp_type: Some(772),
+                ..SysAttrs::default()
+            }),
         }
-        v.push(packets);
-        v.push(
-            F::counter("netstat_interface_bytes", "")
-                .with(lbl(&[("device", "lo"), ("direction", "receive")]), 1000u64)
-                .with(lbl(&[("device", "lo"), ("direction", "transmit")]), 2000u64),
-        );
-        v.push(
-            F::gauge("netstat_interface_mtu_bytes", "").with(lbl(&[("device", "lo")]), 65536u64),
-        );
-        v.push(F::gauge("netstat_interface_info", "").with(
-            lbl(&[
-                ("device", "lo"),
-                ("flags", "LRU"),
-                ("operstate", "unknown"),
-                ("address", "00:00:00:00:00:00"),
-                ("type", "loopback"),
-            ]),
-            1u64,
-        ));
-        v.push(
-            F::gauge("netstat_scrape_collector_duration_seconds", "")
-                .with(lbl(&[("collector", "sockets")]), 0.25)
-                .with(lbl(&[("collector", "listeners")]), 0.5),
-        );
-        v.push(
-            F::gauge("netstat_scrape_collector_success", "")
-                .with(lbl(&[("collector", "sockets")]), true)
-                .with(lbl(&[("collector", "listeners")]), false),
-        );
-        v.push(F::gauge("netstat_exporter_build_info", "").with(
-            lbl(&[("version", "9.9.9"), ("revision", "abc"), ("rustc", "1.0")]),
-            1u64,
-        ));
-        v.push(F::gauge("process_start_time_seconds", "").with(vec![], 1000.5));
-        v
+    }
+
+    /// One scrape: sockets, listeners and interfaces made by the collectors' functions.
+    fn scraped(expected: bool) -> Scraped {
+        let mut stats = SocketStats::default();
+        for _ in 0..2 {
+            stats.add_inet(&sock(
+                Protocol::Tcp,
+                Family::Ipv4,
+                TCP_LISTEN,
+                "0.0.0.0",
+                22,
+            ));
+        }
+        stats.add_inet(&sock(Protocol::Udp, Family::Ipv6, TCP_CLOSE, "::", 53));
+        for inode in 0..6 {
+            stats.add_unix(&UnixSocket {
+                kind: UnixType::Stream,
+                state: UnixState::Connected,
+                inode,
+            });
+        }
+        let (counts, unix) = sockets::rows(&stats);
+        let mut rows = listener_rows(expected, None);
+        rows.sockets = Some(counts);
+        rows.unix_sockets = Some(unix);
+        rows.interfaces = Some(interfaces::rows(&[lo()]));
+        let status = |name: &str, success, duration_seconds| CollectorStatus {
+            name: name.into(),
+            success,
+            duration_seconds,
+        };
+        Scraped {
+            rows,
+            collectors: vec![
+                status("sockets", true, 0.25),
+                status("listeners", false, 0.5),
+            ],
+            namespaces: None,
+            start_time_seconds: Some(1000.5),
+        }
+    }
+
+    fn count<'a>(s: &'a Snapshot, protocol: &str, family: &str, state: &str) -> &'a SocketCount {
+        s.sockets
+            .iter()
+            .find(|r| {
+                (r.protocol.as_str(), r.family.as_str(), r.state.as_str())
+                    == (protocol, family, state)
+            })
+            .unwrap()
     }
 
     #[test]
     fn converts_every_section() {
-        let s = Snapshot::from_families(&families(false), 1100.5);
+        let s = Snapshot::from_scraped(&scraped(false), 1100.5);
         assert_eq!(s.schema, SCHEMA_VERSION);
-        assert_eq!((s.version.as_str(), s.revision.as_str()), ("9.9.9", "abc"));
+        assert_eq!(
+            (s.version.as_str(), s.revision.as_str()),
+            (crate::self_metrics::VERSION, crate::self_metrics::REVISION)
+        );
         assert_eq!(s.uptime_seconds, Some(100.0));
         assert_eq!(s.start_time_seconds, Some(1000.5));
         assert_eq!(
@@ -749,11 +304,16 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(s.sockets.len(), 2);
-        assert_eq!(s.sockets[0].state, "listen");
-        assert_eq!(s.sockets[0].count, 2);
-        assert_eq!(s.unix_sockets[0].kind, "stream");
-        assert_eq!(s.unix_sockets[0].count, 6);
+        // Every series of netstat_sockets, zeros included, as the collector renders them.
+        assert_eq!(count(&s, "tcp", "ipv4", "listen").count, 2);
+        assert_eq!(count(&s, "udp", "ipv6", "unconnected").count, 1);
+        assert_eq!(s.sockets.iter().map(|r| r.count).sum::<u64>(), 3);
+        let stream = s
+            .unix_sockets
+            .iter()
+            .find(|r| r.kind == "stream" && r.state == "connected")
+            .unwrap();
+        assert_eq!(stream.count, 6);
         assert!(!s.expected_listeners_policy);
         assert_eq!(s.listeners_dropped, Some(0));
         assert_eq!(
@@ -810,117 +370,136 @@ mod tests {
                 tx_ovr: 80,
                 rx_bytes: 1000,
                 tx_bytes: 2000,
+                watched: [Some(true), Some(true), Some(false), Some(false)],
+                attributes: true,
                 netns: String::new(),
             }]
         );
-        assert!(
-            s.namespaces.is_empty(),
-            "no netstat_netns_info: --netns=self"
-        );
+        assert!(s.namespaces.is_empty(), "no namespaces: --netns=self");
         assert!(s.sockets.iter().all(|r| r.netns.is_empty()));
+    }
+
+    /// The rows and the families come from the same place: what the snapshot shows is what
+    /// /metrics says.
+    #[test]
+    fn rows_and_families_agree() {
+        let scraped = scraped(true);
+        let l = scraped.rows.listeners.as_ref().unwrap();
+        let opts = RenderOptions {
+            limits: true,
+            attribution: true,
+            expected: true,
+        };
+        let fams = listeners::render(&l.rows, 0, opts);
+        let value = |name: &str, port: &str| {
+            fams.iter()
+                .find(|f| f.name == name)
+                .and_then(|f| {
+                    f.samples
+                        .iter()
+                        .find(|s| crate::metrics::label(s, "port") == port)
+                })
+                .map(|s| s.value.as_f64() as u64)
+        };
+        let s = Snapshot::from_scraped(&scraped, 0.0);
+        for r in &s.listeners {
+            let port = r.port.to_string();
+            assert_eq!(Some(r.sockets), value(listeners::SOCKETS.name, &port));
+            assert_eq!(r.accept_queue, value(listeners::ACCEPT_QUEUE.name, &port));
+            assert_eq!(
+                r.accept_queue_limit,
+                value(listeners::ACCEPT_QUEUE_LIMIT.name, &port)
+            );
+            assert_eq!(r.drops, value(listeners::DROPS.name, &port));
+            assert_eq!(
+                r.unexpected == Some(true),
+                value(listeners::UNEXPECTED.name, &port).is_some()
+            );
+        }
+        let ifs = interfaces::render(&[lo()]);
+        let mtu = ifs.iter().find(|f| f.name == interfaces::MTU.name).unwrap();
+        assert_eq!(
+            s.interfaces[0].mtu,
+            Some(mtu.samples[0].value.as_f64() as u64)
+        );
+        let info = ifs
+            .iter()
+            .find(|f| f.name == interfaces::INFO.name)
+            .unwrap();
+        assert_eq!(
+            crate::metrics::label(&info.samples[0], "flags"),
+            s.interfaces[0].flags
+        );
     }
 
     #[test]
     fn namespaces_and_per_namespace_rows_are_kept_apart() {
         // --netns=all: the own namespace (no netns label) and a pod's, each with the same
-        // listener 0.0.0.0:22 and its own lo.
+        // listener 0.0.0.0:22 and its own lo; joined as the engine joins namespaces.
         let pod = "4026532001";
-        let mut l22 = key("22");
-        let mut l22_pod = key("22");
-        l22_pod.push(("netns", pod));
-        let with = |k: &[(&'static str, &str)], extra: &[(&'static str, &str)]| {
-            let mut l = k.to_vec();
-            l.extend_from_slice(extra);
-            lbl(&l)
-        };
-        l22.extend([("service", "ssh"), ("process", "sshd"), ("user", "root")]);
-        let fams = vec![
-            F::gauge(NETNS_INFO, "")
-                .with(
-                    lbl(&[
-                        ("netns", ""),
-                        ("name", ""),
-                        ("container_id", ""),
-                        ("pod_uid", ""),
-                    ]),
-                    1u64,
-                )
-                .with(
-                    lbl(&[
-                        ("netns", pod),
-                        ("name", "cni-1"),
-                        ("container_id", "ab12"),
-                        ("pod_uid", "5f0c4c8e-2a3b-4c5d-8e9f-0a1b2c3d4e5f"),
-                    ]),
-                    1u64,
-                ),
-            F::gauge("netstat_listener_info", "")
-                .with(lbl(&l22), 1u64)
-                .with(
-                    with(
-                        &l22_pod,
-                        &[("service", "ssh"), ("process", "dropbear"), ("user", "app")],
-                    ),
-                    1u64,
-                ),
-            F::gauge("netstat_listener_accept_queue", "")
-                .with(lbl(&key("22")), 1u64)
-                .with(lbl(&l22_pod), 7u64),
-            F::gauge("netstat_interface_mtu_bytes", "")
-                .with(lbl(&[("device", "lo")]), 65536u64)
-                .with(lbl(&[("device", "lo"), ("netns", pod)]), 1500u64),
-            F::gauge("netstat_sockets", "").with(
-                lbl(&[
-                    ("protocol", "tcp"),
-                    ("family", "ipv4"),
-                    ("state", "listen"),
-                    ("netns", pod),
-                ]),
-                1u64,
-            ),
-            F::gauge("netstat_unix_sockets", "").with(
-                lbl(&[("type", "stream"), ("state", "connected"), ("netns", pod)]),
-                2u64,
-            ),
-        ];
-        let s = Snapshot::from_families(&fams, 1.0);
-        assert_eq!(s.namespaces.len(), 2);
-        assert_eq!(s.namespaces[0].netns, "");
-        assert_eq!(
-            s.namespaces[1],
+        let own = scraped(false);
+        let mut rows = own.rows.clone();
+        let mut other = scraped(false).rows;
+        if let Some(l) = other.listeners.as_mut() {
+            l.rows[0].process = "dropbear".into();
+            l.rows[0].accept_queue = Some(7);
+        }
+        if let Some(i) = other.interfaces.as_mut() {
+            i[0].mtu = Some(1500);
+        }
+        other.set_netns(pod);
+        rows.extend(other);
+        let namespaces = vec![
+            NamespaceRow {
+                netns: String::new(),
+                name: String::new(),
+                container_id: String::new(),
+                pod_uid: String::new(),
+            },
             NamespaceRow {
                 netns: pod.into(),
                 name: "cni-1".into(),
                 container_id: "ab12".into(),
                 pod_uid: "5f0c4c8e-2a3b-4c5d-8e9f-0a1b2c3d4e5f".into(),
-            }
-        );
+            },
+        ];
+        let scraped = Scraped {
+            rows,
+            namespaces: Some(namespaces.clone()),
+            ..own
+        };
+        let s = Snapshot::from_scraped(&scraped, 1.0);
+        assert_eq!(s.namespaces, namespaces);
         let l: Vec<(&str, &str, Option<u64>)> = s
             .listeners
             .iter()
+            .filter(|r| r.port == 22)
             .map(|r| (r.netns.as_str(), r.process.as_str(), r.accept_queue))
             .collect();
-        assert_eq!(l, vec![("", "sshd", Some(1)), (pod, "dropbear", Some(7))]);
+        assert_eq!(l, vec![("", "sshd", Some(3)), (pod, "dropbear", Some(7))]);
         let i: Vec<(&str, &str, Option<u64>)> = s
             .interfaces
             .iter()
             .map(|r| (r.netns.as_str(), r.device.as_str(), r.mtu))
             .collect();
         assert_eq!(i, vec![("", "lo", Some(65536)), (pod, "lo", Some(1500))]);
-        assert_eq!(s.sockets[0].netns, pod);
-        assert_eq!(s.unix_sockets[0].netns, pod);
+        assert_eq!(s.listeners_dropped, Some(0));
+        let half = s.sockets.len() / 2;
+        assert!(s.sockets[..half].iter().all(|r| r.netns.is_empty()));
+        assert!(s.sockets[half..].iter().all(|r| r.netns == pod));
+        assert_eq!(s.unix_sockets.last().unwrap().netns, pod);
         let j = serde_json::to_value(&s).unwrap();
         assert_eq!(
             j["namespaces"][1]["pod_uid"],
             "5f0c4c8e-2a3b-4c5d-8e9f-0a1b2c3d4e5f"
         );
-        assert_eq!(j["listeners"][1]["netns"], pod);
+        assert_eq!(j["listeners"][2]["netns"], pod);
         assert_eq!(j["interfaces"][0]["netns"], "");
     }
 
     #[test]
     fn unexpected_is_a_bool_only_with_a_policy() {
-        let s = Snapshot::from_families(&families(true), 1100.5);
+        let s = Snapshot::from_scraped(&scraped(true), 1100.5);
         assert!(s.expected_listeners_policy);
         assert_eq!(s.listeners[0].unexpected, Some(false));
         assert_eq!(s.listeners[1].unexpected, Some(true));
@@ -928,10 +507,12 @@ mod tests {
 
     #[test]
     fn missing_collectors_give_empty_sections_and_nulls() {
-        let s = Snapshot::from_families(&[], 5.0);
+        let s = Snapshot::from_scraped(&Scraped::default(), 5.0);
         assert!(s.collectors.is_empty() && s.listeners.is_empty() && s.interfaces.is_empty());
         assert_eq!(s.uptime_seconds, None);
         assert_eq!(s.listeners_dropped, None);
+        assert_eq!(s.outbound_folded, None);
+        assert_eq!(s.inbound_folded, None);
         assert_eq!(s.version, crate::self_metrics::VERSION);
         let json = serde_json::to_value(&s).unwrap();
         assert!(json["uptime_seconds"].is_null());
@@ -940,7 +521,7 @@ mod tests {
 
     #[test]
     fn json_field_names_and_types() {
-        let s = Snapshot::from_families(&families(true), 1100.5);
+        let s = Snapshot::from_scraped(&scraped(true), 1100.5);
         let j = serde_json::to_value(&s).unwrap();
         assert!(j["time"].is_f64());
         assert_eq!(j["unix_sockets"][0]["type"], "stream");
@@ -956,6 +537,8 @@ mod tests {
             assert!(i[k].is_u64(), "{k}");
         }
         assert_eq!(i["flags"], "LRU");
+        // What only the change log reads is not in the snapshot.
+        assert!(i.get("watched").is_none() && i.get("attributes").is_none());
     }
 
     /// Answers of Prometheus' histogram_quantile() (promql/quantile.go: linear interpolation in
@@ -980,11 +563,10 @@ mod tests {
         assert_eq!(bucket_quantile(1.5, &b), None);
     }
 
-    /// Health and inbound families made by the real renderers (health::render, the inbound
-    /// pass) reach the listener, outbound and inbound rows.
+    /// Health made by the real aggregation reaches the listener and outbound rows (through
+    /// the collectors' row functions), and inbound rows their section.
     #[test]
     fn health_and_inbound_rows() {
-        use crate::collectors::health::{Health, Probe};
         let mut fast = Health::default();
         let mut slow = Health::default();
         for _ in 0..5 {
@@ -997,61 +579,60 @@ mod tests {
                 retransmitting: true,
             });
         }
-        let listener = vec![
-            ("protocol", "tcp".to_string()),
-            ("family", "ipv4".to_string()),
-            ("address", "0.0.0.0".to_string()),
-            ("port", "22".to_string()),
-        ];
-        let out_key = |port: &str| {
-            vec![
-                ("protocol", "tcp".to_string()),
-                ("remote_port", port.to_string()),
-                ("service", String::new()),
-                ("remote_network", "private".to_string()),
-                ("process", "app".to_string()),
-                ("container_id", String::new()),
-                ("pod_uid", String::new()),
-            ]
+        let listener_health: FxHashMap<ListenerKey, Health> =
+            [(tcp22(), slow)].into_iter().collect();
+        let mut scraped = scraped(false);
+        scraped.rows.listeners = listener_rows(false, Some(&listener_health)).listeners;
+        let key = |state| connections::SeriesKey {
+            protocol: Protocol::Tcp,
+            remote_port: "5432".into(),
+            service: String::new(),
+            remote_network: "private".into(),
+            process: "app".into(),
+            state,
+            container_id: String::new(),
+            pod_uid: String::new(),
         };
-        let mut fams = families(false);
-        fams.extend(health::render(
-            &health::LISTENER_RTT,
-            &health::LISTENER_RETRANSMITTING,
-            [(listener, &slow)].into_iter(),
-        ));
-        fams.extend(health::render(
-            &health::OUTBOUND_RTT,
-            &health::OUTBOUND_RETRANSMITTING,
-            [(out_key("5432"), &fast)].into_iter(),
-        ));
-        for state in ["established", "time_wait"] {
-            let mut l = out_key("5432");
-            l.push(("state", state.to_string()));
-            fams.push(connections::OUTBOUND.family().with(l, 3u64));
-        }
-        let mut inb = inbound::INBOUND.family();
-        inb.push(
-            vec![
-                ("protocol", "tcp".to_string()),
-                ("port", "22".to_string()),
-                ("service", "ssh".to_string()),
-                ("process", "sshd".to_string()),
-                ("remote_network", "public".to_string()),
-                ("container_id", String::new()),
-                ("pod_uid", "p1".to_string()),
-                ("state", "established".to_string()),
-            ],
-            7u64,
-        );
-        fams.push(inb);
-        fams.push(inbound::FOLDED.family().with(vec![], 0u64));
-        fams.push(
-            inbound::SOURCES
-                .family()
-                .with(vec![("remote_network", "public".to_string())], 2u64),
-        );
-        let s = Snapshot::from_families(&fams, 1100.5);
+        let series: BTreeMap<connections::SeriesKey, u64> =
+            [(key("established"), 3), (key("time_wait"), 3)]
+                .into_iter()
+                .collect();
+        let healths: BTreeMap<connections::SeriesKey, Health> =
+            [(key(""), fast)].into_iter().collect();
+        scraped.rows.outbound = Some(connections::rows(&series, 0, None, Some(&healths)));
+        let inbound = inbound::SeriesKey {
+            protocol: "tcp",
+            port: "22".into(),
+            service: "ssh".into(),
+            process: "sshd".into(),
+            remote_network: "public".into(),
+            container_id: String::new(),
+            pod_uid: "p1".into(),
+            state: "established",
+        };
+        scraped.rows.inbound = Some(rows::Inbound {
+            rows: vec![InboundRow {
+                protocol: inbound.protocol.into(),
+                port: inbound.port.clone(),
+                service: inbound.service.clone(),
+                process: inbound.process.clone(),
+                remote_network: inbound.remote_network.clone(),
+                state: inbound.state.into(),
+                count: 7,
+                unexpected: None,
+                container_id: inbound.container_id.clone(),
+                pod_uid: inbound.pod_uid.clone(),
+                netns: String::new(),
+            }],
+            folded: 0,
+            policy: false,
+            sources: vec![InboundSources {
+                remote_network: "public".into(),
+                count: 2,
+                netns: String::new(),
+            }],
+        });
+        let s = Snapshot::from_scraped(&scraped, 1100.5);
         let ssh = s.listeners.iter().find(|l| l.port == 22).unwrap();
         // Every connection in (64 ms, 128 ms]: 0.064 + 0.064 * q.
         let p50 = ssh.health.rtt_p50_seconds.unwrap();
@@ -1072,6 +653,9 @@ mod tests {
                 assert_eq!(r.health, RowHealth::default(), "{r:?}");
             }
         }
+        assert!(!s.outbound_policy);
+        assert_eq!(s.outbound[0].unexpected, None);
+        assert_eq!(s.outbound_folded, Some(0));
         assert_eq!(s.inbound.len(), 1);
         assert_eq!(
             (
@@ -1091,11 +675,50 @@ mod tests {
         assert!(j["listeners"][1]["rtt_p50_seconds"].is_null());
     }
 
+    /// An outbound policy: a series it does not allow is flagged on its rows, and kept
+    /// for the change log even when folding took its rows away.
     #[test]
-    fn big_counters_stay_exact_and_floats_are_clamped() {
-        assert_eq!(int(Value::Int(u64::MAX)), u64::MAX);
-        assert_eq!(int(Value::Float(-1.0)), 0);
-        assert_eq!(int(Value::Float(f64::NAN)), 0);
-        assert_eq!(int(Value::Float(3.9)), 3);
+    fn outbound_policy_rows() {
+        let key = |port: &str| connections::SeriesKey {
+            protocol: Protocol::Tcp,
+            remote_port: port.into(),
+            service: String::new(),
+            remote_network: "public".into(),
+            process: "curl".into(),
+            state: "established",
+            container_id: String::new(),
+            pod_uid: String::new(),
+        };
+        let series: BTreeMap<connections::SeriesKey, u64> =
+            [(key("443"), 1), (key("25"), 2)].into_iter().collect();
+        let flagged: BTreeSet<connections::SeriesKey> = [
+            connections::SeriesKey {
+                state: "",
+                ..key("25")
+            },
+            connections::SeriesKey {
+                state: "",
+                ..key("6667")
+            },
+        ]
+        .into_iter()
+        .collect();
+        let mut scraped = Scraped::default();
+        scraped.rows.outbound = Some(connections::rows(&series, 4, Some(&flagged), None));
+        let s = Snapshot::from_scraped(&scraped, 0.0);
+        assert!(s.outbound_policy);
+        assert_eq!(s.outbound_folded, Some(4));
+        let flags: Vec<(&str, Option<bool>)> = s
+            .outbound
+            .iter()
+            .map(|r| (r.remote_port.as_str(), r.unexpected))
+            .collect();
+        assert_eq!(flags, vec![("25", Some(true)), ("443", Some(false))]);
+        let o = scraped.rows.outbound.as_ref().unwrap();
+        assert_eq!(
+            o.unexpected.len(),
+            2,
+            "folded away or not, every flagged series"
+        );
     }
 }

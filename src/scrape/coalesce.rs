@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::fanout::{NetnsReport, Shared};
 use super::{lock, record_errors};
+use crate::collectors::rows::Rows;
 use crate::collectors::{Collected, Collector};
 use crate::metrics::MetricFamily;
 use crate::source::SourceError;
@@ -39,6 +40,8 @@ pub(super) struct Run {
 
 pub(super) struct CollectorRun {
     pub(super) families: Vec<MetricFamily>,
+    /// The typed rows behind the families (see crate::collectors::rows).
+    pub(super) rows: Rows,
     pub(super) ok: bool,
     pub(super) seconds: f64,
 }
@@ -94,6 +97,7 @@ impl Slot {
                     .iter()
                     .map(|_| CollectorRun {
                         families: Vec::new(),
+                        rows: Rows::default(),
                         ok: false,
                         seconds: 0.0,
                     })
@@ -116,13 +120,13 @@ impl Slot {
                 .iter()
                 .map(|c| {
                     let collected = Collected {
-                        families: Vec::new(),
                         errors: vec![SourceError {
                             source: "panic".into(),
                             location: format!("collector {}", c.name()),
                             line: None,
                             message: "the collector panicked (a bug: please report it)".into(),
                         }],
+                        ..Collected::default()
                     };
                     (collected, 0.0)
                 })
@@ -139,6 +143,7 @@ impl Slot {
                 }
                 CollectorRun {
                     families: collected.families,
+                    rows: collected.rows,
                     ok,
                     seconds,
                 }

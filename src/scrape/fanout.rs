@@ -135,6 +135,7 @@ pub(super) fn collect_ns(
         c.finish(&info, &mut got);
         seconds += t.elapsed().as_secs_f64();
         label_netns(&mut got.families, ns.label());
+        got.rows.set_netns(ns.label());
         out.push((got, seconds));
     }
     out
@@ -238,6 +239,7 @@ impl Shared {
             }
             for (&k, (c, secs)) in chosen.iter().zip(got) {
                 out[k].0.families.extend(c.families);
+                out[k].0.rows.extend(c.rows);
                 out[k].0.errors.extend(c.errors);
                 out[k].1 += secs;
             }

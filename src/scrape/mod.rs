@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::collectors::rows::{CollectorStatus, NamespaceRow, Scraped};
 use crate::collectors::{self, Collector};
 use crate::config::{Config, NetnsConfig};
 use crate::metrics::{Desc, MetricFamily};
@@ -274,6 +275,28 @@ impl Scraper {
         selection: Option<&[String]>,
         timeout: Option<Duration>,
     ) -> Vec<MetricFamily> {
+        self.scrape_runs(selection, timeout, false).0
+    }
+
+    /// [`scrape_with_timeout`](Self::scrape_with_timeout), with what the scrape read typed
+    /// (the rows the families were rendered from, each collector's outcome, the namespaces):
+    /// what the snapshot is made of.
+    pub fn scrape_typed(
+        &self,
+        selection: Option<&[String]>,
+        timeout: Option<Duration>,
+    ) -> (Vec<MetricFamily>, Scraped) {
+        self.scrape_runs(selection, timeout, true)
+    }
+
+    /// One scrape; its rows are gathered from the runs (copied) only when `want_rows` or
+    /// when the change log observes this scrape.
+    fn scrape_runs(
+        &self,
+        selection: Option<&[String]>,
+        timeout: Option<Duration>,
+        want_rows: bool,
+    ) -> (Vec<MetricFamily>, Scraped) {
         let begin = Instant::now();
         let deadline = timeout.and_then(|t| begin.checked_add(t));
         let mut families = Vec::new();
@@ -287,6 +310,8 @@ impl Scraper {
             .collect();
         // Collector index -> (families, ok, seconds), to answer in registry order.
         let mut by_collector: BTreeMap<usize, (Vec<MetricFamily>, bool, f64)> = BTreeMap::new();
+        // Collector index -> its run and its place among the run's results (for its rows).
+        let mut rows_at: BTreeMap<usize, (Arc<Run>, usize)> = BTreeMap::new();
         // The namespaces one run read (the first run that reports them).
         let mut netns_run: Option<Arc<Run>> = None;
         // Which run of each job this request got, and whether it covers every collector.
@@ -300,8 +325,9 @@ impl Scraper {
                     if netns_run.is_none() && run.netns.is_some() {
                         netns_run = Some(run.clone());
                     }
-                    for (&i, r) in ticket.slot.members.iter().zip(&run.results) {
+                    for (k, (&i, r)) in ticket.slot.members.iter().zip(&run.results).enumerate() {
                         by_collector.insert(i, (r.families.clone(), r.ok, r.seconds));
+                        rows_at.insert(i, (run.clone(), k));
                     }
                 }
                 None => {
@@ -321,35 +347,57 @@ impl Scraper {
                 }
             }
         }
+        let mut scraped = Scraped::default();
         for (i, (fams, ok, seconds)) in by_collector {
             let name = self.shared.collectors[i].name();
             families.extend(fams);
-            duration.push(vec![("collector", name.into())], seconds);
-            success.push(vec![("collector", name.into())], ok);
+            scraped.collectors.push(CollectorStatus {
+                name: name.into(),
+                success: ok,
+                duration_seconds: seconds,
+            });
+        }
+        // The self-metrics of the collectors, rendered from their statuses.
+        for c in &scraped.collectors {
+            duration.push(vec![("collector", c.name.clone())], c.duration_seconds);
+            success.push(vec![("collector", c.name.clone())], c.success);
         }
         if self.shared.netns.is_some() {
             let report = netns_run.as_ref().and_then(|r| r.netns.as_ref());
-            families.extend(self.netns_families(report));
+            scraped.namespaces = report.map(namespace_rows);
+            families.extend(self.netns_families(scraped.namespaces.as_deref(), report));
         }
         families.push(duration);
         families.push(success);
         families.push(self.errors_family());
         families.push(build_info());
-        families.extend(self.process_families());
+        let process = process::read_self(&self.procfs)
+            .map_err(|e| tracing::debug!(error = %e, "process metrics unavailable"))
+            .ok();
+        scraped.start_time_seconds = process.as_ref().map(|p| p.start_time_seconds);
+        families.extend(process.map(process_families).unwrap_or_default());
         if let Some(w) = self.watch.get() {
             families.extend(w.families());
         }
+        // The change log observes each finished set of runs once: not again for another
+        // request served by the same runs (a page poll next to a Prometheus scrape), and never
+        // a collect[] subset (a partial view). A job that timed out is in no run here: its
+        // collectors are reported failed and the log carries their last view.
+        let observe = self.events.is_some() && every && self.first_to_observe(runs);
+        if want_rows || observe {
+            for (run, k) in rows_at.values() {
+                if let Some(r) = run.results.get(*k) {
+                    scraped.rows.extend(r.rows.clone());
+                }
+            }
+        }
         if let Some(events) = &self.events {
-            // The change log observes each finished set of runs once: not again for another
-            // request served by the same runs (a page poll next to a Prometheus scrape), and
-            // never a collect[] subset (a partial view). A job that timed out is in no run
-            // here: its collectors are reported failed and the log carries their last view.
-            if every && self.first_to_observe(runs) {
-                events.observe(&families);
+            if observe {
+                events.observe(&scraped);
             }
             families.extend(events.families());
         }
-        families
+        (families, scraped)
     }
 
     /// Whether the runs `runs` (job, run number) were not observed yet; records them.
@@ -366,17 +414,21 @@ impl Scraper {
     /// `netstat_netns_info`, `netstat_netns`, `netstat_netns_dropped` (from the run that read
     /// the namespaces; absent when no collector that reads them was scraped) and
     /// `netstat_netns_errors_total`.
-    fn netns_families(&self, report: Option<&NetnsReport>) -> Vec<MetricFamily> {
+    fn netns_families(
+        &self,
+        rows: Option<&[NamespaceRow]>,
+        report: Option<&NetnsReport>,
+    ) -> Vec<MetricFamily> {
         let mut out = Vec::new();
-        if let Some(r) = report {
+        if let (Some(rows), Some(r)) = (rows, report) {
             let mut info = NETNS_INFO.family();
-            for (label, i) in &r.read {
+            for n in rows {
                 info.push(
                     vec![
-                        ("netns", label.clone()),
-                        ("name", i.name.clone()),
-                        ("container_id", i.container_id.clone()),
-                        ("pod_uid", i.pod_uid.clone()),
+                        ("netns", n.netns.clone()),
+                        ("name", n.name.clone()),
+                        ("container_id", n.container_id.clone()),
+                        ("pod_uid", n.pod_uid.clone()),
                     ],
                     1u64,
                 );
@@ -411,28 +463,34 @@ impl Scraper {
         }
         f
     }
+}
 
-    fn process_families(&self) -> Vec<MetricFamily> {
-        match process::read_self(&self.procfs) {
-            Ok(p) => {
-                let mut v = vec![
-                    PROCESS_CPU.family().with(vec![], p.cpu_seconds),
-                    PROCESS_RSS.family().with(vec![], p.resident_memory_bytes),
-                    PROCESS_VSZ.family().with(vec![], p.virtual_memory_bytes),
-                    PROCESS_OPEN_FDS.family().with(vec![], p.open_fds),
-                    PROCESS_START.family().with(vec![], p.start_time_seconds),
-                ];
-                if let Some(max) = p.max_fds {
-                    v.push(PROCESS_MAX_FDS.family().with(vec![], max));
-                }
-                v
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "process metrics unavailable");
-                Vec::new()
-            }
-        }
+/// The namespaces of a run's report, typed (`netstat_netns_info` is rendered from them).
+fn namespace_rows(r: &NetnsReport) -> Vec<NamespaceRow> {
+    r.read
+        .iter()
+        .map(|(label, i)| NamespaceRow {
+            netns: label.clone(),
+            name: i.name.clone(),
+            container_id: i.container_id.clone(),
+            pod_uid: i.pod_uid.clone(),
+        })
+        .collect()
+}
+
+/// The exporter's process metrics.
+fn process_families(p: process::ProcessStats) -> Vec<MetricFamily> {
+    let mut v = vec![
+        PROCESS_CPU.family().with(vec![], p.cpu_seconds),
+        PROCESS_RSS.family().with(vec![], p.resident_memory_bytes),
+        PROCESS_VSZ.family().with(vec![], p.virtual_memory_bytes),
+        PROCESS_OPEN_FDS.family().with(vec![], p.open_fds),
+        PROCESS_START.family().with(vec![], p.start_time_seconds),
+    ];
+    if let Some(max) = p.max_fds {
+        v.push(PROCESS_MAX_FDS.family().with(vec![], max));
     }
+    v
 }
 
 pub(super) fn record_errors(totals: &ErrorTotals, collector: &'static str, errors: &[SourceError]) {
@@ -479,6 +537,7 @@ mod tests {
                     MetricFamily::gauge("test_started", "run start").with(vec![], started),
                 ],
                 errors: vec![],
+                ..Collected::default()
             }
         }
     }
@@ -563,6 +622,88 @@ mod tests {
         fn collect(&self, ns: &Netns) -> Collected {
             self.1.collect(ns)
         }
+    }
+
+    /// A listeners collector whose listeners are the ports in `.0`, made into rows and
+    /// families by the listeners collector's own functions.
+    struct Ports(Arc<Mutex<Vec<u16>>>);
+
+    impl SimpleCollector for Ports {
+        fn name(&self) -> &'static str {
+            "listeners"
+        }
+        fn collect(&self, _ns: &Netns) -> Collected {
+            use crate::collectors::listeners::{self, ListenerAgg, ListenerKey, RenderOptions};
+            use crate::source::inet::{Family, Protocol};
+            let raw = lock(&self.0)
+                .iter()
+                .map(|&port| {
+                    let key = ListenerKey {
+                        protocol: Protocol::Tcp,
+                        family: Family::Ipv4,
+                        address: std::net::Ipv4Addr::LOCALHOST.into(),
+                        port,
+                    };
+                    (key, ListenerAgg::default())
+                })
+                .collect();
+            let (services, users, owners) = Default::default();
+            let ls = listeners::resolve_names(raw, &services, &users, &owners, None);
+            let opts = RenderOptions {
+                limits: false,
+                attribution: false,
+                expected: false,
+            };
+            let rows = listeners::rows(&ls, opts, None);
+            Collected {
+                families: listeners::render(&rows, 0, opts),
+                rows: crate::collectors::rows::Rows {
+                    listeners: Some(crate::collectors::rows::Listeners {
+                        rows,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                errors: vec![],
+            }
+        }
+    }
+
+    /// The change log is fed the rows of the scrape the engine ran (and the snapshot gets
+    /// the same): opened, then closed when the last listener is gone.
+    #[test]
+    fn the_rows_of_a_run_reach_the_change_log_and_the_snapshot() {
+        let ports = Arc::new(Mutex::new(vec![8080]));
+        let log = Arc::new(crate::events::EventLog::new(10));
+        let s = Scraper::new(vec![Box::new(Ports(ports.clone()))], "/nonexistent".into())
+            .with_events(Some(log.clone()));
+        let (_, scraped) = s.scrape_typed(None, None);
+        let l = scraped.rows.listeners.as_ref().unwrap();
+        assert_eq!(l.rows[0].port, 8080);
+        assert_eq!(scraped.collectors[0].name, "listeners");
+        assert!(scraped.collectors[0].success);
+        lock(&ports).push(8081);
+        s.scrape(None);
+        lock(&ports).clear();
+        s.scrape(None);
+        let kinds: Vec<(&str, u16)> = log
+            .since(0, 10)
+            .events
+            .iter()
+            .map(|e| match &e.subject {
+                crate::events::Subject::Listener { port, .. } => (e.kind.as_str(), *port),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("listener_opened", 8081),
+                ("listener_closed", 8080),
+                ("listener_closed", 8081)
+            ],
+            "the last listener going is an event too"
+        );
     }
 
     #[test]

@@ -296,6 +296,7 @@ mod limits {
             Collected {
                 families: vec![INFO.family()],
                 errors: vec![],
+                ..Collected::default()
             }
         }
     }

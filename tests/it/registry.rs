@@ -64,6 +64,7 @@ impl SimpleCollector for Dummy {
                 .family()
                 .with(vec![("dir", ns.net_dir().display().to_string())], self.0)],
             errors: Vec::new(),
+            ..Collected::default()
         }
     }
 }

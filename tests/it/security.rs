@@ -492,6 +492,7 @@ impl SimpleCollector for Slow {
             )
             .with(vec![], n)],
             errors: vec![],
+            ..Collected::default()
         }
     }
 }
