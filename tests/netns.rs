@@ -480,9 +480,8 @@ fn namespaces_coming_and_going_while_scraping_cost_no_scrape_and_no_fd() {
     assert!(!text.contains(&format!("netns=\"{label}\"")), "{text}");
 }
 
-/// Thousands of outbound connections in one namespace, all named with default flags: the
-/// owners are looked up in batches during the pass (ATTRIBUTE_BATCH sockets at a time), and
-/// every socket lands in its process's series whatever batch it was in.
+/// Thousands of outbound connections in one namespace, all named with default flags: every
+/// socket lands in its process's series.
 #[test]
 fn thousands_of_outbound_connections_are_all_attributed() {
     if !require_root() || !require_tool("ip") {

@@ -268,9 +268,6 @@ pub const NEEDS: SocketNeeds = {
 /// thousand.
 const PENDING_MAX: usize = 65536;
 
-/// Outbound sockets whose owners are looked up in the shared cache at once (one lock each).
-const ATTRIBUTE_BATCH: usize = 4096;
-
 /// Remote port class: a port number, or [`EPHEMERAL`].
 const EPHEMERAL: u32 = 1 << 16;
 
@@ -522,16 +519,11 @@ impl<'a> ConnectionsPass<'a> {
             state,
         };
         if self.c.resolver.is_some() && inode != 0 {
-            // Owners are looked up in batches under one lock ([`Self::attribute`]): the lock
-            // is not held while the kernel streams, and the batch bounds the memory a pass
-            // holds per socket (at 300k sockets a list of every outbound socket was 6 MB).
-            if self.unattributed.capacity() == 0 {
-                self.unattributed.reserve_exact(ATTRIBUTE_BATCH);
-            }
+            // Owners are looked up after the kernel's walk, in one batch under one lock
+            // ([`Self::attribute`]): the lock is never held while the kernel streams.
+            // (Batches during the pass bound this list's memory but, interleaved with the
+            // kernel's walk, cost more CPU; measured in docs/benchmarks.md.)
             self.unattributed.push((inode, key, probe));
-            if self.unattributed.len() >= ATTRIBUTE_BATCH {
-                self.attribute();
-            }
         } else {
             self.count(key, probe);
         }

@@ -51,19 +51,22 @@ pub(super) struct CollectorRun {
 pub(super) struct Ticket {
     pub(super) slot: Arc<Slot>,
     pub(super) wanted: u64,
+    /// The request that holds it: the runs a request starts share one namespace discovery.
+    pub(super) request: u64,
 }
 
 impl Slot {
     /// Claim a run that starts after now, starting one if none is going.
-    pub(super) fn request(self: &Arc<Self>, shared: &Arc<Shared>) -> Ticket {
+    pub(super) fn request(self: &Arc<Self>, shared: &Arc<Shared>, request: u64) -> Ticket {
         let mut st = lock(&self.state);
         let wanted = st.started + 1;
         if !st.running {
-            self.start(&mut st, shared);
+            self.start(&mut st, shared, request);
         }
         Ticket {
             slot: self.clone(),
             wanted,
+            request,
         }
     }
 
@@ -77,7 +80,7 @@ impl Slot {
 
     /// Start run `started + 1` in its own thread. Called with the state locked and no run
     /// going.
-    pub(super) fn start(self: &Arc<Self>, st: &mut SlotState, shared: &Arc<Shared>) {
+    pub(super) fn start(self: &Arc<Self>, st: &mut SlotState, shared: &Arc<Shared>, request: u64) {
         st.started += 1;
         st.running = true;
         let number = st.started;
@@ -85,7 +88,7 @@ impl Slot {
         let sh = shared.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("collect-{}", self.name(shared)))
-            .spawn(move || slot.run(number, &sh));
+            .spawn(move || slot.run(number, &sh, request));
         if let Err(e) = spawned {
             tracing::error!(job = %self.name(shared), error = %e, "cannot start a collection thread");
             st.running = false;
@@ -108,13 +111,13 @@ impl Slot {
         }
     }
 
-    pub(super) fn run(&self, number: u64, shared: &Shared) {
+    pub(super) fn run(&self, number: u64, shared: &Shared, request: u64) {
         let members: Vec<&dyn Collector> = self
             .members
             .iter()
             .map(|&i| shared.collectors[i].as_ref())
             .collect();
-        let outcome = catch_unwind(AssertUnwindSafe(|| shared.collect(&self.members)));
+        let outcome = catch_unwind(AssertUnwindSafe(|| shared.collect(&self.members, request)));
         let (collected, netns) = outcome.unwrap_or_else(|_| {
             let failed = members
                 .iter()
@@ -176,7 +179,7 @@ impl Ticket {
             if !st.running {
                 // The run that was going when we arrived is over: start ours (it serves
                 // everyone who arrived while the previous one ran).
-                slot.start(&mut st, shared);
+                slot.start(&mut st, shared, self.request);
                 continue;
             }
             st = match deadline {

@@ -13,6 +13,9 @@ use super::{lock, record_errors, ErrorTotals};
 /// After entering a namespace was refused (EPERM), namespaces are read through
 /// /proc/<pid>/net for this long, then entering is tried again: at most one refused setns per
 /// namespace and period.
+/// The namespaces one discovery found, each with what its processes say of it.
+pub(super) type Discovered = Arc<Vec<(Found, NetnsInfo)>>;
+
 pub(super) const RETRY_ENTER: Duration = Duration::from_secs(300);
 use crate::collectors::{Collected, Collection, Collector};
 use crate::config::NetnsConfig;
@@ -38,6 +41,9 @@ pub(super) struct Shared {
     /// of a process in it instead; then try entering again (a capability granted later, or a
     /// refusal that was about one namespace only, is not a downgrade for the process's life).
     pub(super) unprivileged_until: Mutex<Option<Instant>>,
+    /// The last discovery (`--netns=all`) and the request whose runs share it: the jobs a
+    /// request starts (the socket pass, the interfaces) read the same namespaces, found once.
+    pub(super) discovered: Mutex<Option<(u64, Discovered)>>,
 }
 
 pub(super) struct NetnsAll {
@@ -148,7 +154,41 @@ impl Shared {
 
     /// The namespaces of one run of `members`: the exporter's own, then (`--netns=all`, when
     /// one of them reads other namespaces) the others found now, filtered and capped.
-    pub(super) fn targets(&self, members: &[usize]) -> (Vec<Target>, Option<NetnsReport>) {
+    /// The namespaces found for `request`: discovered by its first run, shared by the others
+    /// (a discovery reads every /proc/<pid>/ns/net, and each namespace's cgroup once).
+    fn discover(&self, all: &NetnsAll, request: u64) -> Discovered {
+        let mut last = lock(&self.discovered);
+        if let Some((r, d)) = &*last {
+            if *r == request {
+                return d.clone();
+            }
+        }
+        let mut errors = Vec::new();
+        let found = netns::discover(&self.procfs, &all.config.dirs, &mut errors);
+        let d: Discovered = Arc::new(
+            found
+                .found
+                .into_iter()
+                .map(|f| {
+                    let info = f.info(&self.procfs, &mut errors);
+                    (f, info)
+                })
+                .collect(),
+        );
+        // Every problem of discovery (an unreadable /proc/<pid>/ns/net, cgroup or netns
+        // directory), counted in netstat_scrape_errors_total{collector="netns"} and logged.
+        if !errors.is_empty() {
+            record_errors(&self.errors_total, "netns", &errors);
+        }
+        *last = Some((request, d.clone()));
+        d
+    }
+
+    pub(super) fn targets(
+        &self,
+        members: &[usize],
+        request: u64,
+    ) -> (Vec<Target>, Option<NetnsReport>) {
         let own = Target {
             ns: self.own.clone(),
             found: None,
@@ -164,16 +204,15 @@ impl Shared {
             };
             return (vec![own], Some(report));
         }
-        let mut errors = Vec::new();
-        let found = netns::discover(&self.procfs, &all.config.dirs, &mut errors);
+        let found = self.discover(all, request);
         let mut report = NetnsReport {
             read: Vec::new(),
             dropped: 0,
         };
         let mut targets = vec![own];
         let unprivileged = lock(&self.unprivileged_until).is_some_and(|t| Instant::now() < t);
-        for f in found.found {
-            let info = f.info(&self.procfs, &mut errors);
+        for (f, info) in found.iter() {
+            let (f, info) = (f.clone(), info.clone());
             if !all
                 .config
                 .keeps(&[&info.name, &info.container_id, &info.pod_uid])
@@ -194,11 +233,6 @@ impl Shared {
             };
             targets.push(Target { ns, found: Some(f) });
         }
-        // Every problem of discovery (an unreadable /proc/<pid>/ns/net, cgroup or netns
-        // directory), counted in netstat_scrape_errors_total{collector="netns"} and logged.
-        if !errors.is_empty() {
-            record_errors(&self.errors_total, "netns", &errors);
-        }
         (targets, Some(report))
     }
 
@@ -206,6 +240,7 @@ impl Shared {
     pub(super) fn collect(
         &self,
         members: &[usize],
+        request: u64,
     ) -> (Vec<(Collected, f64)>, Option<NetnsReport>) {
         let collectors: Vec<&dyn Collector> = members
             .iter()
@@ -215,7 +250,7 @@ impl Shared {
             .iter()
             .map(|_| (Collected::default(), 0.0))
             .collect();
-        let (targets, mut report) = self.targets(members);
+        let (targets, mut report) = self.targets(members, request);
         // Which members read each namespace: all of them in the own one.
         let chosen: Vec<Vec<usize>> = targets
             .iter()

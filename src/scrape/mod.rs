@@ -84,6 +84,8 @@ pub struct Scraper {
     timeout: Duration,
     /// The change log fed by every scrape (see crate::events).
     events: Option<Arc<crate::events::EventLog>>,
+    /// Requests so far (each one's runs share a namespace discovery).
+    requests: std::sync::atomic::AtomicU64,
     /// The runs the change log observed last (job, run number), to observe each once.
     observed: Mutex<Vec<(Vec<usize>, u64)>>,
     /// The watch, once started ([`Scraper::start_watch`]).
@@ -131,11 +133,13 @@ impl Scraper {
                 errors_total: Mutex::new(BTreeMap::new()),
                 netns_errors: Mutex::new(BTreeMap::new()),
                 unprivileged_until: Mutex::new(None),
+                discovered: Mutex::new(None),
             }),
             jobs: Mutex::new(HashMap::new()),
             procfs,
             timeout: DEFAULT_TIMEOUT,
             events: None,
+            requests: std::sync::atomic::AtomicU64::new(0),
             observed: Mutex::new(Vec::new()),
             watch: std::sync::OnceLock::new(),
         }
@@ -303,10 +307,13 @@ impl Scraper {
         let mut duration = COLLECTOR_DURATION.family();
         let mut success = COLLECTOR_SUCCESS.family();
         // Claim every job first so that they run in parallel, then wait for each.
+        let request = self
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tickets: Vec<Ticket> = self
             .jobs_for(selection)
             .iter()
-            .map(|slot| slot.request(&self.shared))
+            .map(|slot| slot.request(&self.shared, request))
             .collect();
         // Collector index -> (families, ok, seconds), to answer in registry order.
         let mut by_collector: BTreeMap<usize, (Vec<MetricFamily>, bool, f64)> = BTreeMap::new();
