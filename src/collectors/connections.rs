@@ -282,6 +282,63 @@ struct RawKey {
     state: u8,
 }
 
+/// An outbound socket waiting for its owner to be looked up: 16 bytes (at 300k sockets
+/// these are the collector's largest allocation; a tuple of a 64-bit inode, a [`RawKey`] and
+/// an `Option<Probe>` takes 32). Socket inodes are 32-bit (the kernel's `get_next_ino()`); a
+/// wider one goes straight to `pending`.
+#[derive(Debug, Clone, Copy)]
+struct Unattributed {
+    inode: u32,
+    port: u32,
+    network: u16,
+    protocol: Protocol,
+    state: u8,
+    probe: PackedProbe,
+}
+
+impl Unattributed {
+    fn key(&self) -> RawKey {
+        RawKey {
+            protocol: self.protocol,
+            port: self.port,
+            network: self.network,
+            pid: 0,
+            state: self.state,
+        }
+    }
+}
+
+/// An `Option<Probe>` in 4 bytes: `u32::MAX` for none, else the RTT in microseconds (clamped
+/// below 2^31: 35 minutes, beyond every bucket) and the top bit for retransmitting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PackedProbe(u32);
+
+impl PackedProbe {
+    const NONE: PackedProbe = PackedProbe(u32::MAX);
+    const RETRANSMITTING: u32 = 1 << 31;
+
+    fn pack(p: Option<Probe>) -> Self {
+        match p {
+            None => Self::NONE,
+            Some(p) => PackedProbe(
+                p.rtt_us.min(Self::RETRANSMITTING - 2)
+                    | if p.retransmitting {
+                        Self::RETRANSMITTING
+                    } else {
+                        0
+                    },
+            ),
+        }
+    }
+
+    fn unpack(self) -> Option<Probe> {
+        (self != Self::NONE).then_some(Probe {
+            rtt_us: self.0 & !Self::RETRANSMITTING,
+            retransmitting: self.0 & Self::RETRANSMITTING != 0,
+        })
+    }
+}
+
 /// A rendered series key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SeriesKey {
@@ -446,8 +503,8 @@ struct ConnectionsPass<'a> {
     pending: Vec<(u64, RawKey, Option<Probe>)>,
     /// Remote address -> network class.
     addresses: FxHashMap<IpAddr, u16>,
-    /// Outbound sockets whose owner is to be looked up: (inode, key with pid 0, health).
-    unattributed: Vec<(u64, RawKey, Option<Probe>)>,
+    /// Outbound sockets whose owner is to be looked up.
+    unattributed: Vec<Unattributed>,
     /// This namespace's socket-destroy subscriber (opened on this thread, in the namespace).
     flows: Option<crate::flows::Scrape>,
 }
@@ -523,7 +580,20 @@ impl<'a> ConnectionsPass<'a> {
             // ([`Self::attribute`]): the lock is never held while the kernel streams.
             // (Batches during the pass bound this list's memory but, interleaved with the
             // kernel's walk, cost more CPU; measured in docs/benchmarks.md.)
-            self.unattributed.push((inode, key, probe));
+            match u32::try_from(inode) {
+                Ok(inode) => self.unattributed.push(Unattributed {
+                    inode,
+                    port,
+                    network,
+                    protocol,
+                    state,
+                    probe: PackedProbe::pack(probe),
+                }),
+                Err(_) if self.pending.len() < PENDING_MAX => {
+                    self.pending.push((inode, key, probe))
+                }
+                Err(_) => self.count(key, probe),
+            }
         } else {
             self.count(key, probe);
         }
@@ -548,7 +618,8 @@ impl<'a> ConnectionsPass<'a> {
         }
         let mut view = r.view();
         let mut unattributed = std::mem::take(&mut self.unattributed);
-        for (inode, mut key, probe) in unattributed.drain(..) {
+        for u in unattributed.drain(..) {
+            let (inode, mut key, probe) = (u64::from(u.inode), u.key(), u.probe.unpack());
             match view.lookup(inode, self.now) {
                 Lookup::Cached(pid) => key.pid = pid,
                 Lookup::Unknown if self.pending.len() < PENDING_MAX => {
@@ -642,9 +713,10 @@ impl Collection for ConnectionsPass<'_> {
         // Owners never looked for: one walk for all of them (when one is due).
         if let (Some(r), false) = (&c.resolver, self.pending.is_empty()) {
             let inodes: Vec<u64> = self.pending.iter().map(|(i, _, _)| *i).collect();
-            let owners = r.resolve(&inodes, &mut errors);
+            let pids = r.resolve_pids(&inodes, &mut errors);
+            drop(inodes);
             for (inode, mut key, probe) in std::mem::take(&mut self.pending) {
-                key.pid = owners.get(&inode).map_or(0, |o| o.pid);
+                key.pid = pids.get(&inode).copied().unwrap_or(0);
                 self.count(key, probe);
             }
         }
@@ -1127,6 +1199,37 @@ mod tests {
             container_id: String::new(),
             pod_uid: String::new(),
         }
+    }
+
+    #[test]
+    fn a_waiting_socket_takes_16_bytes_and_keeps_its_health() {
+        assert_eq!(std::mem::size_of::<Unattributed>(), 16);
+        for p in [
+            None,
+            Some(Probe {
+                rtt_us: 0,
+                retransmitting: false,
+            }),
+            Some(Probe {
+                rtt_us: 80_400,
+                retransmitting: true,
+            }),
+            Some(Probe {
+                rtt_us: (1 << 31) - 2,
+                retransmitting: false,
+            }),
+        ] {
+            assert_eq!(PackedProbe::pack(p).unpack(), p);
+        }
+        // Beyond 35 minutes the RTT is clamped (every bucket ends at 4 s), never confused
+        // with "no probe" or with the retransmitting bit.
+        let huge = PackedProbe::pack(Some(Probe {
+            rtt_us: u32::MAX,
+            retransmitting: false,
+        }))
+        .unpack()
+        .unwrap();
+        assert!(huge.rtt_us > 4_000_000 && !huge.retransmitting);
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl OwnerView<'_> {
     /// entry as used at `now`.
     pub fn lookup(&mut self, inode: u64, now: Instant) -> Lookup {
         let st = &mut *self.0;
-        if let Some(e) = st.cache.get_mut(&inode) {
+        if let Some(e) = st.cache.get_mut(inode) {
             // Only as often as pruning needs to know: no write per socket and scrape.
             let t = stamp(now);
             if t.saturating_sub(e.2) >= FORGET_AFTER.as_secs() as u32 / 10 {
@@ -84,8 +84,43 @@ impl OwnerView<'_> {
     }
 }
 
-/// socket inode -> (lowest pid, fd) holding it.
-type OwnerMap = FxHashMap<u64, (u32, u32)>;
+/// Every socket inode a walk saw, with the lowest pid holding it and that pid's fd: a
+/// sorted vector of 16 bytes a socket, searched by bisection. Written by hand instead of a
+/// hash map because a walk fills it once and only reads it after: a hash table of the same
+/// entries touches all its buckets (about twice the memory at 300k sockets) and holds its
+/// old and new arrays at once while it grows; a vector's untouched capacity costs no
+/// resident memory.
+#[derive(Debug, Default)]
+struct OwnerMap(Vec<(u64, u32, u32)>);
+
+impl OwnerMap {
+    fn with_capacity(n: usize) -> Self {
+        OwnerMap(Vec::with_capacity(n))
+    }
+
+    /// Record that `pid` holds `inode` as `fd` (before [`Self::seal`]).
+    fn push(&mut self, inode: u64, pid: u32, fd: u32) {
+        self.0.push((inode, pid, fd));
+    }
+
+    /// Sort by inode and keep, per inode, the lowest pid (and its lowest fd).
+    fn seal(&mut self) {
+        self.0.sort_unstable();
+        self.0.dedup_by_key(|e| e.0);
+    }
+
+    /// The (pid, fd) holding `inode` (after [`Self::seal`]).
+    fn get(&self, inode: u64) -> Option<(u32, u32)> {
+        self.0
+            .binary_search_by_key(&inode, |e| e.0)
+            .ok()
+            .map(|i| (self.0[i].1, self.0[i].2))
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
 
 /// How long a walk's map of every socket serves lookups when no end of scrape cleared it.
 const WALK_MAP_TTL: Duration = Duration::from_secs(10);
@@ -111,11 +146,39 @@ fn stamp(now: Instant) -> u32 {
 /// How long an entry (cached owner or unresolvable inode) is kept without being looked up.
 pub const FORGET_AFTER: Duration = Duration::from_secs(600);
 
+/// inode -> (pid, fd, last lookup as a [`stamp`]): 16 bytes an entry (a 64-bit key would
+/// make it 24, an `Instant` 32). Socket inodes are 32-bit numbers (the kernel gives them out
+/// with `get_next_ino()`); a wider one, which only a fabricated procfs could show, is not
+/// cached: it is looked for again, never misattributed.
+#[derive(Debug, Default)]
+struct Cache(FxHashMap<u32, (u32, u32, u32)>);
+
+impl Cache {
+    fn get(&self, inode: u64) -> Option<(u32, u32, u32)> {
+        self.0.get(&u32::try_from(inode).ok()?).copied()
+    }
+
+    fn get_mut(&mut self, inode: u64) -> Option<&mut (u32, u32, u32)> {
+        self.0.get_mut(&u32::try_from(inode).ok()?)
+    }
+
+    fn insert(&mut self, inode: u64, entry: (u32, u32, u32)) {
+        if let Ok(k) = u32::try_from(inode) {
+            self.0.insert(k, entry);
+        }
+    }
+
+    fn remove(&mut self, inode: u64) {
+        if let Ok(k) = u32::try_from(inode) {
+            self.0.remove(&k);
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct State {
-    /// inode -> (pid, fd, last lookup as a [`stamp`]): 24 bytes an entry (an `Instant` would
-    /// make it 32), one entry per attributed socket.
-    cache: FxHashMap<u64, (u32, u32, u32)>,
+    /// One entry per attributed socket.
+    cache: Cache,
     /// inode -> last lookup, for inodes a walk found no owner for.
     unresolvable: FxHashMap<u64, Instant>,
     last_walk: Option<Instant>,
@@ -201,12 +264,12 @@ impl OwnerResolver {
                 unresolvable.insert(inode);
                 continue;
             }
-            if let Some((pid, fd, _)) = st.cache.get(&inode).copied() {
+            if let Some((pid, fd, _)) = st.cache.get(inode) {
                 if self.holds(pid, fd, inode) {
                     st.cache.insert(inode, (pid, fd, stamp(now)));
                     found.insert(inode, pid);
                 } else {
-                    st.cache.remove(&inode);
+                    st.cache.remove(inode);
                 }
             }
         }
@@ -233,10 +296,11 @@ impl OwnerResolver {
             let fd_dir = self.procfs.join(pid.to_string()).join("fd");
             fds += self.walk_pid(pid, &fd_dir, &mut hits);
         }
+        hits.seal();
         let now = Instant::now();
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut found = HashMap::new();
-        for (inode, (pid, fd)) in hits {
+        for (inode, pid, fd) in hits.0 {
             if wanted.contains(&inode) {
                 st.cache.insert(inode, (pid, fd, stamp(now)));
                 st.unresolvable.remove(&inode);
@@ -264,8 +328,8 @@ impl OwnerResolver {
         st.stats.last_walk_fds = fds;
         let mut found = HashMap::new();
         for &inode in inodes {
-            match all.get(&inode) {
-                Some(&(pid, fd)) => {
+            match all.get(inode) {
+                Some((pid, fd)) => {
                     st.cache.insert(inode, (pid, fd, stamp(now)));
                     st.unresolvable.remove(&inode);
                     found.insert(inode, pid);
@@ -281,10 +345,27 @@ impl OwnerResolver {
         found
     }
 
-    /// Owners of `inodes` (those that can be found). A walk happens only for inodes neither
-    /// cached nor known to be unresolvable, and only when `walk_interval` has passed since
-    /// the last one.
+    /// Owners of `inodes` (those that can be found), with their names and containers; see
+    /// [`Self::resolve_pids`]. For a few sockets (listeners): each owner is cloned per inode.
     pub fn resolve(&self, inodes: &[u64], errors: &mut Vec<SourceError>) -> HashMap<u64, Owner> {
+        let pids = self.resolve_pids(inodes, errors);
+        // One comm and cgroup read per distinct pid.
+        let mut names: HashMap<u32, Option<Owner>> = HashMap::new();
+        let mut out = HashMap::with_capacity(pids.len());
+        for (inode, pid) in pids {
+            let owner = names.entry(pid).or_insert_with(|| self.owner(pid, errors));
+            if let Some(o) = owner {
+                out.insert(inode, o.clone());
+            }
+        }
+        out
+    }
+
+    /// The owning pid of each of `inodes` that can be found (the sockets of connections:
+    /// 12 bytes an inode at the peak, no per-socket copy of names). A walk happens only for
+    /// inodes neither cached nor known to be unresolvable, and only when `walk_interval` has
+    /// passed since the last one. A pid that has exited since is left out and forgotten.
+    pub fn resolve_pids(&self, inodes: &[u64], errors: &mut Vec<SourceError>) -> HashMap<u64, u32> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if st
@@ -292,15 +373,19 @@ impl OwnerResolver {
             .is_none_or(|t| now.duration_since(t) >= FORGET_AFTER / 10)
         {
             st.cache
+                .0
                 .retain(|_, e| stamp(now).saturating_sub(e.2) < FORGET_AFTER.as_secs() as u32);
             st.unresolvable
                 .retain(|_, t| now.duration_since(*t) < FORGET_AFTER);
             st.last_prune = Some(now);
         }
-        let wanted: HashSet<u64> = inodes.iter().copied().collect();
+        let mut wanted: Vec<u64> = inodes.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
 
-        let mut found: HashMap<u64, u32> = HashMap::with_capacity(inodes.len());
-        let mut missing: HashSet<u64> = HashSet::new();
+        let mut found: HashMap<u64, u32> = HashMap::with_capacity(wanted.len());
+        // Sorted, as `wanted` is.
+        let mut missing: Vec<u64> = Vec::new();
         let mut unresolvable = 0u64;
         for &inode in &wanted {
             if let Some(t) = st.unresolvable.get_mut(&inode) {
@@ -308,45 +393,44 @@ impl OwnerResolver {
                 unresolvable += 1;
                 continue;
             }
-            match st.cache.get(&inode).copied() {
-                Some((pid, fd, _)) => {
-                    let link = self
-                        .procfs
-                        .join(pid.to_string())
-                        .join("fd")
-                        .join(fd.to_string());
-                    if readlink_inode(&link) == Some(inode) {
-                        found.insert(inode, pid);
-                        st.cache.insert(inode, (pid, fd, stamp(now)));
-                        st.stats.cached += 1;
-                    } else {
-                        st.cache.remove(&inode);
-                        missing.insert(inode);
-                    }
+            match st.cache.get(inode) {
+                Some((pid, fd, _)) if self.holds(pid, fd, inode) => {
+                    found.insert(inode, pid);
+                    st.cache.insert(inode, (pid, fd, stamp(now)));
+                    st.stats.cached += 1;
                 }
-                None => {
-                    missing.insert(inode);
+                Some(_) => {
+                    st.cache.remove(inode);
+                    missing.push(inode);
                 }
+                None => missing.push(inode),
             }
         }
+        drop(wanted);
         st.stats.failed += unresolvable;
 
+        // What a walk's map knows of the missing inodes goes to the cache and `found`; the
+        // rest stays missing.
+        let take = |st: &mut State,
+                    map: &OwnerMap,
+                    missing: &mut Vec<u64>,
+                    found: &mut HashMap<u64, u32>| {
+            missing.retain(|&inode| match map.get(inode) {
+                Some((pid, fd)) => {
+                    st.cache.insert(inode, (pid, fd, stamp(now)));
+                    found.insert(inode, pid);
+                    st.stats.walked += 1;
+                    false
+                }
+                None => true,
+            });
+        };
         // This scrape's walk, if there was one, saw the sockets of every namespace.
-        if let Some((_, map)) = st
-            .walk_map
-            .as_ref()
-            .filter(|(t, _)| t.elapsed() < WALK_MAP_TTL)
-        {
-            let hits: Vec<(u64, (u32, u32))> = missing
-                .iter()
-                .filter_map(|i| map.get(i).map(|o| (*i, *o)))
-                .collect();
-            for (inode, (pid, fd)) in hits {
-                st.cache.insert(inode, (pid, fd, stamp(now)));
-                found.insert(inode, pid);
-                missing.remove(&inode);
-                st.stats.walked += 1;
+        if let Some((t, map)) = st.walk_map.take() {
+            if t.elapsed() < WALK_MAP_TTL {
+                take(&mut st, &map, &mut missing, &mut found);
             }
+            st.walk_map = Some((t, map));
         }
         if !missing.is_empty() {
             let due = st
@@ -357,34 +441,24 @@ impl OwnerResolver {
                 drop(st);
                 let walked = self.walk_once(errors);
                 st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                let hits: Vec<(u64, (u32, u32))> = match &walked {
-                    Some((all, _)) => missing
-                        .iter()
-                        .filter_map(|i| all.get(i).map(|o| (*i, *o)))
-                        .collect(),
+                match walked {
+                    Some((all, complete)) => {
+                        take(&mut st, &all, &mut missing, &mut found);
+                        st.walk_map = Some((Instant::now(), all));
+                        // What a whole walk did not find, no later walk will find either
+                        // (until the socket is gone): remember it instead of walking again.
+                        // (A walk that could not list the processes proves nothing.)
+                        if complete {
+                            for &inode in &missing {
+                                st.unresolvable.insert(inode, now);
+                            }
+                        }
+                    }
                     // Another worker walked while this one waited: its map.
-                    None => match &st.walk_map {
-                        Some((_, map)) => missing
-                            .iter()
-                            .filter_map(|i| map.get(i).map(|o| (*i, *o)))
-                            .collect(),
-                        None => Vec::new(),
-                    },
-                };
-                for (inode, (pid, fd)) in hits {
-                    st.cache.insert(inode, (pid, fd, stamp(now)));
-                    found.insert(inode, pid);
-                    missing.remove(&inode);
-                    st.stats.walked += 1;
-                }
-                if let Some((all, complete)) = walked {
-                    st.walk_map = Some((Instant::now(), all));
-                    // What a whole walk did not find, no later walk will find either (until
-                    // the socket is gone): remember it instead of walking again.
-                    // (A walk that could not list the processes proves nothing.)
-                    if complete {
-                        for &inode in &missing {
-                            st.unresolvable.insert(inode, now);
+                    None => {
+                        if let Some((t, map)) = st.walk_map.take() {
+                            take(&mut st, &map, &mut missing, &mut found);
+                            st.walk_map = Some((t, map));
                         }
                     }
                 }
@@ -393,26 +467,21 @@ impl OwnerResolver {
         }
         st.stats.unresolved = st.unresolvable.len() as u64;
 
-        // One comm and cgroup read per distinct pid.
-        let mut names: HashMap<u32, Option<Owner>> = HashMap::new();
-        let mut out = HashMap::with_capacity(found.len());
-        for (inode, pid) in found {
-            let owner = names
-                .entry(pid)
-                .or_insert_with(|| self.owner(pid, errors))
-                .clone();
-            match owner {
-                Some(o) => {
-                    out.insert(inode, o);
-                }
-                None => {
-                    // Exited since: forget it, a later walk finds the new owner if any.
-                    st.cache.remove(&inode);
-                    st.stats.failed += 1;
-                }
+        // Owners that exited since are forgotten: a later walk finds the new owner if any.
+        let mut alive: HashMap<u32, bool> = HashMap::new();
+        let procfs = &self.procfs;
+        let before = found.len();
+        found.retain(|inode, pid| {
+            let ok = *alive
+                .entry(*pid)
+                .or_insert_with(|| procfs.join(pid.to_string()).join("comm").exists());
+            if !ok {
+                st.cache.remove(*inode);
             }
-        }
-        out
+            ok
+        });
+        st.stats.failed += (before - found.len()) as u64;
+        found
     }
 
     /// A full walk for a scrape, one at a time: None when another one ended while this one
@@ -452,11 +521,9 @@ impl OwnerResolver {
     /// holds it. Returns the owners and the number of fds looked at. Processes that exit or
     /// deny access mid-walk are skipped: they are not errors.
     fn walk(&self, errors: &mut Vec<SourceError>) -> (OwnerMap, u64) {
-        // Sized for the last walk's sockets (and a little more): a table that grows while
-        // the walk fills it holds its old and new arrays at once, half again the memory at
-        // the peak (at 300k sockets, 13 MB instead of 9).
+        // Sized for the last walk's sockets (and a little more): no copy while it fills.
         let last = self.last_walk_sockets.load(Ordering::Relaxed);
-        let mut owners = OwnerMap::with_capacity_and_hasher(last + last / 8, Default::default());
+        let mut owners = OwnerMap::with_capacity(last + last / 8);
         let mut fds = 0u64;
         let dir = match std::fs::read_dir(&self.procfs) {
             Ok(d) => d,
@@ -479,6 +546,7 @@ impl OwnerResolver {
             };
             fds += self.walk_pid(pid, &entry.path().join("fd"), &mut owners);
         }
+        owners.seal();
         self.last_walk_sockets
             .store(owners.len(), Ordering::Relaxed);
         (owners, fds)
@@ -502,10 +570,7 @@ impl OwnerResolver {
             let Some(inode) = readlink_inode(&fd_entry.path()) else {
                 continue;
             };
-            let e = owners.entry(inode).or_insert((pid, fd));
-            if pid < e.0 {
-                *e = (pid, fd);
-            }
+            owners.push(inode, pid, fd);
         }
         fds
     }
