@@ -31,6 +31,13 @@ fn main() -> ExitCode {
     // SAFETY: mallopt only tunes the allocator; called before any other thread exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        // Blocks of 256 KiB and more (a scrape's per-socket vectors and tables at 100k
+        // sockets and up) always come from mmap: returned to the kernel when freed, grown in
+        // place by mremap, and resident only where touched. Setting it fixes glibc's
+        // threshold, which otherwise rises to the largest block freed so far and then serves
+        // such blocks from the heap, where they stay resident after the scrape
+        // (docs/benchmarks.md: the peak at 300k sockets).
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
     }
     let matches = match config::command().try_get_matches() {
         Ok(m) => m,

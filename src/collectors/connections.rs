@@ -708,6 +708,8 @@ impl Collection for ConnectionsPass<'_> {
             }
         }
         self.attribute();
+        // Every waiting socket is counted or pending now: its vector is freed before the walk.
+        self.unattributed = Vec::new();
         let c = self.c;
         let mut errors = std::mem::take(&mut self.errors);
         // Owners never looked for: one walk for all of them (when one is due).

@@ -317,6 +317,13 @@ impl OwnerResolver {
     /// start-up walk. Counted in the walk statistics, but it does not delay the scrapes'
     /// own walks (their `walk_interval` counts from their last walk).
     pub fn walk_for(&self, inodes: &[u64], errors: &mut Vec<SourceError>) -> HashMap<u64, u32> {
+        // One walk at a time, and the previous walk's map dropped before this one fills its
+        // own: two maps of every socket never coexist (the peak memory at 300k sockets).
+        let _turn = self.walking.lock().unwrap_or_else(|p| p.into_inner());
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .walk_map = None;
         let start = Instant::now();
         let errors_before = errors.len();
         let (all, fds) = self.walk(errors);
@@ -437,7 +444,9 @@ impl OwnerResolver {
                 .last_walk
                 .is_none_or(|t| t.elapsed() >= self.walk_interval);
             if due {
-                // The walk runs without the state lock (see `walking`).
+                // The walk runs without the state lock (see `walking`). The last walk's map
+                // was looked at above: dropped now, not kept while the new one fills.
+                st.walk_map = None;
                 drop(st);
                 let walked = self.walk_once(errors);
                 st = self.state.lock().unwrap_or_else(|p| p.into_inner());
