@@ -10,6 +10,7 @@
 
 use serde::Serialize;
 
+use super::health::Health;
 use crate::source::netdev::{Column, Counters};
 
 /// Interface flags whose changes are events (`lower_up` is the carrier;
@@ -84,14 +85,49 @@ pub struct UnixSocketCount {
     pub netns: String,
 }
 
-/// RTT quantiles (as `histogram_quantile()` computes them from the gauge histogram) and the
-/// connections retransmitting now; null without `--collector.connections.health` or without
-/// established connections.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// The health of a row's established TCP connections (`--collector.connections.health`):
+/// the RTT gauge histogram and the connections retransmitting now, from which
+/// `netstat_*_rtt_seconds` and `netstat_*_connections_retransmitting` are rendered
+/// (`health::render_rows`). The snapshot shows it as `rtt_p50_seconds` and `rtt_p99_seconds`
+/// (as `histogram_quantile()` computes them from the rendered buckets) and `retransmitting`,
+/// all null without health or without established connections (then no series either).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RowHealth {
-    pub rtt_p50_seconds: Option<f64>,
-    pub rtt_p99_seconds: Option<f64>,
-    pub retransmitting: Option<u64>,
+    /// None without health or without established connections.
+    pub rtt: Option<Health>,
+}
+
+impl RowHealth {
+    /// The health of a group, kept only when it has connections (an idle listener has
+    /// nothing to measure).
+    pub fn of(h: Option<&Health>) -> RowHealth {
+        RowHealth {
+            rtt: h.filter(|h| h.count() > 0).cloned(),
+        }
+    }
+
+    pub fn rtt_p50_seconds(&self) -> Option<f64> {
+        self.rtt.as_ref().and_then(|h| h.quantile(0.5))
+    }
+
+    pub fn rtt_p99_seconds(&self) -> Option<f64> {
+        self.rtt.as_ref().and_then(|h| h.quantile(0.99))
+    }
+
+    pub fn retransmitting(&self) -> Option<u64> {
+        self.rtt.as_ref().map(|h| h.retransmitting)
+    }
+}
+
+impl Serialize for RowHealth {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("RowHealth", 3)?;
+        st.serialize_field("rtt_p50_seconds", &self.rtt_p50_seconds())?;
+        st.serialize_field("rtt_p99_seconds", &self.rtt_p99_seconds())?;
+        st.serialize_field("retransmitting", &self.retransmitting())?;
+        st.end()
+    }
 }
 
 /// One listener (`netstat_listener_info` and its per-listener series).

@@ -647,9 +647,9 @@ mod tests {
         let s = Snapshot::from_scraped(&scraped, 1100.5);
         let ssh = s.listeners.iter().find(|l| l.port == 22).unwrap();
         // Every connection in (64 ms, 128 ms]: 0.064 + 0.064 * q.
-        let p50 = ssh.health.rtt_p50_seconds.unwrap();
+        let p50 = ssh.health.rtt_p50_seconds().unwrap();
         assert!((p50 - 0.096).abs() < 1e-9, "{p50}");
-        assert_eq!(ssh.health.retransmitting, Some(5));
+        assert_eq!(ssh.health.retransmitting(), Some(5));
         let rows: Vec<&OutboundRow> = s
             .outbound
             .iter()
@@ -659,8 +659,8 @@ mod tests {
         for r in rows {
             if r.state == "established" {
                 // (0, 100 us]: p50 = 50 us.
-                assert!((r.health.rtt_p50_seconds.unwrap() - 0.00005).abs() < 1e-12);
-                assert_eq!(r.health.retransmitting, Some(0));
+                assert!((r.health.rtt_p50_seconds().unwrap() - 0.00005).abs() < 1e-12);
+                assert_eq!(r.health.retransmitting(), Some(0));
             } else {
                 assert_eq!(r.health, RowHealth::default(), "{r:?}");
             }
@@ -681,6 +681,37 @@ mod tests {
         assert!(!s.inbound_policy);
         assert_eq!(s.inbound_folded, Some(0));
         assert_eq!(s.inbound_sources[0].count, 2);
+        // The health families are rendered from the same rows.
+        let [rtt, retransmitting] =
+            listeners::render_health(&scraped.rows.listeners.as_ref().unwrap().rows);
+        let port22 = |f: &crate::metrics::MetricFamily| {
+            f.samples
+                .iter()
+                .filter(|s| crate::metrics::label(s, "port") == "22")
+                .map(|s| (s.part, s.value.as_f64()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            port22(&retransmitting),
+            vec![(crate::metrics::Part::Value, 5.0)]
+        );
+        assert_eq!(
+            port22(&rtt).last(),
+            Some(&(crate::metrics::Part::Count, 5.0))
+        );
+        assert!(rtt
+            .samples
+            .iter()
+            .all(|s| crate::metrics::label(s, "port") == "22"));
+        let [rtt, retransmitting] =
+            connections::render_health(scraped.rows.outbound.as_ref().unwrap());
+        assert_eq!(retransmitting.samples.len(), 1);
+        assert_eq!(
+            crate::metrics::label(&retransmitting.samples[0], "remote_port"),
+            "5432"
+        );
+        assert_eq!(retransmitting.samples[0].value.as_f64(), 0.0);
+        assert_eq!(rtt.samples.len(), 16 + 1 + 2);
         let j = serde_json::to_value(&s).unwrap();
         // Flattened: the health fields sit on the row itself.
         assert_eq!(j["listeners"][0]["retransmitting"], 5);
