@@ -315,16 +315,16 @@ impl Observation {
         if let Some(ifs) = &rows.interfaces {
             let items = ifs
                 .iter()
-                .filter(|r| r.attributes)
+                .filter(|r| r.link.is_some())
                 .map(|r| {
                     let flag = WATCHED_FLAGS
                         .iter()
-                        .zip(r.watched)
+                        .zip(interfaces::watched(r))
                         .filter_map(|(f, v)| Some((f.to_string(), v?)))
                         .collect();
                     let st = InterfaceState {
-                        flags: r.flags.clone(),
-                        operstate: r.operstate.clone().unwrap_or_default(),
+                        flags: r.letters().to_string(),
+                        operstate: r.operstate().unwrap_or_default().to_string(),
                         flag,
                     };
                     ((r.netns.clone(), r.device.clone()), st)

@@ -391,6 +391,87 @@ fn without_cap_sys_admin_proc_text_gives_the_same_numbers_and_unreadable_ones_ar
     drop(holder);
 }
 
+/// A discovery error made real: the exporter runs in a mount namespace of its own where a
+/// tmpfs covers /run and /run/netns is a file, so the `ip netns` directory cannot be listed.
+/// With the default flags and --netns=all, every scrape counts the error once in
+/// netstat_scrape_errors_total{collector="netns",source="run/netns"}, and still answers with
+/// the namespaces found through their processes (equal to `ss` inside); the namespace no
+/// process is in is the one missed.
+#[test]
+fn a_discovery_error_is_counted_on_every_scrape_and_the_other_namespaces_still_answer() {
+    if !require_root()
+        || !require_tool("ip")
+        || !require_tool("ss")
+        || !require_tool("nsenter")
+        || !require_tool("unshare")
+        || !require_tool("mount")
+    {
+        return;
+    }
+    let held = TestNetns::new("e");
+    let holder = hold_in_netns(&format!("/run/netns/{}", held.name), 9300, 2).unwrap();
+    let bare = TestNetns::new("f");
+    let label = inode_of(&format!("/run/netns/{}", held.name));
+    let bare_label = inode_of(&format!("/run/netns/{}", bare.name));
+    let exporter = Exporter::start_in(
+        &[
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount -t tmpfs tmpfs /run && : > /run/netns && exec \"$@\"",
+            "sh",
+        ],
+        &["--netns=all"],
+    );
+    let discovery_errors = |text: &str| {
+        sample(
+            text,
+            "netstat_scrape_errors_total",
+            &[("collector", "netns"), ("source", "run/netns")],
+        )
+        .unwrap_or(0.0)
+    };
+    let ns = In::Pid(holder.pids()[0] as u32);
+    let mut counted = Vec::new();
+    for attempt in 0.. {
+        let before = truth(&ns);
+        let text = exporter.get("/metrics").text();
+        let after = truth(&ns);
+        counted.push(discovery_errors(&text));
+        if before != after {
+            assert!(attempt < 5, "the namespace never held still");
+            continue;
+        }
+        assert_eq!(exported(&text, &label), before, "netns {label}");
+        assert_eq!(
+            sample(
+                &text,
+                "netstat_listener_info",
+                &[("netns", &label), ("port", "9300")]
+            ),
+            Some(1.0),
+            "{text}"
+        );
+        assert!(sample(&text, "netstat_netns_info", &[("netns", &bare_label)]).is_none());
+        assert!(all_collectors_succeeded(&text), "{text}");
+        if counted.len() >= 2 {
+            break;
+        }
+    }
+    // Counted from the first scrape on, once per scrape (one discovery per request).
+    assert!(counted[0] >= 1.0, "{counted:?}");
+    for w in counted.windows(2) {
+        assert_eq!(w[1], w[0] + 1.0, "{counted:?}");
+    }
+    // The host itself is untouched: the exporter's mount namespace was its own.
+    assert!(std::fs::metadata("/run/netns").unwrap().is_dir());
+    drop(exporter);
+    drop(holder);
+}
+
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::expected::{ConnectionEntry, ExpectedListeners, OutboundKey};
 use crate::flag_values::{pair, parse_duration_max};
-use crate::metrics::{Desc, MetricFamily};
+use crate::metrics::{Desc, Labels, MetricFamily};
 use crate::networks::{unmap, Networks};
 use crate::source::etc::{self, Services};
 use crate::source::inet::{
@@ -755,14 +755,10 @@ impl Collection for ConnectionsPass<'_> {
             &news,
             &c.networks,
         ));
-        out.rows.outbound = Some(rows);
         if c.health {
-            out.families.extend(health::render(
-                &health::OUTBOUND_RTT,
-                &health::OUTBOUND_RETRANSMITTING,
-                healths.iter().map(|(k, h)| (owner_labels(k), h)),
-            ));
+            out.families.extend(render_health(&rows));
         }
+        out.rows.outbound = Some(rows);
         if let Some(f) = &self.flows {
             out.families.extend(self.render_flows(f));
         }
@@ -1014,21 +1010,16 @@ pub(crate) fn fold_keys<K: Ord + Clone, B: Ord>(
     (out, folded)
 }
 
-/// The key's labels without its state, plus the owner's container and pod.
-fn owner_labels(k: &SeriesKey) -> Vec<(&'static str, String)> {
-    let mut labels = key_labels(k);
-    labels.push(("container_id", k.container_id.clone()));
-    labels.push(("pod_uid", k.pod_uid.clone()));
-    labels
-}
-
-fn key_labels(k: &SeriesKey) -> Vec<(&'static str, String)> {
+/// A row's labels without its state, plus the owner's container and pod ([`OWNER_KEY`]).
+fn owner_labels(r: &OutboundRow) -> Labels {
     vec![
-        ("protocol", k.protocol.name().to_string()),
-        ("remote_port", k.remote_port.clone()),
-        ("service", k.service.clone()),
-        ("remote_network", k.remote_network.clone()),
-        ("process", k.process.clone()),
+        ("protocol", r.protocol.clone()),
+        ("remote_port", r.remote_port.clone()),
+        ("service", r.service.clone()),
+        ("remote_network", r.remote_network.clone()),
+        ("process", r.process.clone()),
+        ("container_id", r.container_id.clone()),
+        ("pod_uid", r.pod_uid.clone()),
     ]
 }
 
@@ -1049,7 +1040,7 @@ pub fn rows(
                 ..k.clone()
             };
             let health = match k.state {
-                "established" => health::row_health(healths.and_then(|h| h.get(&owner))),
+                "established" => RowHealth::of(healths.and_then(|h| h.get(&owner))),
                 _ => RowHealth::default(),
             };
             OutboundRow {
@@ -1146,6 +1137,19 @@ pub fn render(
         out.push(UNEXPECTED_CONNECTIONS.family().with(vec![], sockets));
     }
     out
+}
+
+/// The health families of one namespace's outbound rows (`--collector.connections.health`):
+/// each series' established row carries the health of its established connections
+/// (labelled without the state, in the order of the rows).
+pub fn render_health(rows: &rows::Outbound) -> [MetricFamily; 2] {
+    health::render_rows(
+        &health::OUTBOUND_RTT,
+        &health::OUTBOUND_RETRANSMITTING,
+        rows.rows.iter(),
+        |r| &r.health,
+        owner_labels,
+    )
 }
 
 impl Collector for ConnectionsCollector {

@@ -129,6 +129,20 @@ impl Health {
     pub fn count(&self) -> u64 {
         self.buckets.iter().sum()
     }
+
+    /// Quantile `q` of the RTT in seconds as `histogram_quantile()` computes it from the
+    /// rendered buckets (None without connections).
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let bounds = bounds_seconds();
+        let mut cumulative = Vec::with_capacity(BUCKETS);
+        let mut total = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            total += n;
+            let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
+            cumulative.push((le, total));
+        }
+        bucket_quantile(q, &cumulative)
+    }
 }
 
 /// Bucket bounds in seconds, for the exposition.
@@ -136,9 +150,26 @@ fn bounds_seconds() -> [f64; BOUNDS_US.len()] {
     BOUNDS_US.map(|b| f64::from(b) / 1e6)
 }
 
+/// The RTT histogram and retransmitting gauge of the rows that have health
+/// ([`RowHealth::rtt`]), each labelled by `labels`: the one place where these families are
+/// made.
+pub fn render_rows<'a, R: 'a>(
+    rtt: &'static Desc,
+    retransmitting: &'static Desc,
+    rows: impl Iterator<Item = &'a R>,
+    health: impl Fn(&'a R) -> &'a RowHealth,
+    labels: impl Fn(&R) -> Labels,
+) -> [MetricFamily; 2] {
+    render(
+        rtt,
+        retransmitting,
+        rows.filter_map(|r| health(r).rtt.as_ref().map(|h| (labels(r), h))),
+    )
+}
+
 /// The RTT histogram and retransmitting gauge of each series. A series is rendered when it has
 /// connections (an idle listener has no RTT histogram, as it has nothing to measure).
-pub fn render<'a>(
+fn render<'a>(
     rtt: &'static Desc,
     retransmitting: &'static Desc,
     series: impl Iterator<Item = (Labels, &'a Health)>,
@@ -181,29 +212,6 @@ pub fn bucket_quantile(q: f64, buckets: &[(f64, u64)]) -> Option<f64> {
     let (end, upto) = buckets[b];
     let count = (upto - below) as f64;
     Some(start + (end - start) * ((rank - below as f64) / count))
-}
-
-/// The page's view of one series' health: the RTT median and 99th percentile as
-/// `histogram_quantile()` computes them from the rendered buckets, and the connections
-/// retransmitting; all None without health or without established connections (then
-/// [`render`] renders no series either).
-pub fn row_health(h: Option<&Health>) -> RowHealth {
-    let Some(h) = h.filter(|h| h.count() > 0) else {
-        return RowHealth::default();
-    };
-    let bounds = bounds_seconds();
-    let mut cumulative = Vec::with_capacity(BUCKETS);
-    let mut total = 0;
-    for (i, n) in h.buckets.iter().enumerate() {
-        total += n;
-        let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
-        cumulative.push((le, total));
-    }
-    RowHealth {
-        rtt_p50_seconds: bucket_quantile(0.5, &cumulative),
-        rtt_p99_seconds: bucket_quantile(0.99, &cumulative),
-        retransmitting: Some(h.retransmitting),
-    }
 }
 
 #[cfg(test)]

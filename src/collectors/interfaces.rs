@@ -23,7 +23,7 @@
 
 use regex::Regex;
 
-use super::rows::{InterfaceRow, Rows, WATCHED_FLAGS};
+use super::rows::{InterfaceRow, LinkRow, Rows, WATCHED_FLAGS};
 use crate::flag_values::anchored_regex;
 use crate::metrics::{Desc, Labels, MetricFamily};
 use crate::source::netdev::{Column, Counters, NetDevFile, SysAttrs};
@@ -337,59 +337,46 @@ fn dev_dir(name: &str, direction: &'static str) -> Labels {
     ]
 }
 
-/// The rows of the interfaces (`netstat -i` and the watched flags): the same values
-/// [`render`] renders, from the same [`Interface`]s. Pure.
+/// The rows of the interfaces, one per interface read (in the order read): the families
+/// ([`render`]), the snapshot's interface table and the change log are made from them. Pure.
 pub fn rows(ifaces: &[Interface]) -> Vec<InterfaceRow> {
-    let mut out = Vec::with_capacity(ifaces.len());
-    for i in ifaces {
-        let get = |col| i.counters.as_ref().and_then(|c| c.get(col));
-        let counted = PACKET_COLUMNS
-            .iter()
-            .map(|(_, _, col)| *col)
-            .chain([Column::RxBytes, Column::TxBytes])
-            .any(|col| get(col).is_some());
-        if !counted && i.sys.is_none() {
-            // No series of the page's families.
-            continue;
-        }
-        let [rx_ok, rx_err, rx_drp, rx_ovr, tx_ok, tx_err, tx_drp, tx_ovr] =
-            PACKET_COLUMNS.map(|(_, _, col)| get(col).unwrap_or(0));
-        let sys = i.sys.as_ref();
-        let flags = sys.and_then(|s| {
-            s.flags
-                .map(|raw| effective_flags(raw, s.operstate.as_deref(), s.carrier))
-        });
-        let watched = WATCHED_FLAGS.map(|name| {
-            let bit = FLAGS.iter().find(|(f, _)| *f == name).map(|(_, b)| *b)?;
-            flags.map(|f| f & bit != 0)
-        });
-        out.push(InterfaceRow {
+    ifaces
+        .iter()
+        .map(|i| InterfaceRow {
             device: i.name.clone(),
-            mtu: sys.and_then(|s| s.mtu),
-            flags: flags.map(netstat_letters).unwrap_or_default(),
-            operstate: sys
-                .and_then(|s| s.operstate.clone())
-                .filter(|o| !o.is_empty()),
-            rx_ok,
-            rx_err,
-            rx_drp,
-            rx_ovr,
-            tx_ok,
-            tx_err,
-            tx_drp,
-            tx_ovr,
-            rx_bytes: get(Column::RxBytes).unwrap_or(0),
-            tx_bytes: get(Column::TxBytes).unwrap_or(0),
-            watched,
-            attributes: sys.is_some(),
+            counters: i.counters,
+            link: i.sys.as_ref().map(|s| {
+                let flags = s
+                    .flags
+                    .map(|raw| effective_flags(raw, s.operstate.as_deref(), s.carrier));
+                LinkRow {
+                    mtu: s.mtu,
+                    flags,
+                    letters: flags.map(netstat_letters).unwrap_or_default(),
+                    operstate: s.operstate.clone(),
+                    address: s.address.clone(),
+                    link_type: s.arp_type.map(link_type_name),
+                    carrier: s.carrier,
+                    speed_bytes: s.speed_mbps.map(|mbps| mbps.saturating_mul(125_000)),
+                }
+            }),
             netns: String::new(),
-        });
-    }
-    out
+        })
+        .collect()
 }
 
-/// Render the interfaces. Pure: unit-testable without a kernel.
-pub fn render(ifaces: &[Interface]) -> Vec<MetricFamily> {
+/// The values of [`WATCHED_FLAGS`] of an interface (None when its flags are unknown): what
+/// the change log compares.
+pub fn watched(row: &InterfaceRow) -> [Option<bool>; WATCHED_FLAGS.len()] {
+    let flags = row.link.as_ref().and_then(|l| l.flags);
+    WATCHED_FLAGS.map(|name| {
+        let bit = FLAGS.iter().find(|(f, _)| *f == name).map(|(_, b)| *b)?;
+        flags.map(|f| f & bit != 0)
+    })
+}
+
+/// Render the interfaces' rows: the one place where the interface families are made. Pure.
+pub fn render(rows: &[InterfaceRow]) -> Vec<MetricFamily> {
     let mut packets = PACKETS.family();
     let mut bytes = BYTES.family();
     let mut frame = FRAME.family();
@@ -403,9 +390,9 @@ pub fn render(ifaces: &[Interface]) -> Vec<MetricFamily> {
     let mut carrier = CARRIER.family();
     let mut speed = SPEED.family();
 
-    for i in ifaces {
-        let name = i.name.as_str();
-        if let Some(c) = &i.counters {
+    for r in rows {
+        let name = r.device.as_str();
+        if let Some(c) = &r.counters {
             for (direction, outcome, col) in PACKET_COLUMNS {
                 if let Some(v) = c.get(col) {
                     packets.push(
@@ -442,16 +429,13 @@ pub fn render(ifaces: &[Interface]) -> Vec<MetricFamily> {
                 }
             }
         }
-        let Some(s) = &i.sys else {
+        let Some(l) = &r.link else {
             continue;
         };
-        if let Some(v) = s.mtu {
+        if let Some(v) = l.mtu {
             mtu.push(dev(name), v);
         }
-        let flags = s
-            .flags
-            .map(|raw| effective_flags(raw, s.operstate.as_deref(), s.carrier));
-        if let Some(f) = flags {
+        if let Some(f) = l.flags {
             for (fname, bit) in FLAGS {
                 flag.push(
                     vec![("device", name.to_string()), ("flag", fname.to_string())],
@@ -462,18 +446,18 @@ pub fn render(ifaces: &[Interface]) -> Vec<MetricFamily> {
         info.push(
             vec![
                 ("device", name.to_string()),
-                ("flags", flags.map(netstat_letters).unwrap_or_default()),
-                ("operstate", s.operstate.clone().unwrap_or_default()),
-                ("address", s.address.clone().unwrap_or_default()),
-                ("type", s.arp_type.map(link_type_name).unwrap_or_default()),
+                ("flags", l.letters.clone()),
+                ("operstate", l.operstate.clone().unwrap_or_default()),
+                ("address", l.address.clone().unwrap_or_default()),
+                ("type", l.link_type.clone().unwrap_or_default()),
             ],
             1u64,
         );
-        if let Some(c) = s.carrier {
+        if let Some(c) = l.carrier {
             carrier.push(dev(name), c);
         }
-        if let Some(mbps) = s.speed_mbps {
-            speed.push(dev(name), mbps.saturating_mul(125_000));
+        if let Some(v) = l.speed_bytes {
+            speed.push(dev(name), v);
         }
     }
     vec![
@@ -548,11 +532,11 @@ impl SimpleCollector for InterfacesCollector {
 
     fn collect(&self, ns: &Netns) -> Collected {
         let mut errors = Vec::new();
-        let ifaces = self.read(ns, &mut errors);
+        let rows = rows(&self.read(ns, &mut errors));
         Collected {
-            families: render(&ifaces),
+            families: render(&rows),
             rows: Rows {
-                interfaces: Some(rows(&ifaces)),
+                interfaces: Some(rows),
                 ..Rows::default()
             },
             errors,
@@ -662,7 +646,7 @@ mod tests {
 
     #[test]
     fn renders_everything_for_a_full_interface() {
-        let fams = render(&[eth0()]);
+        let fams = render(&rows(&[eth0()]));
         let v = |n, l: &[(&str, &str)]| value(&fams, n, l);
         let p = "netstat_interface_packets";
         assert_eq!(
@@ -747,7 +731,7 @@ mod tests {
             s.flags = Some(0x1002);
             s.operstate = Some("down".into());
         }
-        let fams = render(&[gone, bad]);
+        let fams = render(&rows(&[gone, bad]));
         assert!(value(&fams, "netstat_interface_packets", &[("device", "gone")]).is_some());
         assert!(value(&fams, "netstat_interface_mtu_bytes", &[("device", "gone")]).is_none());
         assert!(value(&fams, "netstat_interface_info", &[("device", "gone")]).is_none());
@@ -762,6 +746,41 @@ mod tests {
             ),
             Some(Value::Int(0))
         );
+    }
+
+    /// The families, the snapshot's table and the change log's flags all come from the row.
+    #[test]
+    fn row_holds_what_the_families_show() {
+        let mut nothing = eth0();
+        nothing.name = "nothing".into();
+        nothing.counters = None;
+        nothing.sys = None;
+        let rs = rows(&[eth0(), nothing]);
+        assert_eq!(rs.len(), 2);
+        assert!(rs[0].in_table() && !rs[1].in_table());
+        let fams = render(&rs);
+        assert!(fams.iter().all(|f| f
+            .samples
+            .iter()
+            .all(|s| crate::metrics::label(s, "device") == "eth0")));
+        let link = rs[0].link.as_ref().unwrap();
+        assert_eq!(link.letters, "BMRU");
+        assert_eq!(link.speed_bytes, Some(125_000_000));
+        assert_eq!(
+            value(&fams, "netstat_interface_speed_bytes", &[]),
+            Some(Value::Int(125_000_000))
+        );
+        assert_eq!(
+            watched(&rs[0]),
+            [Some(true), Some(true), Some(true), Some(false)]
+        );
+        assert_eq!(watched(&rs[1]), [None; 4]);
+        let j = serde_json::to_value(&rs[0]).unwrap();
+        assert_eq!(j["rx_ok"], 10);
+        assert_eq!(j["tx_ovr"], 9);
+        assert_eq!(j["rx_bytes"], 1000);
+        assert_eq!(j["flags"], "BMRU");
+        assert_eq!(j["operstate"], "up");
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::source::sockets::{Backend, PassInfo, SocketNeeds};
 
 use super::health::{self, Health};
 use super::inbound::{self, Inbound, InboundFlags, InboundPass};
-use super::rows::ListenerRow;
+use super::rows::{ListenerRow, RowHealth};
 use super::{
     BuildContext, Collected, Collection, Collector, CollectorDecl, CollectorFlags, FlagsDecl,
 };
@@ -464,15 +464,6 @@ pub struct RenderOptions {
     pub expected: bool,
 }
 
-fn key_labels(k: &ListenerKey) -> Labels {
-    vec![
-        ("protocol", k.protocol.name().into()),
-        ("family", k.family.name().into()),
-        ("address", k.address.to_string()),
-        ("port", k.port.to_string()),
-    ]
-}
-
 fn process_label(l: &Listener, opts: RenderOptions) -> String {
     match (&l.process, opts.attribution) {
         (_, false) => String::new(),
@@ -510,7 +501,7 @@ pub fn rows(
                 unexpected: opts.expected.then_some(l.unexpected),
                 container_id: l.identity.container_id.clone(),
                 pod_uid: l.identity.pod_uid.clone(),
-                health: health::row_health(healths.and_then(|h| h.get(&l.key))),
+                health: RowHealth::of(healths.and_then(|h| h.get(&l.key))),
                 netns: String::new(),
             }
         })
@@ -524,6 +515,18 @@ fn row_key_labels(r: &ListenerRow) -> Labels {
         ("address", r.address.clone()),
         ("port", r.port.to_string()),
     ]
+}
+
+/// The health families of the listeners' rows (`--collector.connections.health`): the RTT
+/// of the connections each accepted and those retransmitting, on listeners with connections.
+pub fn render_health(rows: &[ListenerRow]) -> [MetricFamily; 2] {
+    health::render_rows(
+        &health::LISTENER_RTT,
+        &health::LISTENER_RETRANSMITTING,
+        rows.iter(),
+        |r| &r.health,
+        row_key_labels,
+    )
 }
 
 /// Render the rows of listeners plus the count of those left out: the one place where the
@@ -790,6 +793,7 @@ impl Collection for ListenersPass<'_> {
         };
         let rows = rows(&listeners, opts, c.health.then_some(&healths));
         out.families.extend(render(&rows, dropped, opts));
+        let health = c.health.then(|| render_health(&rows));
         out.rows.listeners = Some(super::rows::Listeners {
             rows,
             dropped: dropped as u64,
@@ -802,16 +806,7 @@ impl Collection for ListenersPass<'_> {
             c.resolver.is_some(),
             c.expected.as_ref(),
         );
-        if c.health {
-            let series = listeners
-                .iter()
-                .filter_map(|l| healths.get(&l.key).map(|h| (key_labels(&l.key), h)));
-            out.families.extend(health::render(
-                &health::LISTENER_RTT,
-                &health::LISTENER_RETRANSMITTING,
-                series,
-            ));
-        }
+        out.families.extend(health.into_iter().flatten());
     }
 }
 

@@ -10,8 +10,11 @@
 
 use serde::Serialize;
 
-/// Interface flags whose changes are events (`lower_up` is the carrier); an
-/// [`InterfaceRow`] carries their values.
+use super::health::Health;
+use crate::source::netdev::{Column, Counters};
+
+/// Interface flags whose changes are events (`lower_up` is the carrier;
+/// `interfaces::watched` reads their values from an [`InterfaceRow`]).
 pub const WATCHED_FLAGS: [&str; 4] = ["up", "running", "lower_up", "promisc"];
 
 /// Everything the rows of one run (or one collection) hold.
@@ -82,14 +85,49 @@ pub struct UnixSocketCount {
     pub netns: String,
 }
 
-/// RTT quantiles (as `histogram_quantile()` computes them from the gauge histogram) and the
-/// connections retransmitting now; null without `--collector.connections.health` or without
-/// established connections.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// The health of a row's established TCP connections (`--collector.connections.health`):
+/// the RTT gauge histogram and the connections retransmitting now, from which
+/// `netstat_*_rtt_seconds` and `netstat_*_connections_retransmitting` are rendered
+/// (`health::render_rows`). The snapshot shows it as `rtt_p50_seconds` and `rtt_p99_seconds`
+/// (as `histogram_quantile()` computes them from the rendered buckets) and `retransmitting`,
+/// all null without health or without established connections (then no series either).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RowHealth {
-    pub rtt_p50_seconds: Option<f64>,
-    pub rtt_p99_seconds: Option<f64>,
-    pub retransmitting: Option<u64>,
+    /// None without health or without established connections.
+    pub rtt: Option<Health>,
+}
+
+impl RowHealth {
+    /// The health of a group, kept only when it has connections (an idle listener has
+    /// nothing to measure).
+    pub fn of(h: Option<&Health>) -> RowHealth {
+        RowHealth {
+            rtt: h.filter(|h| h.count() > 0).cloned(),
+        }
+    }
+
+    pub fn rtt_p50_seconds(&self) -> Option<f64> {
+        self.rtt.as_ref().and_then(|h| h.quantile(0.5))
+    }
+
+    pub fn rtt_p99_seconds(&self) -> Option<f64> {
+        self.rtt.as_ref().and_then(|h| h.quantile(0.99))
+    }
+
+    pub fn retransmitting(&self) -> Option<u64> {
+        self.rtt.as_ref().map(|h| h.retransmitting)
+    }
+}
+
+impl Serialize for RowHealth {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("RowHealth", 3)?;
+        st.serialize_field("rtt_p50_seconds", &self.rtt_p50_seconds())?;
+        st.serialize_field("rtt_p99_seconds", &self.rtt_p99_seconds())?;
+        st.serialize_field("retransmitting", &self.retransmitting())?;
+        st.end()
+    }
 }
 
 /// One listener (`netstat_listener_info` and its per-listener series).
@@ -126,34 +164,135 @@ pub struct ListenerRow {
     pub netns: String,
 }
 
-/// One row of `netstat -i`, plus bytes.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One interface of the interfaces collector: its `/proc/net/dev` counters and what sysfs
+/// says about its link. The `netstat_interface_*` families are rendered from it
+/// (`interfaces::render`); the snapshot's interface table (one row of `netstat -i`, plus
+/// bytes: [`InterfaceRow::serialize`]) and the change log's interface events are derived
+/// from it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct InterfaceRow {
     pub device: String,
-    pub mtu: Option<u64>,
-    /// The netstat -i Flg letters ("" when unknown).
-    pub flags: String,
-    pub operstate: Option<String>,
-    pub rx_ok: u64,
-    pub rx_err: u64,
-    pub rx_drp: u64,
-    pub rx_ovr: u64,
-    pub tx_ok: u64,
-    pub tx_err: u64,
-    pub tx_drp: u64,
-    pub tx_ovr: u64,
-    pub rx_bytes: u64,
-    pub tx_bytes: u64,
-    /// The values of [`WATCHED_FLAGS`] (`netstat_interface_flag`; None when unknown): for the
-    /// change log, not in the snapshot.
-    #[serde(skip)]
-    pub watched: [Option<bool>; WATCHED_FLAGS.len()],
-    /// Its sysfs attributes were read (it has a `netstat_interface_info` series): for the
-    /// change log, which knows an interface by them.
-    #[serde(skip)]
-    pub attributes: bool,
+    /// Its `/proc/net/dev` columns (None when its line was bad; a column None when the
+    /// kernel's layout has no such column).
+    pub counters: Option<Counters>,
+    /// Its sysfs attributes (None when its directory is gone): then it has no
+    /// `netstat_interface_info` series and the change log does not know it.
+    pub link: Option<LinkRow>,
     /// The netns label ("" for the exporter's own namespace).
     pub netns: String,
+}
+
+/// What sysfs says about an interface's link, as the families show it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LinkRow {
+    pub mtu: Option<u64>,
+    /// The flags as `SIOCGIFFLAGS` shows them (`interfaces::effective_flags`; None when the
+    /// `flags` file was unreadable).
+    pub flags: Option<u32>,
+    /// The `netstat -i` Flg letters of `flags` ("" when unknown).
+    pub letters: String,
+    pub operstate: Option<String>,
+    /// The hardware address.
+    pub address: Option<String>,
+    /// The link type as `ip link` names it.
+    pub link_type: Option<String>,
+    pub carrier: Option<bool>,
+    /// The link speed in bytes per second (None when the driver reports none).
+    pub speed_bytes: Option<u64>,
+}
+
+/// The `netstat -i` packet columns of the snapshot's interface table, in its order: RX-OK
+/// RX-ERR RX-DRP RX-OVR TX-OK TX-ERR TX-DRP TX-OVR.
+pub const NETSTAT_I_COLUMNS: [Column; 8] = [
+    Column::RxPackets,
+    Column::RxErrs,
+    Column::RxDrop,
+    Column::RxFifo,
+    Column::TxPackets,
+    Column::TxErrs,
+    Column::TxDrop,
+    Column::TxFifo,
+];
+
+impl InterfaceRow {
+    /// One `/proc/net/dev` column (None when not read).
+    pub fn counter(&self, col: Column) -> Option<u64> {
+        self.counters.as_ref().and_then(|c| c.get(col))
+    }
+
+    /// Whether the snapshot's interface table shows it: it has a `netstat -i` column, a
+    /// byte counter or its sysfs attributes.
+    pub fn in_table(&self) -> bool {
+        self.link.is_some()
+            || NETSTAT_I_COLUMNS
+                .iter()
+                .chain(&[Column::RxBytes, Column::TxBytes])
+                .any(|col| self.counter(*col).is_some())
+    }
+
+    /// The MTU (None when unknown).
+    pub fn mtu(&self) -> Option<u64> {
+        self.link.as_ref().and_then(|l| l.mtu)
+    }
+
+    /// The `netstat -i` Flg letters ("" when unknown).
+    pub fn letters(&self) -> &str {
+        self.link.as_ref().map_or("", |l| l.letters.as_str())
+    }
+
+    /// The operstate (None when unknown or empty).
+    pub fn operstate(&self) -> Option<&str> {
+        self.link
+            .as_ref()
+            .and_then(|l| l.operstate.as_deref())
+            .filter(|o| !o.is_empty())
+    }
+}
+
+/// The snapshot's view of an [`InterfaceRow`] (docs/landing.md): one row of `netstat -i`,
+/// plus bytes; a counter not read is 0.
+#[derive(Serialize)]
+struct InterfaceTableRow<'a> {
+    device: &'a str,
+    mtu: Option<u64>,
+    flags: &'a str,
+    operstate: Option<&'a str>,
+    rx_ok: u64,
+    rx_err: u64,
+    rx_drp: u64,
+    rx_ovr: u64,
+    tx_ok: u64,
+    tx_err: u64,
+    tx_drp: u64,
+    tx_ovr: u64,
+    rx_bytes: u64,
+    tx_bytes: u64,
+    netns: &'a str,
+}
+
+impl Serialize for InterfaceRow {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let [rx_ok, rx_err, rx_drp, rx_ovr, tx_ok, tx_err, tx_drp, tx_ovr] =
+            NETSTAT_I_COLUMNS.map(|col| self.counter(col).unwrap_or(0));
+        InterfaceTableRow {
+            device: &self.device,
+            mtu: self.mtu(),
+            flags: self.letters(),
+            operstate: self.operstate(),
+            rx_ok,
+            rx_err,
+            rx_drp,
+            rx_ovr,
+            tx_ok,
+            tx_err,
+            tx_drp,
+            tx_ovr,
+            rx_bytes: self.counter(Column::RxBytes).unwrap_or(0),
+            tx_bytes: self.counter(Column::TxBytes).unwrap_or(0),
+            netns: &self.netns,
+        }
+        .serialize(s)
+    }
 }
 
 /// An outbound series without its state (`netstat_outbound_unexpected`).

@@ -77,7 +77,13 @@ impl Snapshot {
             expected_listeners_policy: listeners.is_some_and(|l| l.policy),
             listeners: listeners.map(|l| l.rows.clone()).unwrap_or_default(),
             listeners_dropped: listeners.map(|l| l.dropped),
-            interfaces: rows.interfaces.clone().unwrap_or_default(),
+            interfaces: rows
+                .interfaces
+                .iter()
+                .flatten()
+                .filter(|r| r.in_table())
+                .cloned()
+                .collect(),
             outbound_policy: outbound.is_some_and(|o| o.policy),
             outbound: outbound.map(|o| o.rows.clone()).unwrap_or_default(),
             outbound_folded: outbound.map(|o| o.folded),
@@ -354,26 +360,28 @@ mod tests {
             (None, None, Some(768), Some(9))
         );
         assert_eq!(
-            s.interfaces,
-            vec![InterfaceRow {
-                device: "lo".into(),
-                mtu: Some(65536),
-                flags: "LRU".into(),
-                operstate: Some("unknown".into()),
-                rx_ok: 10,
-                rx_err: 20,
-                rx_drp: 30,
-                rx_ovr: 40,
-                tx_ok: 50,
-                tx_err: 60,
-                tx_drp: 70,
-                tx_ovr: 80,
-                rx_bytes: 1000,
-                tx_bytes: 2000,
-                watched: [Some(true), Some(true), Some(false), Some(false)],
-                attributes: true,
-                netns: String::new(),
-            }]
+            serde_json::to_value(&s.interfaces).unwrap(),
+            serde_json::json!([{
+                "device": "lo",
+                "mtu": 65536,
+                "flags": "LRU",
+                "operstate": "unknown",
+                "rx_ok": 10,
+                "rx_err": 20,
+                "rx_drp": 30,
+                "rx_ovr": 40,
+                "tx_ok": 50,
+                "tx_err": 60,
+                "tx_drp": 70,
+                "tx_ovr": 80,
+                "rx_bytes": 1000,
+                "tx_bytes": 2000,
+                "netns": "",
+            }])
+        );
+        assert_eq!(
+            interfaces::watched(&s.interfaces[0]),
+            [Some(true), Some(true), Some(false), Some(false)]
         );
         assert!(s.namespaces.is_empty(), "no namespaces: --netns=self");
         assert!(s.sockets.iter().all(|r| r.netns.is_empty()));
@@ -416,10 +424,10 @@ mod tests {
                 value(listeners::UNEXPECTED.name, &port).is_some()
             );
         }
-        let ifs = interfaces::render(&[lo()]);
+        let ifs = interfaces::render(scraped.rows.interfaces.as_deref().unwrap());
         let mtu = ifs.iter().find(|f| f.name == interfaces::MTU.name).unwrap();
         assert_eq!(
-            s.interfaces[0].mtu,
+            s.interfaces[0].mtu(),
             Some(mtu.samples[0].value.as_f64() as u64)
         );
         let info = ifs
@@ -428,7 +436,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             crate::metrics::label(&info.samples[0], "flags"),
-            s.interfaces[0].flags
+            s.interfaces[0].letters()
         );
     }
 
@@ -445,7 +453,9 @@ mod tests {
             l.rows[0].accept_queue = Some(7);
         }
         if let Some(i) = other.interfaces.as_mut() {
-            i[0].mtu = Some(1500);
+            if let Some(l) = i[0].link.as_mut() {
+                l.mtu = Some(1500);
+            }
         }
         other.set_netns(pod);
         rows.extend(other);
@@ -480,7 +490,7 @@ mod tests {
         let i: Vec<(&str, &str, Option<u64>)> = s
             .interfaces
             .iter()
-            .map(|r| (r.netns.as_str(), r.device.as_str(), r.mtu))
+            .map(|r| (r.netns.as_str(), r.device.as_str(), r.mtu()))
             .collect();
         assert_eq!(i, vec![("", "lo", Some(65536)), (pod, "lo", Some(1500))]);
         assert_eq!(s.listeners_dropped, Some(0));
@@ -538,7 +548,9 @@ mod tests {
         }
         assert_eq!(i["flags"], "LRU");
         // What only the change log reads is not in the snapshot.
-        assert!(i.get("watched").is_none() && i.get("attributes").is_none());
+        assert!(["watched", "attributes", "counters", "link"]
+            .iter()
+            .all(|k| i.get(k).is_none()));
     }
 
     /// Answers of Prometheus' histogram_quantile() (promql/quantile.go: linear interpolation in
@@ -635,9 +647,9 @@ mod tests {
         let s = Snapshot::from_scraped(&scraped, 1100.5);
         let ssh = s.listeners.iter().find(|l| l.port == 22).unwrap();
         // Every connection in (64 ms, 128 ms]: 0.064 + 0.064 * q.
-        let p50 = ssh.health.rtt_p50_seconds.unwrap();
+        let p50 = ssh.health.rtt_p50_seconds().unwrap();
         assert!((p50 - 0.096).abs() < 1e-9, "{p50}");
-        assert_eq!(ssh.health.retransmitting, Some(5));
+        assert_eq!(ssh.health.retransmitting(), Some(5));
         let rows: Vec<&OutboundRow> = s
             .outbound
             .iter()
@@ -647,8 +659,8 @@ mod tests {
         for r in rows {
             if r.state == "established" {
                 // (0, 100 us]: p50 = 50 us.
-                assert!((r.health.rtt_p50_seconds.unwrap() - 0.00005).abs() < 1e-12);
-                assert_eq!(r.health.retransmitting, Some(0));
+                assert!((r.health.rtt_p50_seconds().unwrap() - 0.00005).abs() < 1e-12);
+                assert_eq!(r.health.retransmitting(), Some(0));
             } else {
                 assert_eq!(r.health, RowHealth::default(), "{r:?}");
             }
@@ -669,6 +681,37 @@ mod tests {
         assert!(!s.inbound_policy);
         assert_eq!(s.inbound_folded, Some(0));
         assert_eq!(s.inbound_sources[0].count, 2);
+        // The health families are rendered from the same rows.
+        let [rtt, retransmitting] =
+            listeners::render_health(&scraped.rows.listeners.as_ref().unwrap().rows);
+        let port22 = |f: &crate::metrics::MetricFamily| {
+            f.samples
+                .iter()
+                .filter(|s| crate::metrics::label(s, "port") == "22")
+                .map(|s| (s.part, s.value.as_f64()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            port22(&retransmitting),
+            vec![(crate::metrics::Part::Value, 5.0)]
+        );
+        assert_eq!(
+            port22(&rtt).last(),
+            Some(&(crate::metrics::Part::Count, 5.0))
+        );
+        assert!(rtt
+            .samples
+            .iter()
+            .all(|s| crate::metrics::label(s, "port") == "22"));
+        let [rtt, retransmitting] =
+            connections::render_health(scraped.rows.outbound.as_ref().unwrap());
+        assert_eq!(retransmitting.samples.len(), 1);
+        assert_eq!(
+            crate::metrics::label(&retransmitting.samples[0], "remote_port"),
+            "5432"
+        );
+        assert_eq!(retransmitting.samples[0].value.as_f64(), 0.0);
+        assert_eq!(rtt.samples.len(), 16 + 1 + 2);
         let j = serde_json::to_value(&s).unwrap();
         // Flattened: the health fields sit on the row itself.
         assert_eq!(j["listeners"][0]["retransmitting"], 5);

@@ -147,8 +147,20 @@ pub fn discover(procfs: &Path, netns_dirs: &[PathBuf], errors: &mut Vec<SourceEr
         )),
     }
     for dir in netns_dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue; // no `ip netns` namespaces here
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            // No `ip netns` namespaces here (the directory is made by the first `ip netns add`).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            // There but unreadable (not a directory, no permission): its namespaces without a
+            // process are missed, and their names. Counted.
+            Err(e) => {
+                errors.push(SourceError::file(
+                    "run/netns",
+                    dir,
+                    format!("cannot list the ip netns directory: {e}"),
+                ));
+                continue;
+            }
         };
         for entry in entries.flatten() {
             let path = entry.path();
@@ -432,5 +444,23 @@ mod discovery_tests {
         assert!(errors.is_empty());
         let own = d.own_inode.expect("own namespace");
         assert!(d.found.iter().all(|f| f.inode != own));
+    }
+
+    #[test]
+    fn an_unlistable_netns_directory_is_an_error_a_missing_one_is_not() {
+        let dir = std::env::temp_dir().join(format!("netns-dirs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("netns");
+        std::fs::write(&file, "").expect("a file where a directory should be");
+        let mut errors = Vec::new();
+        discover(
+            Path::new("/proc"),
+            &[dir.join("missing"), file.clone()],
+            &mut errors,
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].source, "run/netns");
+        assert_eq!(errors[0].location, file.display().to_string());
     }
 }

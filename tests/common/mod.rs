@@ -192,10 +192,24 @@ impl Exporter {
     /// alone could reach that other test's listener, so the listening socket must be the
     /// exporter's own.
     pub fn start(args: &[&str]) -> Exporter {
+        Exporter::start_in(&[], args)
+    }
+
+    /// The same, started through `wrapper` (a command that ends by exec'ing its arguments,
+    /// such as `unshare --mount ...`: the exporter keeps the wrapper's pid).
+    pub fn start_in(wrapper: &[&str], args: &[&str]) -> Exporter {
         for _ in 0..5 {
             let port = free_port();
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-            let mut child = Command::new(exporter_bin())
+            let mut command = match wrapper.split_first() {
+                Some((program, rest)) => {
+                    let mut c = Command::new(program);
+                    c.args(rest).arg(exporter_bin());
+                    c
+                }
+                None => Command::new(exporter_bin()),
+            };
+            let mut child = command
                 .arg(format!("--web.listen-address={addr}"))
                 .args(args)
                 .stdout(Stdio::null())
