@@ -140,9 +140,10 @@ pub enum Outcome {
 }
 
 /// `tcpi_bytes_received` counts the peer's FIN as one byte. The destroy message does not say
-/// whether a FIN was received; a connection closed in order (the usual end) always received
-/// one, so one byte is taken off when any was counted. A connection ended by a reset after
-/// data counts one byte less than it received (documented in docs/collectors.md).
+/// whether a FIN was counted (no `INET_DIAG_SHUTDOWN` in it, the state always `TCP_CLOSE`,
+/// no tcp_info field that tells: docs/collectors.md, "Payload bytes"), so one byte is taken off
+/// when any was counted: exact when the FIN came, one byte short when it did not (a reset, an
+/// end freed in FIN-WAIT-2 before the peer's FIN); never more than received.
 pub fn payload_received(bytes_received: u64) -> u64 {
     bytes_received.saturating_sub(1)
 }

@@ -512,6 +512,41 @@ mod tests {
         assert_eq!(decode_inet_diag_msg(&m, Protocol::Tcp).unwrap().tcp, None);
     }
 
+    /// The one header decoder: every field at its offset, IPv6 addresses, the cookie's two
+    /// halves; the dump's decoder gives the same values.
+    #[test]
+    fn header_fields_ipv6_and_cookie() {
+        let mut m = msg(libc::AF_INET6 as u8, 8);
+        m[6..8].copy_from_slice(&443u16.to_be_bytes());
+        let local: [u8; 16] = std::net::Ipv6Addr::LOCALHOST.octets();
+        let remote: [u8; 16] = "2001:db8::7"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets();
+        m[8..24].copy_from_slice(&local);
+        m[24..40].copy_from_slice(&remote);
+        m[44..48].copy_from_slice(&9u32.to_ne_bytes());
+        m[48..52].copy_from_slice(&2u32.to_ne_bytes());
+        let h = decode_diag_header(&m).unwrap();
+        assert_eq!(
+            (h.family, h.state, h.local_port, h.remote_port),
+            (Family::Ipv6, 8, 8080, 443)
+        );
+        assert_eq!(h.local, IpAddr::from(local));
+        assert_eq!(h.remote, IpAddr::from(remote));
+        assert_eq!(h.cookie, (2 << 32) | 9);
+        assert_eq!(
+            (h.rx_queue, h.tx_queue, h.uid, h.inode),
+            (3, 128, 1000, 4242)
+        );
+        let s = decode_inet_diag_msg(&m, Protocol::Tcp).unwrap();
+        assert_eq!((s.local, s.remote, s.remote_port), (h.local, h.remote, 443));
+        let mut types = Vec::new();
+        m.extend_from_slice(&[8, 0, 10, 0, 6, 0, 0, 0]);
+        diag_attributes(&m, &mut |t, d| types.push((t, d.len()))).unwrap();
+        assert_eq!(types, vec![(10, 4)]);
+    }
+
     #[test]
     fn rejects_garbage() {
         assert!(decode_inet_diag_msg(&[0u8; 10], Protocol::Tcp).is_err());
