@@ -672,6 +672,9 @@ struct Inner {
     /// Destroy messages of listeners already taken: (key, time bits) -> time (kept
     /// [`GONE_MEMORY`]).
     gone_taken: BTreeMap<(ListenerKey, u64), f64>,
+    /// Destroy messages waiting for the watch: (key, time bits) -> (time, the watch's
+    /// completed ticks when a scrape first handed it over).
+    gone_waiting: BTreeMap<(ListenerKey, u64), (f64, u64)>,
 }
 
 /// How long the change log remembers a listener's close, and a listener destroy message it
@@ -845,7 +848,12 @@ impl EventLog {
             ) && self.watched(&c.netns))
         });
         let mut new = self.push(&mut inner, changes, time, scrape);
-        let gone = self.gone_listeners(&mut inner, &scraped.rows.gone_listeners, time);
+        let gone = self.gone_listeners(
+            &mut inner,
+            &scraped.rows.gone_listeners,
+            scraped.watch_ticks,
+            time,
+        );
         new.extend(self.push_seen(&mut inner, gone, scrape));
         new
     }
@@ -854,23 +862,24 @@ impl EventLog {
     /// reported (a listener that opened and closed between two looks): `listener_closed`
     /// with `seen="destroy_only"`, at the time the message was read. A message younger than
     /// the grace (two watch intervals and a second) waits for a later scrape: the watch
-    /// reports a listener it saw at its next tick. A listener is known, and not reported
+    /// reports a listener it saw at its next tick (under load later: a message also waits
+    /// until two ticks of the watch completed after a scrape first handed it over). A
+    /// listener is known, and not reported
     /// again, when it is open in the log (reported opened and not closed, or in the last
     /// scrape) or was reported closed since its message came (less a second).
     fn gone_listeners(
         &self,
         inner: &mut Inner,
         gone: &[crate::collectors::rows::GoneListener],
+        watch_ticks: Option<u64>,
         now: f64,
     ) -> Vec<(Change, f64, Option<&'static str>)> {
         let oldest = now - GONE_MEMORY;
         inner.closed.retain(|_, t| *t >= oldest);
         inner.gone_taken.retain(|_, t| *t >= oldest);
+        inner.gone_waiting.retain(|_, t| t.0 >= oldest);
         let mut out = Vec::new();
         for g in gone {
-            if now - g.time < self.gone_grace {
-                continue;
-            }
             let key: ListenerKey = (
                 g.netns.clone(),
                 "tcp".to_string(),
@@ -882,6 +891,21 @@ impl EventLog {
             if inner.gone_taken.contains_key(&id) {
                 continue;
             }
+            // The watch has had its chance when two of its ticks completed since a scrape
+            // first handed the message over (the second started after the close), and the
+            // grace passed.
+            let ticks = watch_ticks.unwrap_or(0);
+            let first = inner
+                .gone_waiting
+                .entry(id.clone())
+                .or_insert((g.time, ticks))
+                .1;
+            if now - g.time < self.gone_grace
+                || ticks < first + 2 * u64::from(watch_ticks.is_some())
+            {
+                continue;
+            }
+            inner.gone_waiting.remove(&id);
             inner.gone_taken.insert(id, g.time);
             let in_scrape = inner
                 .prev
@@ -1723,6 +1747,17 @@ mod tests {
         let e = log.observe_at(&sc, 24.0);
         assert_eq!(kinds(&e), ["listener_closed"]);
         assert!(matches!(e[0].subject, Subject::Listener { port: 8080, .. }));
+        // With the watch: also two of its ticks completed since a scrape first handed the
+        // message over (a lagging watch reports first).
+        sc.rows.gone_listeners.push(gone(7000, 30.0));
+        sc.watch_ticks = Some(40);
+        assert!(log.observe_at(&sc, 31.0).is_empty());
+        sc.watch_ticks = Some(41);
+        assert!(log.observe_at(&sc, 40.0).is_empty(), "one tick only");
+        sc.watch_ticks = Some(42);
+        let e = log.observe_at(&sc, 41.0);
+        assert_eq!(kinds(&e), ["listener_closed"]);
+        assert!(matches!(e[0].subject, Subject::Listener { port: 7000, .. }));
         // An event the watch reported has no `seen`.
         let e = log.record(vec![watch_change(Kind::ListenerOpened, 1)], 25.0);
         assert!(serde_json::to_value(&e[0]).unwrap().get("seen").is_none());

@@ -341,4 +341,7 @@ pub struct Scraped {
     pub namespaces: Option<Vec<NamespaceRow>>,
     /// When the exporter started, unix seconds (None when unavailable).
     pub start_time_seconds: Option<f64>,
+    /// Ticks the watch completed so far (None without the watch): the change log lets the
+    /// watch report a listener first (see `crate::events`).
+    pub watch_ticks: Option<u64>,
 }

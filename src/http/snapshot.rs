@@ -266,6 +266,7 @@ mod tests {
             ],
             namespaces: None,
             start_time_seconds: Some(1000.5),
+            watch_ticks: None,
         }
     }
 
