@@ -6,7 +6,10 @@
 //! connects to a closed port count as refused, and inside a test namespace read with
 //! `--netns=all` the same burst, and a burst closed with SO_LINGER 0, count exactly too.
 //! (One kernel limit: the end that closes first may be freed before the peer's FIN arrives,
-//! and its received bytes then count one short; see `assert_active_closer_received`.)
+//! and its received bytes then count one short; see `assert_active_closer_received`.) Every
+//! close order (client first, server first, both, SO_LINGER 0 on either side, a peer that
+//! never closes) is checked for its exact expected bytes on both keys, and short-lived
+//! listeners for their one `destroy_only` entry in the change log.
 
 mod common;
 
