@@ -173,7 +173,15 @@ pub struct Event {
     pub netns: String,
     #[serde(flatten)]
     pub subject: Subject,
+    /// Where the change was seen when not by a scrape or the watch: `destroy_only` for a
+    /// listener_closed of a listener only the kernel's socket-destroy stream saw (it opened
+    /// and closed between two looks). Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seen: Option<&'static str>,
 }
+
+/// [`Event::seen`] of a listener only the socket-destroy stream saw.
+pub const SEEN_DESTROY_ONLY: &str = "destroy_only";
 
 /// A change before it gets its sequence number and time.
 #[derive(Debug, Clone, PartialEq)]
@@ -631,6 +639,9 @@ pub struct EventLog {
     /// Which listener events the watch reports (then the scrape diff does not), see
     /// [`WatchCoverage`].
     watch: std::sync::atomic::AtomicU8,
+    /// How long a listener's destroy message waits before the change log decides whether
+    /// the watch or a scrape saw that listener (seconds): two watch intervals and one second.
+    gone_grace: f64,
 }
 
 /// Which namespaces' listener events (opened, closed, owner changed) come from the watch
@@ -654,7 +665,27 @@ struct Inner {
     events: VecDeque<Event>,
     dropped: u64,
     totals: BTreeMap<Kind, u64>,
+    /// Listeners reported opened (by the watch or a scrape) and not reported closed since.
+    open: BTreeSet<ListenerKey>,
+    /// Listeners reported closed: unix seconds of the last report (kept [`GONE_MEMORY`]).
+    closed: BTreeMap<ListenerKey, f64>,
+    /// Destroy messages of listeners already taken: (key, time bits) -> time (kept
+    /// [`GONE_MEMORY`]).
+    gone_taken: BTreeMap<(ListenerKey, u64), f64>,
+    /// Destroy messages waiting for the watch: (key, time bits) -> (time, the watch's
+    /// completed ticks when a scrape first handed it over).
+    gone_waiting: BTreeMap<(ListenerKey, u64), (f64, u64)>,
 }
+
+/// How long the change log remembers a listener's close, and a listener destroy message it
+/// took (longer than `crate::flows::GONE_KEEP`, so each message is taken once).
+const GONE_MEMORY: f64 = 600.0;
+/// A listener reported closed at most this long before its destroy message was read is the
+/// same close (clocks of two threads).
+const GONE_SLACK: f64 = 1.0;
+/// At most this many listener closes and taken destroy messages are remembered (each
+/// bounded; the oldest go first).
+const GONE_MEMORY_MAX: usize = 16384;
 
 /// One page of `/api/v1/events`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -687,8 +718,12 @@ fn unix_now() -> f64 {
 impl EventLog {
     /// The change log `--events.capacity` asks for (None when 0).
     pub fn from_config(config: &crate::config::Config) -> Option<std::sync::Arc<EventLog>> {
-        (config.events_capacity > 0)
-            .then(|| std::sync::Arc::new(EventLog::new(config.events_capacity)))
+        (config.events_capacity > 0).then(|| {
+            let mut log = EventLog::new(config.events_capacity);
+            let watch = config.watch_interval.map_or(0.0, |d| d.as_secs_f64());
+            log.gone_grace = 2.0 * watch + 1.0;
+            std::sync::Arc::new(log)
+        })
     }
 
     /// `capacity` is clamped to 1..=[`MAX_CAPACITY`].
@@ -697,7 +732,14 @@ impl EventLog {
             capacity: capacity.clamp(1, MAX_CAPACITY),
             inner: Mutex::new(Inner::default()),
             watch: std::sync::atomic::AtomicU8::new(WatchCoverage::None as u8),
+            gone_grace: 3.0,
         }
+    }
+
+    /// How long a listener's destroy message waits for the watch (seconds; tests).
+    pub fn with_gone_grace(mut self, seconds: f64) -> EventLog {
+        self.gone_grace = seconds;
+        self
     }
 
     /// Say which listener events the watch reports from now on.
@@ -723,8 +765,37 @@ impl EventLog {
     }
 
     fn push(&self, inner: &mut Inner, changes: Vec<Change>, time: f64, scrape: u64) -> Vec<Event> {
+        let changes = changes.into_iter().map(|c| (c, time, None)).collect();
+        self.push_seen(inner, changes, scrape)
+    }
+
+    /// Record `changes`, each with its time and [`Event::seen`]; remembers which listeners
+    /// were reported opened and closed.
+    fn push_seen(
+        &self,
+        inner: &mut Inner,
+        changes: Vec<(Change, f64, Option<&'static str>)>,
+        scrape: u64,
+    ) -> Vec<Event> {
         let mut new = Vec::with_capacity(changes.len());
-        for c in changes {
+        for (c, time, seen) in changes {
+            if let Some(key) = change_listener_key(&c) {
+                match c.kind {
+                    Kind::ListenerOpened => {
+                        // Bounded: beyond, one is forgotten (its destroy message could
+                        // then be reported destroy_only).
+                        if inner.open.len() >= GONE_MEMORY_MAX {
+                            inner.open.pop_first();
+                        }
+                        inner.open.insert(key);
+                    }
+                    Kind::ListenerClosed => {
+                        inner.open.remove(&key);
+                        inner.closed.insert(key, time);
+                    }
+                    _ => {}
+                }
+            }
             inner.last_seq += 1;
             let e = Event {
                 seq: inner.last_seq,
@@ -734,6 +805,7 @@ impl EventLog {
                 severity: c.severity(),
                 netns: c.netns,
                 subject: c.subject,
+                seen,
             };
             log_event(&e);
             *inner.totals.entry(e.kind).or_default() += 1;
@@ -775,7 +847,116 @@ impl EventLog {
                 Kind::ListenerOpened | Kind::ListenerClosed | Kind::ListenerOwnerChanged
             ) && self.watched(&c.netns))
         });
-        self.push(&mut inner, changes, time, scrape)
+        let mut new = self.push(&mut inner, changes, time, scrape);
+        let gone = self.gone_listeners(
+            &mut inner,
+            &scraped.rows.gone_listeners,
+            scraped.watch_ticks,
+            time,
+        );
+        new.extend(self.push_seen(&mut inner, gone, scrape));
+        new
+    }
+
+    /// The listeners the socket-destroy stream saw close that neither the watch nor a scrape
+    /// reported (a listener that opened and closed between two looks): `listener_closed`
+    /// with `seen="destroy_only"`, at the time the message was read. A message younger than
+    /// the grace (two watch intervals and a second) waits for a later scrape: the watch
+    /// reports a listener it saw at its next tick (under load later: a message also waits
+    /// until two ticks of the watch completed after a scrape first handed it over). A
+    /// listener is known, and not reported
+    /// again, when it is open in the log (reported opened and not closed, or in the last
+    /// scrape) or was reported closed since its message came (less a second).
+    fn gone_listeners(
+        &self,
+        inner: &mut Inner,
+        gone: &[crate::collectors::rows::GoneListener],
+        watch_ticks: Option<u64>,
+        now: f64,
+    ) -> Vec<(Change, f64, Option<&'static str>)> {
+        let oldest = now - GONE_MEMORY;
+        inner.closed.retain(|_, t| *t >= oldest);
+        inner.gone_taken.retain(|_, t| *t >= oldest);
+        inner.gone_waiting.retain(|_, t| t.0 >= oldest);
+        let mut out = Vec::new();
+        for g in gone {
+            let key: ListenerKey = (
+                g.netns.clone(),
+                "tcp".to_string(),
+                g.family.clone(),
+                g.address.clone(),
+                g.port,
+            );
+            let id = (key.clone(), g.time.to_bits());
+            if inner.gone_taken.contains_key(&id) {
+                continue;
+            }
+            // The watch has had its chance when two of its ticks completed since a scrape
+            // first handed the message over (the second started after the close), and the
+            // grace passed.
+            let ticks = watch_ticks.unwrap_or(0);
+            let first = inner
+                .gone_waiting
+                .entry(id.clone())
+                .or_insert((g.time, ticks))
+                .1;
+            if now - g.time < self.gone_grace
+                || ticks < first + 2 * u64::from(watch_ticks.is_some())
+            {
+                continue;
+            }
+            inner.gone_waiting.remove(&id);
+            inner.gone_taken.insert(id, g.time);
+            let in_scrape = inner
+                .prev
+                .listeners
+                .as_ref()
+                .is_some_and(|l| l.items.contains_key(&key));
+            let known = in_scrape
+                || inner.open.contains(&key)
+                || inner
+                    .closed
+                    .get(&key)
+                    .is_some_and(|t| *t >= g.time - GONE_SLACK);
+            if known {
+                continue;
+            }
+            let subject = Subject::Listener {
+                protocol: key.1.clone(),
+                family: key.2.clone(),
+                address: key.3.clone(),
+                port: key.4,
+                service: g.service.clone(),
+                process: UNKNOWN_OWNER.to_string(),
+                user: String::new(),
+                pid: None,
+                container_id: String::new(),
+                pod_uid: String::new(),
+                unexpected: None,
+                previous_process: None,
+                previous_user: None,
+            };
+            let c = Change {
+                kind: Kind::ListenerClosed,
+                netns: key.0.clone(),
+                subject,
+            };
+            out.push((c, g.time, Some(SEEN_DESTROY_ONLY)));
+        }
+        // Bounded: the oldest memories go first.
+        while inner.closed.len() > GONE_MEMORY_MAX {
+            let Some(k) = oldest_key(&inner.closed) else {
+                break;
+            };
+            inner.closed.remove(&k);
+        }
+        while inner.gone_taken.len() > GONE_MEMORY_MAX {
+            let Some(k) = oldest_key(&inner.gone_taken) else {
+                break;
+            };
+            inner.gone_taken.remove(&k);
+        }
+        out
     }
 
     /// Events with `seq > since`, oldest first, at most `limit`.
@@ -821,6 +1002,33 @@ impl EventLog {
     }
 }
 
+/// The listener a change is about (its key in the observations), when it is one.
+fn change_listener_key(c: &Change) -> Option<ListenerKey> {
+    match &c.subject {
+        Subject::Listener {
+            protocol,
+            family,
+            address,
+            port,
+            ..
+        } => Some((
+            c.netns.clone(),
+            protocol.clone(),
+            family.clone(),
+            address.clone(),
+            *port,
+        )),
+        _ => None,
+    }
+}
+
+/// The key with the oldest time.
+fn oldest_key<K: Clone>(m: &BTreeMap<K, f64>) -> Option<K> {
+    m.iter()
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(k, _)| k.clone())
+}
+
 /// One info line per event, with the event's fields (logfmt or JSON, see crate::logging).
 fn log_event(e: &Event) {
     let kind = e.kind.as_str();
@@ -861,6 +1069,7 @@ fn log_event(e: &Event) {
                 .unwrap_or(""),
             previous_process = previous_process.as_deref().unwrap_or(""),
             previous_user = previous_user.as_deref().unwrap_or(""),
+            seen = e.seen.unwrap_or(""),
             "{msg}"
         ),
         Subject::Interface {
@@ -1469,5 +1678,88 @@ mod tests {
         };
         let e = log.record(vec![c], 2.5);
         assert_eq!((e[0].seq, e[0].time, e[0].scrape), (3, 2.5, 3));
+    }
+
+    fn gone(port: u16, time: f64) -> crate::collectors::rows::GoneListener {
+        crate::collectors::rows::GoneListener {
+            family: "ipv4".into(),
+            address: "0.0.0.0".into(),
+            port,
+            service: String::new(),
+            time,
+            netns: String::new(),
+        }
+    }
+
+    fn watch_change(kind: Kind, port: u16) -> Change {
+        Change {
+            kind,
+            netns: String::new(),
+            subject: Subject::Listener {
+                protocol: "tcp".into(),
+                family: "ipv4".into(),
+                address: "0.0.0.0".into(),
+                port,
+                service: String::new(),
+                process: "x".into(),
+                user: String::new(),
+                pid: None,
+                container_id: String::new(),
+                pod_uid: String::new(),
+                unexpected: None,
+                previous_process: None,
+                previous_user: None,
+            },
+        }
+    }
+
+    /// A listener only the destroy stream saw is reported once, closed, `destroy_only`, after
+    /// the grace; one a scrape or the watch saw is not reported again.
+    #[test]
+    fn listeners_only_the_destroy_stream_saw_are_reported_once() {
+        let log = EventLog::new(100).with_gone_grace(3.0);
+        log.set_watch(WatchCoverage::All);
+        let s = Scrape {
+            listeners: Some(vec![("", 22, "sshd")]),
+            ..Default::default()
+        };
+        log.observe_at(&s.scraped(), 1.0);
+        // The watch saw 8080 open; it closes.
+        log.record(vec![watch_change(Kind::ListenerOpened, 8080)], 2.0);
+        let mut sc = s.scraped();
+        // 22 (in the scrape), 8080 (the watch's, closed since), 9000 (nobody's).
+        sc.rows.gone_listeners = vec![gone(22, 10.0), gone(8080, 10.0), gone(9000, 10.5)];
+        // Within the grace: nothing yet (the watch may still report them).
+        assert!(log.observe_at(&sc, 12.0).is_empty());
+        log.record(vec![watch_change(Kind::ListenerClosed, 8080)], 10.8);
+        let e = log.observe_at(&sc, 14.0);
+        assert_eq!(kinds(&e), ["listener_closed"]);
+        assert_eq!(e[0].seen, Some(SEEN_DESTROY_ONLY));
+        assert_eq!(e[0].time, 10.5);
+        assert!(matches!(e[0].subject, Subject::Listener { port: 9000, .. }));
+        let json = serde_json::to_value(&e[0]).unwrap();
+        assert_eq!(json["seen"], "destroy_only");
+        assert_eq!(json["port"], 9000);
+        // Handed over again by later scrapes: taken once.
+        assert!(log.observe_at(&sc, 15.0).is_empty());
+        // 8080 opens and closes again, unseen: a new message, reported.
+        sc.rows.gone_listeners.push(gone(8080, 20.0));
+        let e = log.observe_at(&sc, 24.0);
+        assert_eq!(kinds(&e), ["listener_closed"]);
+        assert!(matches!(e[0].subject, Subject::Listener { port: 8080, .. }));
+        // With the watch: also two of its ticks completed since a scrape first handed the
+        // message over (a lagging watch reports first).
+        sc.rows.gone_listeners.push(gone(7000, 30.0));
+        sc.watch_ticks = Some(40);
+        assert!(log.observe_at(&sc, 31.0).is_empty());
+        sc.watch_ticks = Some(41);
+        assert!(log.observe_at(&sc, 40.0).is_empty(), "one tick only");
+        sc.watch_ticks = Some(42);
+        let e = log.observe_at(&sc, 41.0);
+        assert_eq!(kinds(&e), ["listener_closed"]);
+        assert!(matches!(e[0].subject, Subject::Listener { port: 7000, .. }));
+        // An event the watch reported has no `seen`.
+        let e = log.record(vec![watch_change(Kind::ListenerOpened, 1)], 25.0);
+        assert!(serde_json::to_value(&e[0]).unwrap().get("seen").is_none());
     }
 }

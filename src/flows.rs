@@ -216,6 +216,23 @@ pub struct Pending {
     pub failures: FxHashMap<(Reason, u16, u16), u64>,
 }
 
+/// A listener's destroy message, kept [`GONE_KEEP`] for the change log.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gone {
+    pub family: Family,
+    pub address: IpAddr,
+    pub port: u16,
+    /// Unix seconds when it was read.
+    pub time: f64,
+}
+
+/// How long a listener's destroy message is handed to every scrape (the change log takes
+/// each once, after it waited for the watch: see `crate::events`).
+pub const GONE_KEEP: Duration = Duration::from_secs(120);
+/// At most this many listeners' destroy messages are kept (the oldest go first; a host that
+/// closes more listeners than this in [`GONE_KEEP`] loses the oldest from the change log).
+pub const GONE_MAX: usize = 4096;
+
 /// A namespace's counters.
 #[derive(Debug, Default)]
 pub struct NsState {
@@ -223,6 +240,15 @@ pub struct NsState {
     pub messages: u64,
     pub lost: u64,
     pub receive_buffer: u64,
+    /// Listeners closed in the last [`GONE_KEEP`], oldest first.
+    pub gone: std::collections::VecDeque<Gone>,
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// The labelled series of one namespace (label values in declaration order, without
@@ -429,6 +455,26 @@ pub struct Scrape {
 }
 
 impl Scrape {
+    /// The listeners the stream saw close in the last [`GONE_KEEP`] (every scrape gets them
+    /// all: the change log takes each once), labelled with their service by `service`.
+    pub fn gone_listeners(
+        &self,
+        service: &dyn Fn(u16) -> String,
+    ) -> Vec<crate::collectors::rows::GoneListener> {
+        let st = lock(&self.shared.state);
+        st.gone
+            .iter()
+            .map(|g| crate::collectors::rows::GoneListener {
+                family: g.family.name().to_string(),
+                address: g.address.to_string(),
+                port: g.port,
+                service: service(g.port),
+                time: g.time,
+                netns: String::new(),
+            })
+            .collect()
+    }
+
     /// Absorb the pending counts (labelled by `l`) and render the namespace's families.
     pub fn render(&self, l: &Labeller<'_>) -> Vec<MetricFamily> {
         let (pending, messages, lost, buffer) = {
@@ -659,8 +705,15 @@ impl Reader {
             };
             let now = Instant::now();
             // Listeners first: their accepted connections may be in the same batch.
+            let mut gone = Vec::new();
             for d in batch.iter().filter(|d| d.is_listener()) {
                 self.classifier.closed_listener(d, now);
+                gone.push(Gone {
+                    family: d.family,
+                    address: d.local,
+                    port: d.local_port,
+                    time: unix_now(),
+                });
             }
             let generation = self.classifier.generation;
             for d in batch.iter().filter(|d| !d.is_listener()) {
@@ -697,6 +750,18 @@ impl Reader {
             st.messages += got.messages;
             st.lost += got.overruns + got.malformed;
             merge(&mut st.pending, &mut delta);
+            let oldest = unix_now() - GONE_KEEP.as_secs_f64();
+            while st
+                .gone
+                .front()
+                .is_some_and(|g| g.time < oldest || st.gone.len() + gone.len() > GONE_MAX)
+            {
+                st.gone.pop_front();
+            }
+            st.gone.extend(gone);
+            while st.gone.len() > GONE_MAX {
+                st.gone.pop_front();
+            }
             drop(st);
             if got.messages > 0 && !self.pause.is_zero() {
                 std::thread::sleep(self.pause);

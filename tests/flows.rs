@@ -6,7 +6,10 @@
 //! connects to a closed port count as refused, and inside a test namespace read with
 //! `--netns=all` the same burst, and a burst closed with SO_LINGER 0, count exactly too.
 //! (One kernel limit: the end that closes first may be freed before the peer's FIN arrives,
-//! and its received bytes then count one short; see `assert_active_closer_received`.)
+//! and its received bytes then count one short; see `assert_active_closer_received`.) Every
+//! close order (client first, server first, both, SO_LINGER 0 on either side, a peer that
+//! never closes) is checked for its exact expected bytes on both keys, and short-lived
+//! listeners for their one `destroy_only` entry in the change log.
 
 mod common;
 
@@ -26,7 +29,12 @@ const RECEIVED: usize = 500;
 
 /// A free port below the ephemeral range (so the outbound series is labelled with it).
 fn fixed_port_listener() -> TcpListener {
-    for port in 21_000..30_000u16 {
+    fixed_port_listener_from(21_000)
+}
+
+/// [`fixed_port_listener`] at `from` or above.
+fn fixed_port_listener_from(from: u16) -> TcpListener {
+    for port in from..30_000u16 {
         if let Ok(l) = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)) {
             return l;
         }
@@ -155,6 +163,36 @@ fn assert_active_closer_received(got: u64, connections: u64, per: u64, what: &st
     }
 }
 
+/// The counters of every series matching `labels` (a subset), summed: a key whose listener
+/// was named in one scrape and not in another has two series.
+fn counts_sum(text: &str, side: &str, labels: &[(&str, &str)]) -> Counts {
+    let v = |name: &str, extra: Option<(&str, &str)>| -> u64 {
+        let mut want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        want.extend(extra.map(|(k, v)| format!("{k}=\"{v}\"")));
+        text.lines()
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                let (n, lbl) = series.split_once('{')?;
+                let lbl = lbl.trim_end_matches('}');
+                (n == name && want.iter().all(|w| lbl.split(',').any(|kv| kv == w)))
+                    .then(|| value.parse::<f64>().ok())
+                    .flatten()
+            })
+            .sum::<f64>() as u64
+    };
+    Counts {
+        closed: v(&format!("netstat_{side}_connections_closed_total"), None),
+        sent: v(
+            &format!("netstat_{side}_bytes_total"),
+            Some(("direction", "sent")),
+        ),
+        received: v(
+            &format!("netstat_{side}_bytes_total"),
+            Some(("direction", "received")),
+        ),
+    }
+}
+
 fn lost(text: &str, netns: &[(&str, &str)]) -> f64 {
     sample(text, "netstat_socket_destroy_lost_total", netns).expect("lost_total exported")
 }
@@ -162,7 +200,13 @@ fn lost(text: &str, netns: &[(&str, &str)]) -> f64 {
 /// Scrape until `done` holds (the subscriber has read the burst's messages), at most 30 s;
 /// returns the last scrape.
 fn scrape_until(e: &Exporter, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    scrape_until_for(e, Duration::from_secs(30), done)
+}
+
+/// [`scrape_until`], at most `patience` (a debug build's scrape takes seconds on a host with
+/// tens of thousands of sockets).
+fn scrape_until_for(e: &Exporter, patience: Duration, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + patience;
     loop {
         let text = e.get("/metrics").text();
         if done(&text) || Instant::now() > deadline {
@@ -603,5 +647,319 @@ fn counters_never_decrease_under_churn_even_with_losses() {
         closed(0),
         closed(1),
         value(1, "netstat_socket_destroy_lost_total")
+    );
+}
+
+/// How a close-order test ends its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CloseOrder {
+    /// The client closes; the server reads the end of stream 300 ms later and closes.
+    ClientFirst,
+    /// The server closes; the client reads the end of stream 300 ms later and closes.
+    ServerFirst,
+    /// Both shut down their sending side, read the end of stream, close.
+    Both,
+    /// The client closes with SO_LINGER 0 (a reset); the server closes after.
+    ClientLinger0,
+    /// The server closes with SO_LINGER 0; the client closes after.
+    ServerLinger0,
+    /// The client closes; the server never does while the counters are read (it closes at
+    /// the end, after reading nothing).
+    PeerNeverCloses,
+}
+
+fn read_to_end(c: &mut TcpStream) {
+    let mut b = [0u8; 64];
+    while matches!(c.read(&mut b), Ok(n) if n > 0) {}
+}
+
+/// `n` connections to a listener of its own: each client sends 1,000 bytes and receives 500,
+/// then the pair is closed in `order`. Returns the listener's port and, for
+/// [`CloseOrder::PeerNeverCloses`], the server ends still open.
+fn close_in_order(order: CloseOrder, n: usize) -> (TcpListener, Vec<TcpStream>) {
+    let listener = fixed_port_listener();
+    let addr = listener.local_addr().unwrap();
+    let mut pairs = Vec::new();
+    for _ in 0..n {
+        let mut c = TcpStream::connect(addr).unwrap();
+        let (mut s, _) = listener.accept().unwrap();
+        c.write_all(&[1u8; SENT]).unwrap();
+        let mut b = [0u8; SENT];
+        s.read_exact(&mut b).unwrap();
+        s.write_all(&[2u8; RECEIVED]).unwrap();
+        let mut b = [0u8; RECEIVED];
+        c.read_exact(&mut b).unwrap();
+        pairs.push((c, s));
+    }
+    // Longer than any delayed ACK (200 ms at most): the end that closed first has had its
+    // FIN acknowledged alone, and the kernel has freed it in FIN-WAIT-2.
+    let later = || std::thread::sleep(Duration::from_millis(300));
+    let (mut clients, mut servers): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+    let mut held = Vec::new();
+    match order {
+        CloseOrder::ClientFirst => {
+            clients.clear();
+            later();
+            for s in &mut servers {
+                read_to_end(s);
+            }
+        }
+        CloseOrder::ServerFirst => {
+            servers.clear();
+            later();
+            for c in &mut clients {
+                read_to_end(c);
+            }
+        }
+        CloseOrder::Both => {
+            for (c, s) in clients.iter().zip(&servers) {
+                c.shutdown(std::net::Shutdown::Write).unwrap();
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+            }
+            for (c, s) in clients.iter_mut().zip(servers.iter_mut()) {
+                read_to_end(c);
+                read_to_end(s);
+            }
+        }
+        CloseOrder::ClientLinger0 => {
+            for c in &clients {
+                set_linger0(c);
+            }
+            clients.clear();
+            later();
+        }
+        CloseOrder::ServerLinger0 => {
+            for s in &servers {
+                set_linger0(s);
+            }
+            servers.clear();
+            later();
+        }
+        CloseOrder::PeerNeverCloses => {
+            clients.clear();
+            later();
+            held = std::mem::take(&mut servers);
+        }
+    }
+    drop(clients);
+    drop(servers);
+    (listener, held)
+}
+
+/// Every close order, checked against a client that knows its own numbers (1,000 bytes sent
+/// and 500 received per connection), on the client's outbound key and the listener's inbound
+/// key, with default flags. Sent bytes are exact in every order. Received bytes are exact
+/// wherever the kernel counted the peer's FIN in `tcpi_bytes_received`; where it did not (an
+/// end freed in FIN-WAIT-2 before the peer's FIN came, an end that got a reset instead of a
+/// FIN) they are exactly one byte short per connection: the destroy message carries no sign
+/// of the FIN (docs/collectors.md, "Payload bytes"). An end closed with SO_LINGER 0 has its
+/// counters zeroed by the kernel and counts under remote_port="unknown" (outbound) without
+/// bytes.
+#[test]
+fn every_close_order_counts_exact_sent_and_bounded_received_bytes() {
+    if !require_root() {
+        return;
+    }
+    const N: u64 = 20;
+    const PATIENCE: Duration = Duration::from_secs(120);
+    let e = Exporter::start(&[]);
+    let (s, r) = (SENT as u64, RECEIVED as u64);
+    let c = |closed: u64, sent: u64, received: u64| Counts {
+        closed,
+        sent,
+        received,
+    };
+    let unknown = [
+        ("remote_port", "unknown"),
+        ("remote_network", "loopback"),
+        ("process", "unknown"),
+    ];
+    // (order, outbound key's gain, inbound key's gain)
+    let cases = [
+        // The client, freed in FIN-WAIT-2, never counted the server's FIN: one short.
+        (
+            CloseOrder::ClientFirst,
+            c(N, N * s, N * (r - 1)),
+            c(N, N * r, N * s),
+        ),
+        (
+            CloseOrder::ServerFirst,
+            c(N, N * s, N * r),
+            c(N, N * r, N * (s - 1)),
+        ),
+        (CloseOrder::Both, c(N, N * s, N * r), c(N, N * r, N * s)),
+        // The client's end: zeroed, remote port cleared (below); the server got a reset.
+        (
+            CloseOrder::ClientLinger0,
+            c(0, 0, 0),
+            c(N, N * r, N * (s - 1)),
+        ),
+        // The server's end: zeroed; the client got a reset.
+        (
+            CloseOrder::ServerLinger0,
+            c(N, N * s, N * (r - 1)),
+            c(N, 0, 0),
+        ),
+        // The client: no FIN ever came. The server: not closed yet.
+        (
+            CloseOrder::PeerNeverCloses,
+            c(N, N * s, N * (r - 1)),
+            c(0, 0, 0),
+        ),
+    ];
+    let diff = |a: Counts, b: Counts| {
+        c(
+            a.closed - b.closed,
+            a.sent - b.sent,
+            a.received - b.received,
+        )
+    };
+    let mut listeners = Vec::new();
+    for (order, want_out, want_in) in cases {
+        let started = Instant::now();
+        let before = e.get("/metrics").text();
+        let unknown0 = counts_sum(&before, "outbound", &unknown);
+        // Each case's listener stays open to the end: a port of its own.
+        let (listener, held) = close_in_order(order, N as usize);
+        let port = listener.local_addr().unwrap().port().to_string();
+        listeners.push(listener);
+        let out_key = [
+            ("remote_port", port.as_str()),
+            ("remote_network", "loopback"),
+            ("process", "unknown"),
+        ];
+        let in_key = [("port", port.as_str()), ("remote_network", "loopback")];
+        // A port may be used again by a later case: gains since `before`.
+        let out0 = counts_sum(&before, "outbound", &out_key);
+        let in0 = counts_sum(&before, "inbound", &in_key);
+        let text = scrape_until_for(&e, PATIENCE, |t| {
+            counts_sum(t, "outbound", &out_key).closed >= out0.closed + want_out.closed
+                && counts_sum(t, "inbound", &in_key).closed >= in0.closed + want_in.closed
+                && (order != CloseOrder::ClientLinger0
+                    || counts_sum(t, "outbound", &unknown).closed >= unknown0.closed + N)
+        });
+        // Anything late would be in by now.
+        std::thread::sleep(Duration::from_millis(500));
+        let text = if want_in.closed == 0 || want_out.closed == 0 {
+            e.get("/metrics").text()
+        } else {
+            text
+        };
+        assert_eq!(lost(&text, &[]), 0.0, "{order:?}: messages lost");
+        assert_eq!(
+            diff(counts_sum(&text, "outbound", &out_key), out0),
+            want_out,
+            "{order:?}: the client's outbound key"
+        );
+        assert_eq!(
+            diff(counts_sum(&text, "inbound", &in_key), in0),
+            want_in,
+            "{order:?}: the listener's inbound key"
+        );
+        if order == CloseOrder::ClientLinger0 {
+            // Other sockets of the host may be reset meanwhile: at least ours, never bytes.
+            let got = diff(counts_sum(&text, "outbound", &unknown), unknown0);
+            assert!(got.closed >= N, "{order:?}: {got:?}");
+            assert_eq!((got.sent, got.received), (0, 0), "{order:?}: {got:?}");
+        }
+        if order == CloseOrder::PeerNeverCloses {
+            // The server closes at last, its client's FIN unread: counted, exact.
+            drop(held);
+            let text = scrape_until_for(&e, PATIENCE, |t| {
+                counts_sum(t, "inbound", &in_key).closed >= in0.closed + N
+            });
+            assert_eq!(
+                diff(counts_sum(&text, "inbound", &in_key), in0),
+                c(N, N * r, N * s),
+                "{order:?}: the listener's inbound key once closed"
+            );
+        }
+        eprintln!("{order:?}: as expected in {:?}", started.elapsed());
+    }
+}
+
+/// The change log's `listener_*` events of `port`: (kind, seen) in order.
+fn listener_events(e: &Exporter, port: u16) -> Vec<(String, Option<String>)> {
+    let page: serde_json::Value =
+        serde_json::from_str(&e.get("/api/v1/events?since=0").text()).expect("events JSON");
+    page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|ev| ev["port"] == port && ev["netns"] == "")
+        .map(|ev| {
+            (
+                ev["kind"].as_str().unwrap_or("").to_string(),
+                ev["seen"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+/// With default flags (the watch every second): listeners that live 20 ms, too short for the
+/// watch, enter the change log once each, `listener_closed` with `seen="destroy_only"`, from
+/// their socket-destroy messages. A listener the watch saw is reported opened and closed by
+/// the watch, and not again from its destroy message.
+#[test]
+fn short_lived_listeners_enter_the_change_log_once() {
+    if !require_root() {
+        return;
+    }
+    let e = Exporter::start(&[]);
+    let _ = e.get("/metrics"); // the baseline
+    let watched = fixed_port_listener();
+    let watched_port = watched.local_addr().unwrap().port();
+    let mut short: Vec<u16> = Vec::new();
+    for _ in 0..5 {
+        // Five listeners, five ports (a port freed is free again).
+        let l = fixed_port_listener_from(short.last().map_or(watched_port, |p| *p) + 1);
+        short.push(l.local_addr().unwrap().port());
+        std::thread::sleep(Duration::from_millis(20));
+        drop(l);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The watch sees this one (several ticks), then it closes.
+    std::thread::sleep(Duration::from_secs(3));
+    drop(watched);
+    // The change log takes a destroy message 3 s (two watch intervals and a second) after it;
+    // events come with scrapes.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let done = |e: &Exporter| {
+        short.iter().all(|p| {
+            listener_events(e, *p)
+                .iter()
+                .any(|k| k.0 == "listener_closed")
+        }) && listener_events(e, watched_port).len() >= 2
+    };
+    loop {
+        let _ = e.get("/metrics");
+        if done(&e) || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    // Later scrapes add nothing.
+    std::thread::sleep(Duration::from_secs(4));
+    let _ = e.get("/metrics");
+    let closed = |s: Option<&str>| ("listener_closed".to_string(), s.map(str::to_string));
+    let opened = ("listener_opened".to_string(), None);
+    let mut destroy_only = 0;
+    for p in &short {
+        let ev = listener_events(&e, *p);
+        // Once: from the destroy stream, or (if a tick happened to see it) from the watch.
+        if ev == [closed(Some("destroy_only"))] {
+            destroy_only += 1;
+        } else {
+            assert_eq!(ev, [opened.clone(), closed(None)], "port {p}");
+        }
+    }
+    assert!(
+        destroy_only >= 4,
+        "{destroy_only} of 5 short listeners recorded destroy_only"
+    );
+    assert_eq!(
+        listener_events(&e, watched_port),
+        [opened, closed(None)],
+        "the watched listener, reported by the watch only"
     );
 }

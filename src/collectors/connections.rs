@@ -761,6 +761,13 @@ impl Collection for ConnectionsPass<'_> {
         out.rows.outbound = Some(rows);
         if let Some(f) = &self.flows {
             out.families.extend(self.render_flows(f));
+            let service = |p: u16| -> String {
+                self.services
+                    .get(&(p, "tcp".to_string()))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            out.rows.gone_listeners = f.gone_listeners(&service);
         }
         out.errors.extend(errors);
     }

@@ -26,6 +26,26 @@ pub struct Rows {
     pub interfaces: Option<Vec<InterfaceRow>>,
     pub outbound: Option<Outbound>,
     pub inbound: Option<Inbound>,
+    /// TCP listeners the kernel's socket-destroy stream saw close lately (`crate::flows`),
+    /// for the change log; not part of the snapshot.
+    pub gone_listeners: Vec<GoneListener>,
+}
+
+/// A TCP listener whose socket the kernel freed (its destroy message: remote port 0, remote
+/// address unspecified, local port the listening one), as the connections collector hands
+/// it to the change log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoneListener {
+    /// `ipv4` or `ipv6`.
+    pub family: String,
+    pub address: String,
+    pub port: u16,
+    /// Its service name from /etc/services ("" when none).
+    pub service: String,
+    /// Unix seconds when the message was read.
+    pub time: f64,
+    /// The netns label ("" for the exporter's own namespace).
+    pub netns: String,
 }
 
 /// The listeners collector's rows.
@@ -387,6 +407,7 @@ impl Rows {
             a.sources.extend(b.sources);
             a.policy |= b.policy;
         });
+        self.gone_listeners.extend(o.gone_listeners);
     }
 
     /// Attach the namespace `label` to every row (what the scrape layer does for the
@@ -420,6 +441,7 @@ impl Rows {
             set(i.rows.iter_mut().map(|r| &mut r.netns), label);
             set(i.sources.iter_mut().map(|r| &mut r.netns), label);
         }
+        set(self.gone_listeners.iter_mut().map(|r| &mut r.netns), label);
     }
 }
 
@@ -458,4 +480,7 @@ pub struct Scraped {
     pub namespaces: Option<Vec<NamespaceRow>>,
     /// When the exporter started, unix seconds (None when unavailable).
     pub start_time_seconds: Option<f64>,
+    /// Ticks the watch completed so far (None without the watch): the change log lets the
+    /// watch report a listener first (see `crate::events`).
+    pub watch_ticks: Option<u64>,
 }

@@ -272,6 +272,7 @@ mod tests {
             ],
             namespaces: None,
             start_time_seconds: Some(1000.5),
+            watch_ticks: None,
         }
     }
 

@@ -400,6 +400,12 @@ impl Scraper {
         }
         if let Some(events) = &self.events {
             if observe {
+                // The watch's completed ticks: its first family, netstat_watch_ticks_total.
+                scraped.watch_ticks = self.watch.get().and_then(|w| {
+                    let f = w.families().into_iter().next()?;
+                    let v = f.samples.first()?.value.as_f64();
+                    (v >= 0.0).then_some(v as u64)
+                });
                 events.observe(&scraped);
             }
             families.extend(events.families());

@@ -16,16 +16,15 @@
 //! without setns: a netlink socket answers for the namespace it was created in.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use super::inet::Family;
+use super::netlink::{decode_diag_header, diag_attributes, INET_DIAG_INFO};
 
 const NETLINK_SOCK_DIAG: libc::c_int = 4;
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const NLMSG_HDRLEN: usize = 16;
-const INET_DIAG_MSG_LEN: usize = 72;
-const INET_DIAG_INFO: u16 = 2;
 /// `SKNLGRP_INET_TCP_DESTROY` (1) and `SKNLGRP_INET6_TCP_DESTROY` (3), as a bind(2) group
 /// mask (group n is bit n - 1).
 const SKNLGRP_INET_TCP_DESTROY: u32 = 1;
@@ -141,9 +140,10 @@ pub enum Outcome {
 }
 
 /// `tcpi_bytes_received` counts the peer's FIN as one byte. The destroy message does not say
-/// whether a FIN was received; a connection closed in order (the usual end) always received
-/// one, so one byte is taken off when any was counted. A connection ended by a reset after
-/// data counts one byte less than it received (documented in docs/collectors.md).
+/// whether a FIN was counted (no `INET_DIAG_SHUTDOWN` in it, the state always `TCP_CLOSE`,
+/// no tcp_info field that tells: docs/collectors.md, "Payload bytes"), so one byte is taken off
+/// when any was counted: exact when the FIN came, one byte short when it did not (a reset, an
+/// end freed in FIN-WAIT-2 before the peer's FIN); never more than received.
 pub fn payload_received(bytes_received: u64) -> u64 {
     bytes_received.saturating_sub(1)
 }
@@ -179,54 +179,23 @@ pub fn decode_counters(info: &[u8]) -> Counters {
     }
 }
 
-/// Decode one `inet_diag_msg` of the destroy stream (the nlmsghdr's payload).
+/// Decode one `inet_diag_msg` of the destroy stream (the nlmsghdr's payload), with the
+/// header decoder of the dumps ([`decode_diag_header`]).
 pub fn decode(msg: &[u8]) -> Result<Destroyed, String> {
-    if msg.len() < INET_DIAG_MSG_LEN {
-        return Err(format!(
-            "inet_diag_msg of {} bytes, expected at least {INET_DIAG_MSG_LEN}",
-            msg.len()
-        ));
-    }
-    let family = match i32::from(msg[0]) {
-        libc::AF_INET => Family::Ipv4,
-        libc::AF_INET6 => Family::Ipv6,
-        f => return Err(format!("address family {f}")),
-    };
-    let addr = |off: usize| -> IpAddr {
-        match family {
-            Family::Ipv4 => IpAddr::V4(Ipv4Addr::new(
-                msg[off],
-                msg[off + 1],
-                msg[off + 2],
-                msg[off + 3],
-            )),
-            Family::Ipv6 => {
-                let mut b = [0u8; 16];
-                b.copy_from_slice(&msg[off..off + 16]);
-                IpAddr::V6(Ipv6Addr::from(b))
-            }
-        }
-    };
+    let h = decode_diag_header(msg)?;
     let mut counters = Counters::default();
-    let mut off = INET_DIAG_MSG_LEN;
-    while off + 4 <= msg.len() {
-        let alen = u16_at(msg, off) as usize;
-        let atype = u16_at(msg, off + 2) & 0x3fff;
-        if alen < 4 || off + alen > msg.len() {
-            return Err(format!("attribute length {alen} at offset {off}"));
-        }
+    diag_attributes(msg, &mut |atype, data| {
         if atype == INET_DIAG_INFO {
-            counters = decode_counters(&msg[off + 4..off + alen]);
+            counters = decode_counters(data);
         }
-        off += align4(alen);
-    }
+    })?;
     Ok(Destroyed {
-        family,
-        local_port: u16::from_be_bytes([msg[4], msg[5]]),
-        remote_port: u16::from_be_bytes([msg[6], msg[7]]),
-        local: addr(8),
-        remote: addr(24),
-        cookie: u64::from(u32_at(msg, 44)) | (u64::from(u32_at(msg, 48)) << 32),
+        family: h.family,
+        local_port: h.local_port,
+        remote_port: h.remote_port,
+        local: h.local,
+        remote: h.remote,
+        cookie: h.cookie,
         counters,
     })
 }
@@ -418,6 +387,7 @@ impl DestroySocket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::netlink::INET_DIAG_MSG_LEN;
     use std::io::{Read, Write};
     use std::time::Duration;
 

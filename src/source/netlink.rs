@@ -34,12 +34,12 @@ const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_DUMP: u16 = 0x100 | 0x200;
 const NLMSG_HDRLEN: usize = 16;
 /// `struct inet_diag_msg`.
-const INET_DIAG_MSG_LEN: usize = 72;
+pub const INET_DIAG_MSG_LEN: usize = 72;
 /// `struct inet_diag_req_v2`.
 const INET_DIAG_REQ_LEN: usize = 56;
 const INET_DIAG_SKMEMINFO: u16 = 7;
 /// `struct tcp_info` (see `super::tcp_info`).
-const INET_DIAG_INFO: u16 = 2;
+pub const INET_DIAG_INFO: u16 = 2;
 /// Extension bits of a request (`idiag_ext`): SK_MEMINFO (drops) and tcp_info.
 pub const EXT_SKMEMINFO: u8 = 1 << (INET_DIAG_SKMEMINFO - 1);
 pub const EXT_INFO: u8 = 1 << (INET_DIAG_INFO - 1);
@@ -339,18 +339,40 @@ impl DiagSocket {
     }
 }
 
-/// Decode one `struct inet_diag_msg` (+ attributes).
-pub fn decode_inet_diag_msg(msg: &[u8], protocol: Protocol) -> Result<InetSocket, DumpError> {
+/// The fixed part of one `struct inet_diag_msg` (`linux/inet_diag.h`), decoded in place: the
+/// one decoder of the header, for the dumps ([`decode_inet_diag_msg`]) and the destroy stream
+/// (`super::destroy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiagHeader {
+    pub family: Family,
+    /// `idiag_state` (a `TCP_*` state number).
+    pub state: u8,
+    pub local_port: u16,
+    pub remote_port: u16,
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    /// `idiag_cookie`: the kernel's socket cookie.
+    pub cookie: u64,
+    /// `idiag_rqueue`, `idiag_wqueue`.
+    pub rx_queue: u32,
+    pub tx_queue: u32,
+    pub uid: u32,
+    /// `idiag_inode` (0 for a socket without a file).
+    pub inode: u64,
+}
+
+/// Decode the header of an `inet_diag_msg` (IPv4 or IPv6); an error names what was wrong.
+pub fn decode_diag_header(msg: &[u8]) -> Result<DiagHeader, String> {
     if msg.len() < INET_DIAG_MSG_LEN {
-        return Err(DumpError::Malformed(format!(
+        return Err(format!(
             "inet_diag_msg of {} bytes, expected at least {INET_DIAG_MSG_LEN}",
             msg.len()
-        )));
+        ));
     }
     let family = match i32::from(msg[0]) {
         libc::AF_INET => Family::Ipv4,
         libc::AF_INET6 => Family::Ipv6,
-        f => return Err(DumpError::Malformed(format!("address family {f}"))),
+        f => return Err(format!("address family {f}")),
     };
     let addr = |off: usize| -> IpAddr {
         match family {
@@ -367,39 +389,66 @@ pub fn decode_inet_diag_msg(msg: &[u8], protocol: Protocol) -> Result<InetSocket
             }
         }
     };
-    let mut drops = None;
-    let mut tcp = None;
-    let mut off = INET_DIAG_MSG_LEN;
-    while off + 4 <= msg.len() {
-        let alen = u16_at(msg, off) as usize;
-        let atype = u16_at(msg, off + 2) & 0x3fff;
-        if alen < 4 || off + alen > msg.len() {
-            return Err(DumpError::Malformed(format!(
-                "attribute length {alen} at offset {off}"
-            )));
-        }
-        if atype == INET_DIAG_SKMEMINFO {
-            let data = &msg[off + 4..off + alen];
-            if data.len() >= (SK_MEMINFO_DROPS + 1) * 4 {
-                drops = Some(u32_at(data, SK_MEMINFO_DROPS * 4));
-            }
-        } else if atype == INET_DIAG_INFO && protocol == Protocol::Tcp {
-            tcp = super::tcp_info::decode(&msg[off + 4..off + alen]);
-        }
-        off += align4(alen);
-    }
-    Ok(InetSocket {
-        protocol,
+    Ok(DiagHeader {
         family,
         state: msg[1],
         local_port: u16::from_be_bytes([msg[4], msg[5]]),
         remote_port: u16::from_be_bytes([msg[6], msg[7]]),
         local: addr(8),
         remote: addr(24),
+        cookie: u64::from(u32_at(msg, 44)) | (u64::from(u32_at(msg, 48)) << 32),
         rx_queue: u32_at(msg, 56),
         tx_queue: u32_at(msg, 60),
         uid: u32_at(msg, 64),
         inode: u64::from(u32_at(msg, 68)),
+    })
+}
+
+/// Hand each attribute after the header of an `inet_diag_msg` (at least
+/// [`INET_DIAG_MSG_LEN`] bytes, see [`decode_diag_header`]) to `visit`: its type (without the
+/// nested/byte-order flags) and its payload. An attribute that runs past the message is an
+/// error.
+pub fn diag_attributes(msg: &[u8], visit: &mut dyn FnMut(u16, &[u8])) -> Result<(), String> {
+    let mut off = INET_DIAG_MSG_LEN;
+    while off + 4 <= msg.len() {
+        let alen = u16_at(msg, off) as usize;
+        let atype = u16_at(msg, off + 2) & 0x3fff;
+        if alen < 4 || off + alen > msg.len() {
+            return Err(format!("attribute length {alen} at offset {off}"));
+        }
+        visit(atype, &msg[off + 4..off + alen]);
+        off += align4(alen);
+    }
+    Ok(())
+}
+
+/// Decode one `struct inet_diag_msg` (+ attributes).
+pub fn decode_inet_diag_msg(msg: &[u8], protocol: Protocol) -> Result<InetSocket, DumpError> {
+    let h = decode_diag_header(msg).map_err(DumpError::Malformed)?;
+    let mut drops = None;
+    let mut tcp = None;
+    diag_attributes(msg, &mut |atype, data| {
+        if atype == INET_DIAG_SKMEMINFO {
+            if data.len() >= (SK_MEMINFO_DROPS + 1) * 4 {
+                drops = Some(u32_at(data, SK_MEMINFO_DROPS * 4));
+            }
+        } else if atype == INET_DIAG_INFO && protocol == Protocol::Tcp {
+            tcp = super::tcp_info::decode(data);
+        }
+    })
+    .map_err(DumpError::Malformed)?;
+    Ok(InetSocket {
+        protocol,
+        family: h.family,
+        state: h.state,
+        local_port: h.local_port,
+        remote_port: h.remote_port,
+        local: h.local,
+        remote: h.remote,
+        rx_queue: h.rx_queue,
+        tx_queue: h.tx_queue,
+        uid: h.uid,
+        inode: h.inode,
         drops,
         tcp,
     })
@@ -461,6 +510,41 @@ mod tests {
         let mut m = msg(libc::AF_INET as u8, 1);
         m.extend_from_slice(&[8, 0, 2, 0, 0, 0, 0, 0]);
         assert_eq!(decode_inet_diag_msg(&m, Protocol::Tcp).unwrap().tcp, None);
+    }
+
+    /// The one header decoder: every field at its offset, IPv6 addresses, the cookie's two
+    /// halves; the dump's decoder gives the same values.
+    #[test]
+    fn header_fields_ipv6_and_cookie() {
+        let mut m = msg(libc::AF_INET6 as u8, 8);
+        m[6..8].copy_from_slice(&443u16.to_be_bytes());
+        let local: [u8; 16] = std::net::Ipv6Addr::LOCALHOST.octets();
+        let remote: [u8; 16] = "2001:db8::7"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets();
+        m[8..24].copy_from_slice(&local);
+        m[24..40].copy_from_slice(&remote);
+        m[44..48].copy_from_slice(&9u32.to_ne_bytes());
+        m[48..52].copy_from_slice(&2u32.to_ne_bytes());
+        let h = decode_diag_header(&m).unwrap();
+        assert_eq!(
+            (h.family, h.state, h.local_port, h.remote_port),
+            (Family::Ipv6, 8, 8080, 443)
+        );
+        assert_eq!(h.local, IpAddr::from(local));
+        assert_eq!(h.remote, IpAddr::from(remote));
+        assert_eq!(h.cookie, (2 << 32) | 9);
+        assert_eq!(
+            (h.rx_queue, h.tx_queue, h.uid, h.inode),
+            (3, 128, 1000, 4242)
+        );
+        let s = decode_inet_diag_msg(&m, Protocol::Tcp).unwrap();
+        assert_eq!((s.local, s.remote, s.remote_port), (h.local, h.remote, 443));
+        let mut types = Vec::new();
+        m.extend_from_slice(&[8, 0, 10, 0, 6, 0, 0, 0]);
+        diag_attributes(&m, &mut |t, d| types.push((t, d.len()))).unwrap();
+        assert_eq!(types, vec![(10, 4)]);
     }
 
     #[test]
