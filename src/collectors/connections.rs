@@ -247,7 +247,6 @@ impl CollectorFlags for ConnectionsFlags {
             max: self.max.max(1),
             resolver,
             destinations: Mutex::new(Destinations::new(memory, capacity)),
-            collected: Mutex::new(BTreeSet::new()),
             health: ctx.health(),
         }))
     }
@@ -363,8 +362,6 @@ pub struct ConnectionsCollector {
     max: usize,
     resolver: Option<Arc<OwnerResolver>>,
     destinations: Mutex<Destinations>,
-    /// Namespaces collected since the last end of a scrape.
-    collected: Mutex<BTreeSet<String>>,
     /// `--collector.connections.health`: RTT and retransmissions per outbound series.
     health: bool,
     /// `--collector.connections.flows`: the socket-destroy subscribers (`crate::flows`).
@@ -464,7 +461,7 @@ impl Destinations {
         self.evictions += drop as u64;
     }
 
-    /// Forget namespaces that were not collected in this scrape.
+    /// Forget namespaces that are no longer read (gone).
     pub(crate) fn retain_namespaces(&mut self, live: &BTreeSet<String>) {
         self.seen.retain(|ns, _| live.contains(ns));
         self.new.retain(|ns, _| live.contains(ns));
@@ -1172,24 +1169,20 @@ impl Collector for ConnectionsCollector {
     }
 
     fn begin<'a>(&'a self, ns: &'a Netns) -> Box<dyn Collection + 'a> {
-        self.collected
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(ns.label().to_string());
         Box::new(ConnectionsPass::new(self, ns))
     }
 
-    fn end_scrape(&self, out: &mut Collected) {
+    fn end_scrape(&self, read: &BTreeSet<String>, out: &mut Collected) {
         if let Some(r) = &self.resolver {
             r.end_scrape();
         }
-        let live = std::mem::take(&mut *self.collected.lock().unwrap_or_else(|p| p.into_inner()));
+        // The memory of a namespace that is gone goes with it; one whose read timed out or
+        // overlapped another run keeps its subscriber and bank (its counters never restart).
         if let Some(f) = &self.flows {
-            f.retain(&live);
+            f.retain(read);
         }
         let mut d = self.destinations.lock().unwrap_or_else(|p| p.into_inner());
-        // The memory of a namespace that is gone goes with it.
-        d.retain_namespaces(&live);
+        d.retain_namespaces(read);
         out.families
             .push(DESTINATIONS_REMEMBERED.family().with(vec![], d.len));
         out.families

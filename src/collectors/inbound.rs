@@ -107,8 +107,6 @@ pub struct Inbound {
     networks: Networks,
     max: usize,
     sources: Mutex<Destinations>,
-    /// Namespaces collected since the last end of a scrape.
-    collected: Mutex<BTreeSet<String>>,
 }
 
 impl Inbound {
@@ -140,16 +138,11 @@ impl Inbound {
             networks,
             max: flags.max.max(1),
             sources: Mutex::new(Destinations::new(memory, capacity)),
-            collected: Mutex::new(BTreeSet::new()),
         })
     }
 
     /// One collection in the namespace labelled `ns`.
     pub fn begin(&self, ns: &str) -> InboundPass<'_> {
-        self.collected
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(ns.to_string());
         InboundPass {
             inbound: self,
             ns: ns.to_string(),
@@ -159,13 +152,13 @@ impl Inbound {
         }
     }
 
-    /// After every namespace of a scrape: forget the namespaces that are gone.
-    pub fn end_scrape(&self) {
-        let live = std::mem::take(&mut *self.collected.lock().unwrap_or_else(|p| p.into_inner()));
+    /// After every namespace of a scrape: forget the namespaces that are gone (`read`: see
+    /// `Collector::end_scrape`).
+    pub fn end_scrape(&self, read: &BTreeSet<String>) {
         self.sources
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .retain_namespaces(&live);
+            .retain_namespaces(read);
     }
 }
 

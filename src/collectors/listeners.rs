@@ -874,8 +874,8 @@ impl Collector for ListenersCollector {
     }
 
     /// Attribution is host-wide (one resolver for every namespace): its metrics once.
-    fn end_scrape(&self, out: &mut Collected) {
-        self.inbound.end_scrape();
+    fn end_scrape(&self, read: &std::collections::BTreeSet<String>, out: &mut Collected) {
+        self.inbound.end_scrape(read);
         if let Some(r) = &self.resolver {
             r.end_scrape();
             out.families.extend(render_resolver(&r.stats()));

@@ -18,6 +18,7 @@ pub mod rows;
 pub mod sockets;
 
 use std::any::Any;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -254,8 +255,11 @@ pub trait Collector: Send + Sync {
     fn begin<'a>(&'a self, ns: &'a Netns) -> Box<dyn Collection + 'a>;
 
     /// After every namespace of a scrape: families that are not per namespace (self-metrics
-    /// of host-wide state), rendered once.
-    fn end_scrape(&self, _out: &mut Collected) {}
+    /// of host-wide state), rendered once. `read`: the labels of the namespaces this
+    /// collector was to read in the run, whether or not their reads succeeded (a namespace
+    /// that timed out is still there; one that is gone is missing from the next run's
+    /// discovery), so that per-namespace memory is forgotten only for namespaces that are gone.
+    fn end_scrape(&self, _read: &BTreeSet<String>, _out: &mut Collected) {}
 }
 
 /// One collection in one namespace.

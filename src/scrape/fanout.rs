@@ -2,7 +2,7 @@
 //! each socket table shared by every collector that needs sockets, then each collector's own
 //! reads; families labelled with their namespace and merged.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -93,10 +93,14 @@ impl SocketVisitor for Dispatch<'_, '_> {
 }
 
 /// Host-wide families once, then the per-namespace families of each name merged.
-pub(super) fn finish_scrape(collectors: &[&dyn Collector], out: &mut [(Collected, f64)]) {
+pub(super) fn finish_scrape(
+    collectors: &[&dyn Collector],
+    read: &[BTreeSet<String>],
+    out: &mut [(Collected, f64)],
+) {
     for (i, c) in collectors.iter().enumerate() {
         let t = Instant::now();
-        c.end_scrape(&mut out[i].0);
+        c.end_scrape(&read[i], &mut out[i].0);
         out[i].1 += t.elapsed().as_secs_f64();
         let families = std::mem::take(&mut out[i].0.families);
         out[i].0.families = merge_families(families);
@@ -264,6 +268,13 @@ impl Shared {
             })
             .collect();
         let results = self.collect_targets(&targets, &chosen, &collectors);
+        // The namespaces each member was to read (read or not: see `Collector::end_scrape`).
+        let mut read = vec![BTreeSet::new(); members.len()];
+        for (target, chosen) in targets.iter().zip(&chosen) {
+            for &k in chosen {
+                read[k].insert(target.ns.label().to_string());
+            }
+        }
         for ((target, chosen), got) in targets.iter().zip(&chosen).zip(results) {
             let Some(got) = got else {
                 continue;
@@ -279,7 +290,7 @@ impl Shared {
                 out[k].1 += secs;
             }
         }
-        finish_scrape(&collectors, &mut out);
+        finish_scrape(&collectors, &read, &mut out);
         (out, report)
     }
 
