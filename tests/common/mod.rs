@@ -12,6 +12,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub fn exporter_bin() -> &'static str {
@@ -162,6 +163,33 @@ pub fn free_port() -> u16 {
 pub struct Exporter {
     pub child: Child,
     pub addr: SocketAddr,
+    /// What the exporter logged (stderr), read all along by a thread: an exporter whose log
+    /// nobody read would block on a full pipe after 64 KiB and stop answering.
+    log: Arc<Mutex<Vec<u8>>>,
+    drain: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The most of an exporter's log kept for a test (the rest is read and dropped).
+const LOG_KEPT: usize = 8 << 20;
+
+/// Read `from` until its end into `log` (at most [`LOG_KEPT`] bytes kept).
+fn drain_log(
+    mut from: impl Read + Send + 'static,
+    log: Arc<Mutex<Vec<u8>>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    let mut l = log.lock().unwrap_or_else(|p| p.into_inner());
+                    let room = LOG_KEPT.saturating_sub(l.len()).min(n);
+                    l.extend_from_slice(&buf[..room]);
+                }
+            }
+        }
+    })
 }
 
 /// Whether process `pid` holds the TCP socket listening on 127.0.0.1:`port` (its inode from
@@ -220,7 +248,14 @@ impl Exporter {
             loop {
                 // Something listens there; then (a table read: slow with many sockets) is it ours?
                 if TcpStream::connect(addr).is_ok() && holds_listener(child.id(), port) {
-                    return Exporter { child, addr };
+                    let log = Arc::new(Mutex::new(Vec::new()));
+                    let drain = child.stderr.take().map(|e| drain_log(e, log.clone()));
+                    return Exporter {
+                        child,
+                        addr,
+                        log,
+                        drain,
+                    };
                 }
                 if let Ok(Some(status)) = child.try_wait() {
                     let mut err = String::new();
@@ -250,6 +285,19 @@ impl Exporter {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+}
+
+impl Exporter {
+    /// Stop the exporter and return everything it logged.
+    pub fn stop_and_log(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(d) = self.drain.take() {
+            let _ = d.join();
+        }
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&log).into_owned()
     }
 }
 

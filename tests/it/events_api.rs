@@ -4,7 +4,6 @@
 
 use crate::common;
 
-use std::io::Read;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -353,14 +352,8 @@ mod limits {
 // ---------------------------------------------------------------------------------------------
 // The log: one structured info line per event.
 
-fn stop_and_log(mut e: Exporter) -> String {
-    let _ = e.child.kill();
-    let _ = e.child.wait();
-    let mut err = String::new();
-    if let Some(mut s) = e.child.stderr.take() {
-        let _ = s.read_to_string(&mut err);
-    }
-    err
+fn stop_and_log(e: Exporter) -> String {
+    e.stop_and_log()
 }
 
 /// Open and close a listener between scrapes; returns its port and the exporter's log.

@@ -151,13 +151,8 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 }
 
 /// Kill the exporter and return what it logged.
-fn stop_and_log(mut e: Exporter) -> String {
-    let _ = e.child.kill();
-    let mut err = String::new();
-    if let Some(mut s) = e.child.stderr.take() {
-        let _ = s.read_to_string(&mut err);
-    }
-    err
+fn stop_and_log(e: Exporter) -> String {
+    e.stop_and_log()
 }
 
 // ---------------------------------------------------------------------------------------------
