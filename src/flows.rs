@@ -150,6 +150,12 @@ const WAKE: Duration = Duration::from_secs(1);
 /// a listener that opens, accepts and closes between two refreshes still gets its
 /// connections.
 pub const DEFER: Duration = Duration::from_millis(200);
+/// A message no pass remembered waits at most this long while a pass of its namespace is
+/// between its kernel dump and [`Scrape::remember`] (the owner walk of a pass can take
+/// seconds), so a socket the pass saw is counted with what the pass knew of it.
+pub const PASS_WAIT: Duration = Duration::from_secs(30);
+/// At most this many messages wait for a pass; beyond, the oldest are counted at once.
+const PASS_WAIT_MAX: usize = 200_000;
 /// How often the thread wakes while messages wait ([`DEFER`]).
 const DEFER_TICK: Duration = Duration::from_millis(50);
 /// After reading what arrived, the thread lets the next messages gather this long (one
@@ -208,12 +214,54 @@ impl Reason {
 /// What the thread counted since the last scrape, by numeric keys.
 #[derive(Debug, Default)]
 pub struct Pending {
-    /// (remote port, 0 when cleared; network class) -> totals.
-    pub outbound: FxHashMap<(u16, u16), Totals>,
+    /// (remote port, 0 when cleared and not remembered; network class; owner pid, 0 when
+    /// not remembered) -> totals.
+    pub outbound: FxHashMap<(u16, u16, u32), Totals>,
     /// (listener port, network class, listener inode) -> totals.
     pub inbound: FxHashMap<(u16, u16, u64), Totals>,
-    /// (reason, remote port, network class) -> connects.
-    pub failures: FxHashMap<(Reason, u16, u16), u64>,
+    /// (reason, remote port, network class, owner pid) -> connects.
+    pub failures: FxHashMap<(Reason, u16, u16, u32), u64>,
+}
+
+/// What a pass remembers of one outbound TCP socket alive at its dump, for that socket's
+/// destroy message, which has no inode (no owner) and may have lost its remote port
+/// (`tcp_disconnect` clears it: a refused connect, a `SO_LINGER` 0 close). 16 bytes per live
+/// outbound socket; the memory is replaced by every pass of the namespace (sockets gone from
+/// the kernel's tables are gone from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Remembered {
+    /// `idiag_cookie`: the destroy message carries the same.
+    pub cookie: u64,
+    /// The owner's pid as the pass attributed it (0: unknown).
+    pub pid: u32,
+    /// The remote port as the pass saw it (also in SYN-SENT).
+    pub port: u16,
+    /// The remote address's network class.
+    pub network: u16,
+}
+
+/// The labels an owner's pid had in a pass: process, container_id, pod_uid.
+pub type OwnerLabels = FxHashMap<u32, [String; 3]>;
+
+/// The outbound sockets of the namespace's last pass, sorted by cookie, and the owners of
+/// the last two passes (a message counted under a pass's pid is labelled at the next scrape,
+/// when the process may have exited).
+#[derive(Debug, Default)]
+struct Memory {
+    sockets: Vec<Remembered>,
+    owners: [Arc<OwnerLabels>; 2],
+    /// Passes of the namespace begun and not yet ended (their [`Scrape`] alive): messages
+    /// no pass remembered wait for them ([`PASS_WAIT`]).
+    passes: u32,
+}
+
+impl Memory {
+    fn find(&self, cookie: u64) -> Option<Remembered> {
+        self.sockets
+            .binary_search_by_key(&cookie, |r| r.cookie)
+            .ok()
+            .map(|i| self.sockets[i])
+    }
 }
 
 /// A listener's destroy message, kept [`GONE_KEEP`] for the change log.
@@ -285,30 +333,43 @@ pub struct Labeller<'a> {
     pub service: &'a dyn Fn(u16) -> String,
     /// Listener inode -> process ("unknown" when not known, "" without attribution).
     pub listener_process: &'a dyn Fn(u64) -> String,
-    /// The process label of an outbound socket that is gone ("unknown", "" without
+    /// The process label of an outbound socket no pass attributed ("unknown", "" without
     /// attribution).
     pub gone_process: &'a str,
     pub networks: &'a Networks,
 }
 
 impl Bank {
-    /// Label and add what the thread counted since the last scrape.
-    pub fn absorb(&mut self, p: Pending, l: &Labeller<'_>) {
+    /// Label and add what the thread counted since the last scrape; `owner` gives the labels
+    /// (process, container_id, pod_uid) of a pid a pass attributed.
+    pub fn absorb(
+        &mut self,
+        p: Pending,
+        l: &Labeller<'_>,
+        owner: &dyn Fn(u32) -> Option<[String; 3]>,
+    ) {
         let net = |n: u16| l.networks.name(usize::from(n)).to_string();
-        for ((port, network), t) in p.outbound {
+        let owner = |pid: u32| -> [String; 3] {
+            (pid != 0)
+                .then(|| owner(pid))
+                .flatten()
+                .unwrap_or_else(|| [l.gone_process.to_string(), String::new(), String::new()])
+        };
+        for ((port, network, pid), t) in p.outbound {
             let (remote_port, service) = if port == 0 {
                 ("unknown".to_string(), String::new())
             } else {
                 (l.port)(port)
             };
+            let [process, container_id, pod_uid] = owner(pid);
             let key = vec![
                 "tcp".to_string(),
                 remote_port,
                 service,
                 net(network),
-                l.gone_process.to_string(),
-                String::new(),
-                String::new(),
+                process,
+                container_id,
+                pod_uid,
             ];
             bank_add(
                 &mut self.outbound,
@@ -342,18 +403,19 @@ impl Bank {
                 |v| v.add(&t),
             );
         }
-        for ((reason, port, network), n) in p.failures {
+        for ((reason, port, network, pid), n) in p.failures {
             let (remote_port, service) = if port == 0 {
                 ("unknown".to_string(), String::new())
             } else {
                 (l.port)(port)
             };
+            let [process, ..] = owner(pid);
             let key = vec![
                 "tcp".to_string(),
                 remote_port,
                 service,
                 net(network),
-                l.gone_process.to_string(),
+                process,
             ];
             bank_add(
                 &mut self.failures,
@@ -422,6 +484,7 @@ impl Bank {
 struct Shared {
     state: Mutex<NsState>,
     bank: Mutex<Bank>,
+    memory: Mutex<Memory>,
 }
 
 /// One namespace's subscriber; dropping it stops its thread (within [`WAKE`]).
@@ -449,9 +512,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// What one scrape of a namespace gets: the namespace's bank, with the thread's counts since
-/// the last scrape to be absorbed.
+/// the last scrape to be absorbed. While it lives, the namespace's pass is running (made
+/// before the kernel's dump, dropped with the pass).
 pub struct Scrape {
     shared: Arc<Shared>,
+}
+
+impl Scrape {
+    fn begin(shared: Arc<Shared>) -> Scrape {
+        lock(&shared.memory).passes += 1;
+        Scrape { shared }
+    }
+}
+
+impl Drop for Scrape {
+    fn drop(&mut self) {
+        let mut m = lock(&self.shared.memory);
+        m.passes = m.passes.saturating_sub(1);
+    }
 }
 
 impl Scrape {
@@ -475,6 +553,25 @@ impl Scrape {
             .collect()
     }
 
+    /// How many outbound sockets the last pass remembered (to size the next one's memory).
+    pub fn remembered(&self) -> usize {
+        lock(&self.shared.memory).sockets.len()
+    }
+
+    /// Remember the outbound sockets of this pass (replacing the last pass's) and the labels
+    /// of their owners, for the sockets' destroy messages. Call before [`Self::render`].
+    pub fn remember(&self, mut sockets: Vec<Remembered>, owners: OwnerLabels) {
+        sockets.retain(|r| r.cookie != 0);
+        sockets.sort_unstable_by_key(|r| r.cookie);
+        if sockets.capacity() > sockets.len() + sockets.len() / 4 {
+            sockets.shrink_to_fit();
+        }
+        let mut m = lock(&self.shared.memory);
+        m.sockets = sockets;
+        m.owners.swap(0, 1);
+        m.owners[0] = Arc::new(owners);
+    }
+
     /// Absorb the pending counts (labelled by `l`) and render the namespace's families.
     pub fn render(&self, l: &Labeller<'_>) -> Vec<MetricFamily> {
         let (pending, messages, lost, buffer) = {
@@ -486,8 +583,10 @@ impl Scrape {
                 st.receive_buffer,
             )
         };
+        let owners = lock(&self.shared.memory).owners.clone();
+        let owner = |pid: u32| owners.iter().find_map(|o| o.get(&pid).cloned());
         let mut bank = lock(&self.shared.bank);
-        bank.absorb(pending, l);
+        bank.absorb(pending, l, &owner);
         let mut out = bank.render();
         out.push(MESSAGES.family().with(vec![], messages));
         out.push(LOST.family().with(vec![], lost));
@@ -512,9 +611,7 @@ impl Flows {
     /// refused the subscription.
     pub fn scrape(&self, ns: &Netns) -> Option<Scrape> {
         if let Some(s) = lock(&self.subscribers).get(ns.label()) {
-            return s.as_ref().map(|s| Scrape {
-                shared: s.shared.clone(),
-            });
+            return s.as_ref().map(|s| Scrape::begin(s.shared.clone()));
         }
         // Opened without the lock: namespaces are read in parallel, each by one thread.
         let sub = match ns.netlink() {
@@ -527,9 +624,7 @@ impl Flows {
             },
             NetlinkAccess::Unavailable => None,
         };
-        let out = sub.as_ref().map(|s| Scrape {
-            shared: s.shared.clone(),
-        });
+        let out = sub.as_ref().map(|s| Scrape::begin(s.shared.clone()));
         lock(&self.subscribers).insert(ns.label().to_string(), sub);
         out
     }
@@ -543,6 +638,7 @@ impl Flows {
                 ..Default::default()
             }),
             bank: Mutex::new(Bank::default()),
+            memory: Mutex::new(Memory::default()),
         });
         tracing::debug!(
             netns = ns.label(),
@@ -716,10 +812,19 @@ impl Reader {
                 });
             }
             let generation = self.classifier.generation;
-            for d in batch.iter().filter(|d| !d.is_listener()) {
-                match self.classifier.lookup(d) {
-                    Some(inode) => self.inbound(d, inode, &mut delta),
-                    None => waiting.push_back((now, generation, *d)),
+            {
+                // A socket a pass saw as outbound is outbound, with the owner and the remote
+                // port the pass saw: no need to find its listener.
+                let memory = lock(&self.shared.memory);
+                for d in batch.iter().filter(|d| !d.is_listener()) {
+                    if let Some(r) = memory.find(d.cookie) {
+                        self.outbound(d, Some(r), &mut delta);
+                        continue;
+                    }
+                    match self.classifier.lookup(d) {
+                        Some(inode) => self.inbound(d, inode, &mut delta),
+                        None => waiting.push_back((now, generation, *d)),
+                    }
                 }
             }
             if !waiting.is_empty() && self.classifier.refresh_due(now) {
@@ -737,13 +842,18 @@ impl Reader {
                 }
                 waiting = keep;
             }
-            // Oldest first: those that waited long enough are outbound.
-            while waiting
-                .front()
-                .is_some_and(|w| now.duration_since(w.0) >= DEFER)
+            // Oldest first: those that waited long enough are outbound, with what a pass
+            // remembered of them; while a pass is running (its memory not yet published) they
+            // wait for it.
             {
-                if let Some((_, _, d)) = waiting.pop_front() {
-                    self.outbound(&d, &mut delta);
+                let memory = lock(&self.shared.memory);
+                let hold = if memory.passes > 0 { PASS_WAIT } else { DEFER };
+                while waiting.front().is_some_and(|w| {
+                    now.duration_since(w.0) >= hold || waiting.len() > PASS_WAIT_MAX
+                }) {
+                    if let Some((_, _, d)) = waiting.pop_front() {
+                        self.outbound(&d, memory.find(d.cookie), &mut delta);
+                    }
                 }
             }
             let mut st = lock(&self.shared.state);
@@ -777,12 +887,25 @@ impl Reader {
             .add(&Totals::of(d));
     }
 
-    fn outbound(&self, d: &Destroyed, out: &mut Pending) {
-        let network = self.networks.classify(d.remote) as u16;
+    /// An outbound socket's message; `seen`: what a pass remembered of it (its owner, and
+    /// its remote port when the kernel cleared it).
+    fn outbound(&self, d: &Destroyed, seen: Option<Remembered>, out: &mut Pending) {
+        let (port, network, pid) = match seen {
+            Some(r) => (
+                if d.remote_port == 0 {
+                    r.port
+                } else {
+                    d.remote_port
+                },
+                r.network,
+                r.pid,
+            ),
+            None => (d.remote_port, self.networks.classify(d.remote) as u16, 0),
+        };
         let reason = match d.outcome() {
             Outcome::Closed => {
                 out.outbound
-                    .entry((d.remote_port, network))
+                    .entry((port, network, pid))
                     .or_default()
                     .add(&Totals::of(d));
                 return;
@@ -792,7 +915,7 @@ impl Reader {
             Outcome::Abandoned | Outcome::Listener => return,
         };
         *out.failures
-            .entry((reason, d.remote_port, network))
+            .entry((reason, port, network, pid))
             .or_default() += 1;
     }
 }
@@ -836,11 +959,11 @@ mod tests {
         };
         for round in 0..3 {
             let mut p = Pending::default();
-            p.outbound.insert((443, 0), t);
-            p.outbound.insert((0, 0), t);
+            p.outbound.insert((443, 0, 0), t);
+            p.outbound.insert((0, 0, 0), t);
             p.inbound.insert((22, 0, 7), t);
-            p.failures.insert((Reason::Refused, 0, 0), 2);
-            bank.absorb(p, &l);
+            p.failures.insert((Reason::Refused, 0, 0, 0), 2);
+            bank.absorb(p, &l, &|_| None);
             let k = vec![
                 "tcp".to_string(),
                 "443".into(),
@@ -858,9 +981,9 @@ mod tests {
         // Over the cap: totals conserved in the overflow series.
         let mut p = Pending::default();
         for port in 1..=(MAX_SERIES as u16 + 10) {
-            p.outbound.insert((port + 1000, 0), t);
+            p.outbound.insert((port + 1000, 0, 0), t);
         }
-        bank.absorb(p, &l);
+        bank.absorb(p, &l, &|_| None);
         assert!(bank.outbound.len() <= MAX_SERIES + 1);
         let closed: u64 = bank.outbound.values().map(|t| t.closed).sum();
         assert_eq!(closed, 6 + MAX_SERIES as u64 + 10);

@@ -963,3 +963,186 @@ fn short_lived_listeners_enter_the_change_log_once() {
         "the watched listener, reported by the watch only"
     );
 }
+
+/// This process's name, as the exporter labels its sockets.
+fn my_comm() -> String {
+    std::fs::read_to_string("/proc/self/comm")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Connections a scrape saw close under what that scrape knew of them, with default flags:
+/// their owner (a destroy message has no inode, so no owner of its own) and their remote
+/// port, which the kernel clears when a connection is aborted with SO_LINGER 0 (then the
+/// message counts none of the bytes: the kernel zeroed them).
+#[test]
+fn connections_a_scrape_saw_close_under_their_owner_and_port() {
+    if !require_root() {
+        return;
+    }
+    const N: usize = 30;
+    let listener = fixed_port_listener_from(23_000);
+    let addr = listener.local_addr().unwrap();
+    let port = addr.port().to_string();
+    let me = my_comm();
+    let e = Exporter::start(&[]);
+    let mut clients = Vec::new();
+    let mut servers = Vec::new();
+    for _ in 0..2 * N {
+        let mut c = TcpStream::connect(addr).unwrap();
+        let (mut s, _) = listener.accept().unwrap();
+        c.write_all(&[1u8; SENT]).unwrap();
+        let mut b = [0u8; SENT];
+        s.read_exact(&mut b).unwrap();
+        s.write_all(&[2u8; RECEIVED]).unwrap();
+        let mut b = [0u8; RECEIVED];
+        c.read_exact(&mut b).unwrap();
+        clients.push(c);
+        servers.push(s);
+    }
+    let key = [
+        ("remote_port", port.as_str()),
+        ("remote_network", "loopback"),
+        ("process", me.as_str()),
+    ];
+    let unknown_port = [("remote_port", "unknown"), ("process", me.as_str())];
+    // A scrape sees them alive, owned by this process (the owners of new sockets are found
+    // by a walk, which a scrape makes when one is due).
+    let live = |t: &str| {
+        sample(
+            t,
+            "netstat_outbound_connections",
+            &[
+                ("remote_port", port.as_str()),
+                ("process", me.as_str()),
+                ("state", "established"),
+            ],
+        )
+    };
+    let seen = scrape_until(&e, |t| live(t) == Some((2 * N) as f64));
+    assert_eq!(live(&seen), Some((2 * N) as f64), "a scrape saw them");
+    let k0 = counts(&seen, "outbound", &key);
+    let u0 = counts_sum(&seen, "outbound", &unknown_port);
+    // N closed normally (the server reads the end, then closes), N with SO_LINGER 0.
+    let aborted = clients.split_off(N);
+    for c in &aborted {
+        set_linger0(c);
+    }
+    drop(aborted);
+    drop(clients);
+    for s in &mut servers {
+        read_to_end(s);
+    }
+    drop(servers);
+    let n = N as u64;
+    let text = scrape_until(&e, |t| {
+        counts(t, "outbound", &key).closed >= k0.closed + 2 * n
+    });
+    let k1 = counts(&text, "outbound", &key);
+    assert_eq!(
+        (k1.closed - k0.closed, k1.sent - k0.sent),
+        (2 * n, n * SENT as u64),
+        "closed and sent under the owner and the port (the aborted ones without bytes)"
+    );
+    assert_active_closer_received(
+        k1.received - k0.received,
+        n,
+        RECEIVED as u64,
+        "received under the owner and the port",
+    );
+    assert_eq!(
+        counts_sum(&text, "outbound", &unknown_port),
+        u0,
+        "none of them lost its port"
+    );
+    assert_eq!(lost(&text, &[]), 0.0);
+}
+
+/// A blocking connect a scrape saw in SYN-SENT and that is then refused counts under its
+/// remote port (the kernel clears the remote port on that failure path; the scrape
+/// remembered it by the socket's cookie), even when the refusal comes while that scrape is
+/// still looking for owners. The refusal comes through a delay line (RTT 800 ms, under the
+/// 1 s of the first SYN retransmission) from a namespace the test makes, where nothing
+/// listens on the port. Default flags. (Its process is what that scrape knew: often
+/// `unknown` for a socket seconds old, whose owner is found by a later walk.)
+#[test]
+fn a_refused_connect_a_scrape_saw_in_syn_sent_keeps_its_port() {
+    if !require_root() {
+        return;
+    }
+    const N: usize = 10;
+    let ns = TestNetns::new("fs");
+    let peer = Ipv4Addr::new(10, 213, 29, 2);
+    let _line = common::delayline::DelayLine::new(
+        &ns,
+        "fs",
+        Ipv4Addr::new(10, 213, 29, 1),
+        peer,
+        Duration::from_millis(400),
+        0.0,
+    );
+    let e = Exporter::start(&[]);
+    let _ = e.get("/metrics");
+    // Summed over processes: nothing else connects to the test's namespace.
+    let failures = |t: &str, port: &str| {
+        counter_series(t)
+            .iter()
+            .filter(|(k, _)| {
+                k.starts_with("netstat_outbound_connect_failures_total{")
+                    && k.contains(&format!("remote_port=\"{port}\""))
+                    && k.contains("remote_network=\"private\"")
+                    && k.contains("reason=\"refused\"")
+            })
+            .map(|(_, v)| *v as u64)
+            .sum::<u64>()
+    };
+    // The scrape must read the kernel's table while the SYNs are on the line: a slow scrape
+    // misses some, and then the attempt is made again on another port.
+    for port in 6101u16..6104 {
+        let p = port.to_string();
+        let before = e.get("/metrics").text();
+        let (f0, u0) = (failures(&before, &p), failures(&before, "unknown"));
+        let connects: Vec<_> = (0..N)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    let t = Instant::now();
+                    let err = TcpStream::connect(SocketAddrV4::new(peer, port)).unwrap_err();
+                    assert_eq!(err.raw_os_error(), Some(libc::ECONNREFUSED), "{err}");
+                    t.elapsed()
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+        let during = e.get("/metrics").text();
+        let saw: f64 = during
+            .lines()
+            .filter(|l| {
+                l.starts_with("netstat_outbound_connections{")
+                    && l.contains(&format!("remote_port=\"{p}\""))
+                    && l.contains("state=\"syn_sent\"")
+            })
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum();
+        let saw = saw as usize;
+        for c in connects {
+            let took = c.join().unwrap();
+            assert!(took >= Duration::from_millis(700), "refused after {took:?}");
+        }
+        let text = scrape_until(&e, |t| {
+            failures(t, &p) + failures(t, "unknown") >= f0 + u0 + N as u64
+        });
+        let (with_port, without) = (failures(&text, &p) - f0, failures(&text, "unknown") - u0);
+        if saw < N {
+            eprintln!("port {port}: the scrape saw {saw} of {N} connects in SYN-SENT ({with_port} counted with the port, {without} without); again");
+            continue;
+        }
+        assert_eq!(
+            (with_port, without),
+            (N as u64, 0),
+            "refused connects seen in SYN-SENT count under their port"
+        );
+        return;
+    }
+    panic!("no scrape saw all {N} connects in SYN-SENT in three attempts");
+}

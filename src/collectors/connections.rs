@@ -29,7 +29,7 @@ use crate::networks::{unmap, Networks};
 use crate::source::etc::{self, Services};
 use crate::source::inet::{
     state_bit, InetSocket, Protocol, ALL_STATES, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
-    TCP_NEW_SYN_RECV, TCP_STATE_NAMES, TCP_SYN_RECV,
+    TCP_NEW_SYN_RECV, TCP_STATE_NAMES, TCP_SYN_RECV, TCP_TIME_WAIT,
 };
 use crate::source::netns::Netns;
 use crate::source::procfd::{Lookup, OwnerResolver};
@@ -295,6 +295,11 @@ struct Unattributed {
     probe: PackedProbe,
 }
 
+/// Set in [`Unattributed::state`] when `inode` is an index into the pass's remembered
+/// sockets ([`crate::flows::Remembered`], whose `pid` holds the inode until the owner is
+/// known): so a socket waiting for its owner stays 16 bytes.
+const REMEMBERED: u8 = 0x80;
+
 impl Unattributed {
     fn key(&self) -> RawKey {
         RawKey {
@@ -302,8 +307,13 @@ impl Unattributed {
             port: self.port,
             network: self.network,
             pid: 0,
-            state: self.state,
+            state: self.state & !REMEMBERED,
         }
+    }
+
+    /// The index of its remembered entry, when it has one.
+    fn remembered(&self) -> Option<u32> {
+        (self.state & REMEMBERED != 0).then_some(self.inode)
     }
 }
 
@@ -496,8 +506,12 @@ struct ConnectionsPass<'a> {
     counts: FxHashMap<RawKey, u64>,
     /// Established TCP sockets that came with tcp_info: RTT and retransmissions per key.
     health: FxHashMap<RawKey, Health>,
-    /// Sockets whose owner is not known yet: (inode, key with pid 0, health).
-    pending: Vec<(u64, RawKey, Option<Probe>)>,
+    /// Sockets whose owner is not known yet: (inode, key with pid 0, health, index of the
+    /// remembered entry).
+    pending: Vec<(u64, RawKey, Option<Probe>, Option<u32>)>,
+    /// Outbound TCP sockets for their destroy messages (with `--collector.connections.flows`):
+    /// the owner's pid is written when it is known.
+    remember: Vec<crate::flows::Remembered>,
     /// Remote address -> network class.
     addresses: FxHashMap<IpAddr, u16>,
     /// Outbound sockets whose owner is to be looked up.
@@ -525,6 +539,7 @@ impl<'a> ConnectionsPass<'a> {
         }
         let ephemeral_low = ns.ip_local_port_range(&mut errors).0;
         let flows = c.flows.as_ref().and_then(|f| f.scrape(ns));
+        let remembered = flows.as_ref().map_or(0, |f| f.remembered());
         ConnectionsPass {
             flows,
             c,
@@ -542,19 +557,40 @@ impl<'a> ConnectionsPass<'a> {
             pending: Vec::new(),
             addresses: FxHashMap::default(),
             unattributed: Vec::new(),
+            // Sized from the last pass (a few more): no doubling while the kernel streams.
+            remember: Vec::with_capacity(remembered + remembered / 16),
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn outbound(
         &mut self,
         protocol: Protocol,
         remote: IpAddr,
         remote_port: u16,
         inode: u64,
+        cookie: u64,
         state: u8,
         probe: Option<Probe>,
     ) {
         let network = self.c.networks.classify(remote) as u16;
+        // Remembered for its destroy message: a TCP socket that will have one (not a
+        // time-wait or request socket, whose full socket's message is already sent or not
+        // yet made).
+        let mem = (self.flows.is_some()
+            && protocol == Protocol::Tcp
+            && cookie != 0
+            && state != TCP_TIME_WAIT
+            && state != TCP_SYN_RECV)
+            .then(|| {
+                self.remember.push(crate::flows::Remembered {
+                    cookie,
+                    pid: 0,
+                    port: remote_port,
+                    network,
+                });
+                (self.remember.len() - 1) as u32
+            });
         self.addresses.entry(unmap(remote)).or_insert(network);
         let named = bit(
             &self.named[usize::from(protocol != Protocol::Tcp)],
@@ -578,21 +614,37 @@ impl<'a> ConnectionsPass<'a> {
             // (Batches during the pass bound this list's memory but, interleaved with the
             // kernel's walk, cost more CPU; measured in docs/benchmarks.md.)
             match u32::try_from(inode) {
-                Ok(inode) => self.unattributed.push(Unattributed {
-                    inode,
-                    port,
-                    network,
-                    protocol,
-                    state,
-                    probe: PackedProbe::pack(probe),
-                }),
+                Ok(inode) => {
+                    let (inode, state) = match mem {
+                        Some(i) => {
+                            self.remember[i as usize].pid = inode;
+                            (i, state | REMEMBERED)
+                        }
+                        None => (inode, state),
+                    };
+                    self.unattributed.push(Unattributed {
+                        inode,
+                        port,
+                        network,
+                        protocol,
+                        state,
+                        probe: PackedProbe::pack(probe),
+                    })
+                }
                 Err(_) if self.pending.len() < PENDING_MAX => {
-                    self.pending.push((inode, key, probe))
+                    self.pending.push((inode, key, probe, mem))
                 }
                 Err(_) => self.count(key, probe),
             }
         } else {
             self.count(key, probe);
+        }
+    }
+
+    /// The owner of remembered entry `mem` is known (0: unknown).
+    fn remembered_owner(&mut self, mem: Option<u32>, pid: u32) {
+        if let Some(r) = mem.and_then(|i| self.remember.get_mut(i as usize)) {
+            r.pid = pid;
         }
     }
 
@@ -616,15 +668,20 @@ impl<'a> ConnectionsPass<'a> {
         let mut view = r.view();
         let mut unattributed = std::mem::take(&mut self.unattributed);
         for u in unattributed.drain(..) {
-            let (inode, mut key, probe) = (u64::from(u.inode), u.key(), u.probe.unpack());
+            let (mut key, probe, mem) = (u.key(), u.probe.unpack(), u.remembered());
+            let inode = match mem {
+                Some(i) => u64::from(self.remember[i as usize].pid),
+                None => u64::from(u.inode),
+            };
             match view.lookup(inode, self.now) {
                 Lookup::Cached(pid) => key.pid = pid,
                 Lookup::Unknown if self.pending.len() < PENDING_MAX => {
-                    self.pending.push((inode, key, probe));
+                    self.pending.push((inode, key, probe, mem));
                     continue;
                 }
                 _ => {}
             }
+            self.remembered_owner(mem, key.pid);
             self.count(key, probe);
         }
         self.unattributed = unattributed;
@@ -652,6 +709,7 @@ impl Collection for ConnectionsPass<'_> {
                         s.remote,
                         s.remote_port,
                         s.inode,
+                        s.cookie,
                         state,
                         Probe::of(s),
                     );
@@ -690,6 +748,7 @@ impl Collection for ConnectionsPass<'_> {
                 tx_queue: 0,
                 uid: 0,
                 inode: u.inode,
+                cookie: 0,
                 drops: None,
                 tcp: None,
             };
@@ -699,6 +758,7 @@ impl Collection for ConnectionsPass<'_> {
                     u.remote,
                     u.remote_port,
                     u.inode,
+                    0,
                     TCP_ESTABLISHED,
                     None,
                 );
@@ -711,15 +771,16 @@ impl Collection for ConnectionsPass<'_> {
         let mut errors = std::mem::take(&mut self.errors);
         // Owners never looked for: one walk for all of them (when one is due).
         if let (Some(r), false) = (&c.resolver, self.pending.is_empty()) {
-            let inodes: Vec<u64> = self.pending.iter().map(|(i, _, _)| *i).collect();
+            let inodes: Vec<u64> = self.pending.iter().map(|(i, ..)| *i).collect();
             let pids = r.resolve_pids(&inodes, &mut errors);
             drop(inodes);
-            for (inode, mut key, probe) in std::mem::take(&mut self.pending) {
+            for (inode, mut key, probe, mem) in std::mem::take(&mut self.pending) {
                 key.pid = pids.get(&inode).copied().unwrap_or(0);
+                self.remembered_owner(mem, key.pid);
                 self.count(key, probe);
             }
         }
-        let series = self.label(&c.resolver);
+        let (series, owners) = self.label(&c.resolver);
         let total: u64 = series.values().sum();
         let unexpected = c.policy.as_ref().map(|p| policy(&series, p));
         let (series, folded) = fold(series, c.max);
@@ -757,6 +818,12 @@ impl Collection for ConnectionsPass<'_> {
         }
         out.rows.outbound = Some(rows);
         if let Some(f) = &self.flows {
+            let labels = owners
+                .into_iter()
+                .filter(|(pid, _)| *pid != 0)
+                .map(|(pid, (comm, id))| (pid, [comm, id.container_id, id.pod_uid]))
+                .collect();
+            f.remember(std::mem::take(&mut self.remember), labels);
             out.families.extend(self.render_flows(f));
             let service = |p: u16| -> String {
                 self.services
@@ -815,15 +882,16 @@ impl ConnectionsPass<'_> {
         })
     }
 
-    /// Raw keys to label values; keys that differ only by pid but share a comm merge.
-    fn label(&self, resolver: &Option<Arc<OwnerResolver>>) -> BTreeMap<SeriesKey, u64> {
+    /// Raw keys to label values; keys that differ only by pid but share a comm merge. Also
+    /// the owners' labels by pid.
+    fn label(&self, resolver: &Option<Arc<OwnerResolver>>) -> (BTreeMap<SeriesKey, u64>, Owners) {
         let mut owners: Owners = HashMap::new();
         let mut out: BTreeMap<SeriesKey, u64> = BTreeMap::new();
         for (k, n) in &self.counts {
             let key = self.series_key(k, resolver, &mut owners);
             *out.entry(key).or_default() += n;
         }
-        out
+        (out, owners)
     }
 
     /// The health per labelled series (state `established`: only those have tcp_info).

@@ -900,6 +900,7 @@ mod tests {
             tx_queue: 5,
             uid: 0,
             inode: u64::from(port) * 10,
+            cookie: 0,
             drops: Some(2),
             tcp: None,
         }

@@ -347,6 +347,7 @@ mod tests {
             tx_queue: tx,
             uid: 0,
             inode: 1,
+            cookie: 0,
             drops: None,
             tcp: None,
         }

@@ -128,6 +128,7 @@ mod tests {
             tx_queue: 0,
             uid: 0,
             inode: u64::from(port) * 10,
+            cookie: 0,
             drops: None,
             tcp: None,
         }

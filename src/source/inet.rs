@@ -118,6 +118,7 @@ pub const fn state_bit(state: u8) -> u32 {
 
 pub const TCP_ESTABLISHED: u8 = 1;
 pub const TCP_SYN_RECV: u8 = 3;
+pub const TCP_TIME_WAIT: u8 = 6;
 pub const TCP_CLOSE: u8 = 7;
 pub const TCP_LISTEN: u8 = 10;
 /// Request sockets (a SYN received, handshake not finished); reported as SYN_RECV.
@@ -143,6 +144,9 @@ pub struct InetSocket {
     pub tx_queue: u32,
     pub uid: u32,
     pub inode: u64,
+    /// The kernel's socket cookie (`idiag_cookie`, netlink only; 0 from /proc): the same
+    /// value the socket-destroy stream shows when the socket is freed (`crate::flows`).
+    pub cookie: u64,
     /// Datagrams dropped by this socket (UDP/raw), when the source provides it.
     pub drops: Option<u32>,
     /// TCP: the socket's `tcp_info` (RTT, retransmissions), when the pass asked netlink for

@@ -449,6 +449,7 @@ pub fn decode_inet_diag_msg(msg: &[u8], protocol: Protocol) -> Result<InetSocket
         tx_queue: h.tx_queue,
         uid: h.uid,
         inode: h.inode,
+        cookie: h.cookie,
         drops,
         tcp,
     })

@@ -291,6 +291,7 @@ pub fn parse_inet_line(
         tx_queue: tx,
         uid,
         inode,
+        cookie: 0,
         drops,
         tcp: None,
     })
