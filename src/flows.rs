@@ -11,10 +11,15 @@
 //! what the scrape knows (services, ephemeral range, named networks, listener owners), to the
 //! namespace's bank of labelled series ([`Bank`]). A delta is labelled once and never moves:
 //! every series only ever grows, whatever happens to labels later, and a lost message is a
-//! missing increment, never a decrease.
+//! missing increment, never a decrease. With `--collector.connections.health` each pass
+//! also hands over its live sockets' traffic so far (their `tcp_info`), and a series shows
+//! the closed plus the live, never less than it showed before ([`Bank::show`]).
 //!
 //! Classification of one message (the socket is gone: `idiag_inode` is 0, no owner):
 //! - a listener (remote address unspecified, remote port 0): not a connection;
+//! - a socket the last pass saw as outbound ([`Remembered`], by its cookie): outbound, under
+//!   the owner and remote port that pass found (a message that comes while a pass is naming
+//!   owners waits for it, [`PASS_WAIT`]);
 //! - a local (address, port) a listener of the namespace had (a LISTEN-only dump kept by the
 //!   thread, refreshed at most every [`LISTEN_REFRESH`] on a miss; a listener is remembered
 //!   [`LISTEN_KEEP`] after it closed, for its accepted sockets that close later): inbound;
@@ -33,7 +38,7 @@ use rustc_hash::FxHashMap;
 
 use crate::metrics::{Desc, MetricFamily};
 use crate::networks::{unmap, Networks};
-use crate::source::destroy::{DestroySocket, Destroyed, Outcome};
+use crate::source::destroy::{DestroySocket, Destroyed, Outcome, Traffic};
 use crate::source::inet::{state_bit, Family, InetSocket, TCP_LISTEN};
 use crate::source::netlink::{DiagSocket, DumpRequest};
 use crate::source::netns::{NetlinkAccess, Netns};
@@ -63,7 +68,7 @@ const IN_KEY: &[&str] = &["protocol", "port", "service", "process", "remote_netw
 pub static OUT_CLOSED: Desc = Desc::counter(
     "netstat_outbound_connections_closed",
     OUT_KEY,
-    "Outbound TCP connections closed, from the kernel's socket-destroy stream (every one, however short; failed connects are in netstat_outbound_connect_failures_total). remote_port is unknown for a connection aborted with SO_LINGER 0 (the kernel clears it); process is unknown (the socket is gone when the message comes).",
+    "Outbound TCP connections closed, from the kernel's socket-destroy stream (every one, however short; failed connects are in netstat_outbound_connect_failures_total). A socket a scrape saw counts under the owner and the remote port that scrape found (by its socket cookie); one no scrape saw has process unknown, and remote_port unknown if it was aborted with SO_LINGER 0 (the kernel clears it).",
 );
 pub static OUT_BYTES: Desc = Desc::counter(
     "netstat_outbound_bytes",
@@ -77,13 +82,13 @@ pub static OUT_BYTES: Desc = Desc::counter(
         "pod_uid",
         "direction",
     ],
-    "Payload bytes of closed outbound TCP connections, sent (tcpi_bytes_sent less retransmitted bytes) and received (tcpi_bytes_received less the peer's FIN), counted when the connection closes. A connection aborted with SO_LINGER 0 counts none (the kernel zeroes them).",
+    "Payload bytes of closed outbound TCP connections, sent (tcpi_bytes_sent less retransmitted bytes) and received (tcpi_bytes_received less the peer's FIN), counted when the connection closes (with --collector.connections.health, also while it lives). A connection aborted with SO_LINGER 0 counts none (the kernel zeroes them), except what a scrape saw while it lived.",
 )
 .unit("bytes");
 pub static OUT_RETRANS: Desc = Desc::counter(
     "netstat_outbound_retransmitted_segments",
     OUT_KEY,
-    "Segments retransmitted by closed outbound TCP connections (tcpi_total_retrans), counted when the connection closes.",
+    "Segments retransmitted by closed outbound TCP connections (tcpi_total_retrans), counted when the connection closes (with --collector.connections.health, also while it lives).",
 );
 pub static IN_CLOSED: Desc = Desc::counter(
     "netstat_inbound_connections_closed",
@@ -100,13 +105,13 @@ pub static IN_BYTES: Desc = Desc::counter(
         "remote_network",
         "direction",
     ],
-    "Payload bytes of closed inbound TCP connections, sent and received by this host, counted when the connection closes.",
+    "Payload bytes of closed inbound TCP connections, sent and received by this host, counted when the connection closes (with --collector.connections.health, also while it lives).",
 )
 .unit("bytes");
 pub static IN_RETRANS: Desc = Desc::counter(
     "netstat_inbound_retransmitted_segments",
     IN_KEY,
-    "Segments retransmitted by closed inbound TCP connections (tcpi_total_retrans), counted when the connection closes.",
+    "Segments retransmitted by closed inbound TCP connections (tcpi_total_retrans), counted when the connection closes (with --collector.connections.health, also while it lives).",
 );
 pub static CONNECT_FAILURES: Desc = Desc::counter(
     "netstat_outbound_connect_failures",
@@ -118,7 +123,7 @@ pub static CONNECT_FAILURES: Desc = Desc::counter(
         "process",
         "reason",
     ],
-    "Outbound TCP connects that never completed the handshake, by reason: refused (answered by a reset; the kernel clears the remote port, so remote_port is unknown) or timeout (SYNs retransmitted, never answered).",
+    "Outbound TCP connects that never completed the handshake, by reason: refused (answered by a reset; the kernel clears the remote port, so remote_port is unknown unless a scrape saw the connect in SYN-SENT) or timeout (SYNs retransmitted, never answered).",
 );
 
 /// The families, declared with the connections collector's.
@@ -178,7 +183,7 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn add(&mut self, o: &Totals) {
+    pub fn add(&mut self, o: &Totals) {
         self.closed += o.closed;
         self.sent += o.sent;
         self.received += o.received;
@@ -240,6 +245,14 @@ pub struct Remembered {
     pub network: u16,
 }
 
+/// An inbound socket's traffic in a pass (with tcp_info), under its key of [`Pending`].
+#[derive(Debug, Clone, Copy)]
+pub struct LiveInbound {
+    pub cookie: u64,
+    pub key: (u16, u16, u64),
+    pub traffic: Traffic,
+}
+
 /// The labels an owner's pid had in a pass: process, container_id, pod_uid.
 pub type OwnerLabels = FxHashMap<u32, [String; 3]>;
 
@@ -249,18 +262,38 @@ pub type OwnerLabels = FxHashMap<u32, [String; 3]>;
 #[derive(Debug, Default)]
 struct Memory {
     sockets: Vec<Remembered>,
+    /// The sockets of the two passes before that the next one no longer found (closed
+    /// meanwhile), sorted: a destroy message can come after the next pass (the kernel frees
+    /// a socket after an RCU grace period, and sends its message from a work queue).
+    gone: [Vec<Remembered>; 2],
     owners: [Arc<OwnerLabels>; 2],
-    /// Passes of the namespace begun and not yet ended (their [`Scrape`] alive): messages
-    /// no pass remembered wait for them ([`PASS_WAIT`]).
-    passes: u32,
+    /// When the passes of the namespace begun and not yet ended (their [`Scrape`] alive)
+    /// began: a message no pass remembered waits for the passes that began before it came
+    /// (their dump may have seen its socket alive; a later one cannot), at most
+    /// [`PASS_WAIT`].
+    running: Vec<Instant>,
+    /// The live connections' traffic in the last pass (with tcp_info), by the numeric keys
+    /// of [`Pending`] (closed counts 0).
+    live: Pending,
+    /// Bumped by every [`Scrape::remember`]: waiting messages are looked up in each memory
+    /// as soon as it is published (a later one may no longer have their socket).
+    generation: u64,
+    /// Cookies of the sockets whose destroy message was read while a pass was running (at
+    /// most [`PASS_WAIT_MAX`]): a socket the pass dumped alive and whose end is already
+    /// counted adds no live traffic (it would count twice).
+    closing: Vec<u64>,
 }
 
 impl Memory {
     fn find(&self, cookie: u64) -> Option<Remembered> {
-        self.sockets
-            .binary_search_by_key(&cookie, |r| r.cookie)
-            .ok()
-            .map(|i| self.sockets[i])
+        let find = |v: &[Remembered]| {
+            v.binary_search_by_key(&cookie, |r| r.cookie)
+                .ok()
+                .map(|i| v[i])
+        };
+        find(&self.sockets)
+            .or_else(|| find(&self.gone[0]))
+            .or_else(|| find(&self.gone[1]))
     }
 }
 
@@ -303,10 +336,68 @@ fn unix_now() -> f64 {
 /// `direction` and `reason`).
 #[derive(Debug, Default)]
 pub struct Bank {
+    /// Closed connections (from the destroy messages), labelled once and never moved.
     pub outbound: BTreeMap<Vec<String>, Totals>,
     pub inbound: BTreeMap<Vec<String>, Totals>,
     /// Key: the labels of [`CONNECT_FAILURES`] without `reason`, then the reason.
     pub failures: BTreeMap<(Vec<String>, Reason), u64>,
+    /// What is rendered: per series, the closed connections plus the live ones' traffic so
+    /// far (with `--collector.connections.health`, whose dumps carry `tcp_info`), never
+    /// below what an earlier scrape rendered ([`Bank::show`]).
+    pub shown_out: BTreeMap<Vec<String>, Totals>,
+    pub shown_in: BTreeMap<Vec<String>, Totals>,
+}
+
+fn out_overflow(mut k: Vec<String>) -> Vec<String> {
+    k[1] = "other".into();
+    k[2] = String::new();
+    k[4] = "other".into();
+    k
+}
+
+fn in_overflow(mut k: Vec<String>) -> Vec<String> {
+    k[1] = "other".into();
+    k[2] = String::new();
+    k[3] = "other".into();
+    k
+}
+
+impl Totals {
+    /// Field by field, the larger.
+    fn max(&self, o: &Totals) -> Totals {
+        Totals {
+            closed: self.closed.max(o.closed),
+            sent: self.sent.max(o.sent),
+            received: self.received.max(o.received),
+            retransmits: self.retransmits.max(o.retransmits),
+        }
+    }
+}
+
+/// `shown[k] = max(shown[k], closed[k] + live[k])` for every series (a new series beyond
+/// [`MAX_SERIES`] goes to the overflow series): a counter never decreases, whatever a live
+/// socket's values did (its destroy message lost, not come yet, or zeroed by the kernel).
+fn show(
+    closed: &BTreeMap<Vec<String>, Totals>,
+    live: &BTreeMap<Vec<String>, Totals>,
+    shown: &mut BTreeMap<Vec<String>, Totals>,
+    overflow: fn(Vec<String>) -> Vec<String>,
+) {
+    let mut now: BTreeMap<Vec<String>, Totals> = BTreeMap::new();
+    for (k, t) in closed.iter().chain(live) {
+        let k =
+            if shown.contains_key(k) || now.contains_key(k) || shown.len() + now.len() < MAX_SERIES
+            {
+                k.clone()
+            } else {
+                overflow(k.clone())
+            };
+        now.entry(k).or_default().add(t);
+    }
+    for (k, t) in now {
+        let s = shown.entry(k).or_default();
+        *s = s.max(&t);
+    }
 }
 
 /// Adds `t` to the series `key`, or to the overflow series when the bank is full.
@@ -371,17 +462,7 @@ impl Bank {
                 container_id,
                 pod_uid,
             ];
-            bank_add(
-                &mut self.outbound,
-                key,
-                |mut k| {
-                    k[1] = "other".into();
-                    k[2] = String::new();
-                    k[4] = "other".into();
-                    k
-                },
-                |v| v.add(&t),
-            );
+            bank_add(&mut self.outbound, key, out_overflow, |v| v.add(&t));
         }
         for ((port, network, inode), t) in p.inbound {
             let key = vec![
@@ -391,17 +472,7 @@ impl Bank {
                 (l.listener_process)(inode),
                 net(network),
             ];
-            bank_add(
-                &mut self.inbound,
-                key,
-                |mut k| {
-                    k[1] = "other".into();
-                    k[2] = String::new();
-                    k[3] = "other".into();
-                    k
-                },
-                |v| v.add(&t),
-            );
+            bank_add(&mut self.inbound, key, in_overflow, |v| v.add(&t));
         }
         for ((reason, port, network, pid), n) in p.failures {
             let (remote_port, service) = if port == 0 {
@@ -431,7 +502,24 @@ impl Bank {
         }
     }
 
-    /// The counter families of this namespace.
+    /// Update what is shown with the live connections' traffic (`live`: labelled like the
+    /// closed ones, closed counts 0).
+    pub fn show(&mut self, live: &Bank) {
+        show(
+            &self.outbound,
+            &live.outbound,
+            &mut self.shown_out,
+            out_overflow,
+        );
+        show(
+            &self.inbound,
+            &live.inbound,
+            &mut self.shown_in,
+            in_overflow,
+        );
+    }
+
+    /// The counter families of this namespace (what [`Bank::show`] made).
     pub fn render(&self) -> Vec<MetricFamily> {
         fn labels(names: &[&'static str], values: &[String]) -> Vec<(&'static str, String)> {
             names.iter().copied().zip(values.iter().cloned()).collect()
@@ -439,7 +527,7 @@ impl Bank {
         let mut out_closed = OUT_CLOSED.family();
         let mut out_bytes = OUT_BYTES.family();
         let mut out_retrans = OUT_RETRANS.family();
-        for (k, t) in &self.outbound {
+        for (k, t) in &self.shown_out {
             let l = labels(OUT_KEY, k);
             out_closed.push(l.clone(), t.closed);
             out_retrans.push(l.clone(), t.retransmits);
@@ -452,7 +540,7 @@ impl Bank {
         let mut in_closed = IN_CLOSED.family();
         let mut in_bytes = IN_BYTES.family();
         let mut in_retrans = IN_RETRANS.family();
-        for (k, t) in &self.inbound {
+        for (k, t) in &self.shown_in {
             let l = labels(IN_KEY, k);
             in_closed.push(l.clone(), t.closed);
             in_retrans.push(l.clone(), t.retransmits);
@@ -516,19 +604,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// before the kernel's dump, dropped with the pass).
 pub struct Scrape {
     shared: Arc<Shared>,
+    began: Instant,
 }
 
 impl Scrape {
     fn begin(shared: Arc<Shared>) -> Scrape {
-        lock(&shared.memory).passes += 1;
-        Scrape { shared }
+        let began = Instant::now();
+        lock(&shared.memory).running.push(began);
+        Scrape { shared, began }
     }
 }
 
 impl Drop for Scrape {
     fn drop(&mut self) {
         let mut m = lock(&self.shared.memory);
-        m.passes = m.passes.saturating_sub(1);
+        if let Some(i) = m.running.iter().position(|b| *b == self.began) {
+            m.running.swap_remove(i);
+        }
     }
 }
 
@@ -559,17 +651,89 @@ impl Scrape {
     }
 
     /// Remember the outbound sockets of this pass (replacing the last pass's) and the labels
-    /// of their owners, for the sockets' destroy messages. Call before [`Self::render`].
-    pub fn remember(&self, mut sockets: Vec<Remembered>, owners: OwnerLabels) {
+    /// of their owners, for the sockets' destroy messages; with the live connections' traffic
+    /// (`live`: `traffic[i]` of `sockets[i]`, and the inbound keys' sums) when the pass read
+    /// tcp_info. A socket the pass found no owner for keeps the one an earlier pass found.
+    /// Live traffic is counted only under a known owner (`attributed`: owners are looked up):
+    /// a series' values never move to another when an owner is found later. Call before
+    /// [`Self::render`].
+    pub fn remember(
+        &self,
+        mut sockets: Vec<Remembered>,
+        owners: OwnerLabels,
+        live: Option<(Vec<Traffic>, Vec<LiveInbound>)>,
+        attributed: bool,
+    ) {
+        let mut m = lock(&self.shared.memory);
+        for r in sockets.iter_mut().filter(|r| r.pid == 0) {
+            if let Some(old) = m.find(r.cookie) {
+                r.pid = old.pid;
+            }
+        }
+        // The labels of every pid remembered, also of one this pass did not count (an
+        // orphaned socket, closed by its process, keeps the owner an earlier pass found).
+        let mut owners = owners;
+        let mut last = 0;
+        for r in &sockets {
+            if r.pid != 0 && r.pid != last && !owners.contains_key(&r.pid) {
+                if let Some(l) = m.owners.iter().find_map(|o| o.get(&r.pid)) {
+                    owners.insert(r.pid, l.clone());
+                }
+            }
+            last = r.pid;
+        }
+        let mut pending = Pending::default();
+        if let Some((traffic, inbound)) = live {
+            let closing: rustc_hash::FxHashSet<u64> = m.closing.iter().copied().collect();
+            let totals = |t: &Traffic| Totals {
+                closed: 0,
+                sent: t.sent,
+                received: t.received,
+                retransmits: t.retransmits,
+            };
+            for (r, t) in sockets.iter().zip(&traffic) {
+                if r.cookie == 0 || (attributed && r.pid == 0) || closing.contains(&r.cookie) {
+                    continue;
+                }
+                pending
+                    .outbound
+                    .entry((r.port, r.network, r.pid))
+                    .or_default()
+                    .add(&totals(t));
+            }
+            for i in inbound.iter().filter(|i| !closing.contains(&i.cookie)) {
+                pending
+                    .inbound
+                    .entry(i.key)
+                    .or_default()
+                    .add(&totals(&i.traffic));
+            }
+        }
+        // This pass's Scrape is alive: the last running pass clears the cookies.
+        if m.running.len() <= 1 {
+            m.closing = Vec::new();
+        }
         sockets.retain(|r| r.cookie != 0);
         sockets.sort_unstable_by_key(|r| r.cookie);
         if sockets.capacity() > sockets.len() + sockets.len() / 4 {
             sockets.shrink_to_fit();
         }
-        let mut m = lock(&self.shared.memory);
+        // Both sorted: what the last pass had and this one has not, in one merge.
+        let mut gone = Vec::new();
+        let mut next = sockets.iter().map(|r| r.cookie).peekable();
+        for r in &m.sockets {
+            while next.next_if(|c| *c < r.cookie).is_some() {}
+            if next.peek() != Some(&r.cookie) {
+                gone.push(*r);
+            }
+        }
+        m.gone.swap(0, 1);
+        m.gone[0] = gone;
         m.sockets = sockets;
         m.owners.swap(0, 1);
         m.owners[0] = Arc::new(owners);
+        m.live = pending;
+        m.generation += 1;
     }
 
     /// Absorb the pending counts (labelled by `l`) and render the namespace's families.
@@ -583,10 +747,19 @@ impl Scrape {
                 st.receive_buffer,
             )
         };
-        let owners = lock(&self.shared.memory).owners.clone();
+        let (owners, live) = {
+            let mut m = lock(&self.shared.memory);
+            (m.owners.clone(), std::mem::take(&mut m.live))
+        };
         let owner = |pid: u32| owners.iter().find_map(|o| o.get(&pid).cloned());
+        // The live traffic, labelled like the closed connections; a listener whose owner is
+        // not known now shows none (its connections' values would move series later).
+        let mut labelled = Bank::default();
+        labelled.absorb(live, l, &owner);
+        labelled.inbound.retain(|k, _| k[3] != "unknown");
         let mut bank = lock(&self.shared.bank);
         bank.absorb(pending, l, &owner);
+        bank.show(&labelled);
         let mut out = bank.render();
         out.push(MESSAGES.family().with(vec![], messages));
         out.push(LOST.family().with(vec![], lost));
@@ -785,6 +958,7 @@ impl Reader {
         // found: (received at, classifier generation of the last look-up, message).
         let mut waiting: std::collections::VecDeque<(Instant, u64, Destroyed)> = Default::default();
         let mut waking = WAKE;
+        let mut seen_generation = 0;
         while !stop.load(Ordering::Relaxed) {
             let wake = if waiting.is_empty() { WAKE } else { DEFER_TICK };
             if wake != waking {
@@ -815,7 +989,12 @@ impl Reader {
             {
                 // A socket a pass saw as outbound is outbound, with the owner and the remote
                 // port the pass saw: no need to find its listener.
-                let memory = lock(&self.shared.memory);
+                let mut memory = lock(&self.shared.memory);
+                if !memory.running.is_empty() {
+                    let room = PASS_WAIT_MAX.saturating_sub(memory.closing.len());
+                    let cookies = batch.iter().filter(|d| !d.is_listener()).map(|d| d.cookie);
+                    memory.closing.extend(cookies.take(room));
+                }
                 for d in batch.iter().filter(|d| !d.is_listener()) {
                     if let Some(r) = memory.find(d.cookie) {
                         self.outbound(d, Some(r), &mut delta);
@@ -847,9 +1026,24 @@ impl Reader {
             // wait for it.
             {
                 let memory = lock(&self.shared.memory);
-                let hold = if memory.passes > 0 { PASS_WAIT } else { DEFER };
+                if memory.generation != seen_generation && !waiting.is_empty() {
+                    seen_generation = memory.generation;
+                    let mut keep = std::collections::VecDeque::with_capacity(waiting.len());
+                    for w in waiting.drain(..) {
+                        match memory.find(w.2.cookie) {
+                            Some(r) => self.outbound(&w.2, Some(r), &mut delta),
+                            None => keep.push_back(w),
+                        }
+                    }
+                    waiting = keep;
+                }
+                let oldest = memory.running.iter().min().copied();
                 while waiting.front().is_some_and(|w| {
-                    now.duration_since(w.0) >= hold || waiting.len() > PASS_WAIT_MAX
+                    let waited = now.duration_since(w.0);
+                    let pass_pending = oldest.is_some_and(|b| b <= w.0);
+                    (waited >= DEFER && !pass_pending)
+                        || waited >= PASS_WAIT
+                        || waiting.len() > PASS_WAIT_MAX
                 }) {
                     if let Some((_, _, d)) = waiting.pop_front() {
                         self.outbound(&d, memory.find(d.cookie), &mut delta);

@@ -26,9 +26,10 @@ use crate::expected::{ConnectionEntry, ExpectedListeners, OutboundKey};
 use crate::flag_values::{pair, parse_duration_max};
 use crate::metrics::{Desc, Labels, MetricFamily};
 use crate::networks::{unmap, Networks};
+use crate::source::destroy::Traffic;
 use crate::source::etc::{self, Services};
 use crate::source::inet::{
-    state_bit, InetSocket, Protocol, ALL_STATES, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
+    state_bit, Family, InetSocket, Protocol, ALL_STATES, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
     TCP_NEW_SYN_RECV, TCP_STATE_NAMES, TCP_SYN_RECV, TCP_TIME_WAIT,
 };
 use crate::source::netns::Netns;
@@ -490,6 +491,24 @@ struct UdpSock {
     inode: u64,
 }
 
+#[derive(Default)]
+struct LiveTraffic {
+    traffic: Vec<Traffic>,
+    listeners: FxHashMap<(Family, u16), Vec<(IpAddr, u64)>>,
+    inbound: Vec<crate::flows::LiveInbound>,
+}
+
+impl LiveTraffic {
+    /// The inode of the listener that accepted `s` (its address, else its family's wildcard).
+    fn listener(&self, s: &InetSocket) -> Option<u64> {
+        let v = self.listeners.get(&(s.family, s.local_port))?;
+        v.iter()
+            .find(|e| e.0 == s.local)
+            .or_else(|| v.iter().find(|e| e.0.is_unspecified()))
+            .map(|e| e.1)
+    }
+}
+
 /// One collection in one namespace.
 struct ConnectionsPass<'a> {
     c: &'a ConnectionsCollector,
@@ -512,6 +531,11 @@ struct ConnectionsPass<'a> {
     /// Outbound TCP sockets for their destroy messages (with `--collector.connections.flows`):
     /// the owner's pid is written when it is known.
     remember: Vec<crate::flows::Remembered>,
+    /// With `--collector.connections.health` (tcp_info in the dump) and flows: the traffic so
+    /// far of each remembered socket (`traffic[i]` of `remember[i]`), the listeners' inodes
+    /// by (family, port), and the inbound connections' traffic by (listener port, network
+    /// class, listener inode): the live part of the flows counters.
+    live: Option<LiveTraffic>,
     /// Remote address -> network class.
     addresses: FxHashMap<IpAddr, u16>,
     /// Outbound sockets whose owner is to be looked up.
@@ -540,6 +564,7 @@ impl<'a> ConnectionsPass<'a> {
         let ephemeral_low = ns.ip_local_port_range(&mut errors).0;
         let flows = c.flows.as_ref().and_then(|f| f.scrape(ns));
         let remembered = flows.as_ref().map_or(0, |f| f.remembered());
+        let remembering = flows.is_some();
         ConnectionsPass {
             flows,
             c,
@@ -559,6 +584,7 @@ impl<'a> ConnectionsPass<'a> {
             unattributed: Vec::new(),
             // Sized from the last pass (a few more): no doubling while the kernel streams.
             remember: Vec::with_capacity(remembered + remembered / 16),
+            live: (c.health && remembering).then(LiveTraffic::default),
         }
     }
 
@@ -572,6 +598,7 @@ impl<'a> ConnectionsPass<'a> {
         cookie: u64,
         state: u8,
         probe: Option<Probe>,
+        traffic: Option<Traffic>,
     ) {
         let network = self.c.networks.classify(remote) as u16;
         // Remembered for its destroy message: a TCP socket that will have one (not a
@@ -589,6 +616,9 @@ impl<'a> ConnectionsPass<'a> {
                     port: remote_port,
                     network,
                 });
+                if let Some(l) = &mut self.live {
+                    l.traffic.push(traffic.unwrap_or_default());
+                }
                 (self.remember.len() - 1) as u32
             });
         self.addresses.entry(unmap(remote)).or_insert(network);
@@ -698,7 +728,25 @@ impl Collection for ConnectionsPass<'_> {
             Protocol::Tcp => {
                 if s.state == TCP_LISTEN {
                     self.tcp_ports.add(s.family, s.local, s.local_port);
-                } else if self.tcp_ports.owner(s).is_none() {
+                    if let Some(l) = &mut self.live {
+                        l.listeners
+                            .entry((s.family, s.local_port))
+                            .or_default()
+                            .push((s.local, s.inode));
+                    }
+                } else if self.tcp_ports.owner(s).is_some() {
+                    // Accepted by a listener of the namespace: inbound (its live traffic).
+                    if let (Some(l), Some(t)) = (&mut self.live, s.tcp) {
+                        if let Some(inode) = l.listener(s) {
+                            let network = self.c.networks.classify(s.remote) as u16;
+                            l.inbound.push(crate::flows::LiveInbound {
+                                cookie: s.cookie,
+                                key: (s.local_port, network, inode),
+                                traffic: t.traffic.payload(s.state),
+                            });
+                        }
+                    }
+                } else {
                     let state = if s.state == TCP_NEW_SYN_RECV {
                         TCP_SYN_RECV
                     } else {
@@ -712,6 +760,7 @@ impl Collection for ConnectionsPass<'_> {
                         s.cookie,
                         state,
                         Probe::of(s),
+                        s.tcp.map(|t| t.traffic.payload(s.state)),
                     );
                 }
             }
@@ -760,6 +809,7 @@ impl Collection for ConnectionsPass<'_> {
                     u.inode,
                     0,
                     TCP_ESTABLISHED,
+                    None,
                     None,
                 );
             }
@@ -823,7 +873,13 @@ impl Collection for ConnectionsPass<'_> {
                 .filter(|(pid, _)| *pid != 0)
                 .map(|(pid, (comm, id))| (pid, [comm, id.container_id, id.pod_uid]))
                 .collect();
-            f.remember(std::mem::take(&mut self.remember), labels);
+            let live = self.live.take().map(|l| (l.traffic, l.inbound));
+            f.remember(
+                std::mem::take(&mut self.remember),
+                labels,
+                live,
+                c.resolver.is_some(),
+            );
             out.families.extend(self.render_flows(f));
             let service = |p: u16| -> String {
                 self.services

@@ -90,6 +90,29 @@ pub struct Counters {
     pub info: bool,
 }
 
+/// A connection's traffic: what the counters of `crate::flows` add per socket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Payload bytes sent once ([`Counters::sent`]).
+    pub sent: u64,
+    /// Payload bytes received ([`Counters::received`]).
+    pub received: u64,
+    /// `tcpi_total_retrans`.
+    pub retransmits: u64,
+}
+
+impl Traffic {
+    /// As payload: a live socket in `state` has counted the peer's FIN in
+    /// `tcpi_bytes_received` once it is in CLOSE-WAIT, LAST-ACK or CLOSING (the states after
+    /// the peer's FIN), never before; that byte is taken off.
+    pub fn payload(mut self, state: u8) -> Traffic {
+        if matches!(state, 8 | 9 | 11) {
+            self.received = self.received.saturating_sub(1);
+        }
+        self
+    }
+}
+
 impl Destroyed {
     /// A listener (remote port 0, remote address unspecified).
     pub fn is_listener(&self) -> bool {
@@ -161,6 +184,19 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
 }
 fn align4(n: usize) -> usize {
     (n + 3) & !3
+}
+
+/// The traffic of a live socket's `tcp_info` (zero when it is too short): `received` is
+/// `tcpi_bytes_received` as it is (see [`Traffic::payload`]).
+pub fn decode_traffic(info: &[u8]) -> Traffic {
+    if info.len() < TI_MIN_LEN {
+        return Traffic::default();
+    }
+    Traffic {
+        sent: u64_at(info, TI_BYTES_SENT).saturating_sub(u64_at(info, TI_BYTES_RETRANS)),
+        received: u64_at(info, TI_BYTES_RECEIVED),
+        retransmits: u64::from(u32_at(info, TI_TOTAL_RETRANS)),
+    }
 }
 
 /// Decode the counters of a `tcp_info` attribute.

@@ -33,6 +33,10 @@ pub struct TcpHealth {
     pub retransmits: u8,
     /// `tcpi_retrans`: retransmitted segments in flight (not yet acknowledged).
     pub retrans: u32,
+    /// The connection's traffic so far (payload bytes sent once, `tcpi_bytes_received` as
+    /// it is, with the peer's FIN when one came, and `tcpi_total_retrans`; zero from a
+    /// `tcp_info` older than Linux 4.19): the live part of `crate::flows`' counters.
+    pub traffic: super::destroy::Traffic,
 }
 
 impl TcpHealth {
@@ -61,6 +65,7 @@ pub fn decode(data: &[u8]) -> Option<TcpHealth> {
         ca_state: data[CA_STATE],
         retransmits: data[RETRANSMITS],
         retrans: u32_at(data, RETRANS),
+        traffic: super::destroy::decode_traffic(data),
     })
 }
 
@@ -82,7 +87,8 @@ mod tests {
                 rtt_us: 80_400,
                 ca_state: TCP_CA_LOSS,
                 retransmits: 2,
-                retrans: 5
+                retrans: 5,
+                traffic: Default::default(),
             }
         );
         assert!(h.retransmitting());
