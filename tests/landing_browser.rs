@@ -8,6 +8,7 @@
 mod browser;
 mod common;
 
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -397,4 +398,324 @@ fn basic_auth_protects_the_page_and_the_snapshot() {
     let r = common::http_get(e.addr, "/api/v1/snapshot", &[("Authorization", &good)]);
     let v: Value = serde_json::from_slice(&r.body).unwrap();
     assert!(v["listeners"].is_array());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rates of the socket-destroy counters (closed/s, failed/s, sent/s, received/s).
+
+/// Records what every refresh rendered (run before the page's scripts): the rows of the
+/// outbound and inbound tables (only those of `window.__port` once the test sets it), their
+/// notes, and the snapshot's time and counters, in `window.__renders`.
+const RENDERS_HOOK: &str = r#"
+(() => {
+  window.__renders = [];
+  const keep = (r) => !window.__port || r.port === window.__port || r.remote_port === window.__port;
+  const rows = (id) => Array.from(document.querySelectorAll('#' + id + ' tbody tr:not(.empty)')).map((tr) => {
+    const r = { _class: tr.className };
+    for (const td of tr.cells) r[td.dataset.col] = td.textContent;
+    return r;
+  }).filter(keep);
+  const flows = (v) => (v || []).filter((f) => keep({ port: String(f.port), remote_port: String(f.remote_port) }));
+  document.addEventListener("netstat:snapshot", (e) => {
+    const s = e.detail.snapshot;
+    window.__renders.push({
+      refreshes: e.detail.refreshes,
+      time: s.time,
+      outbound_flows: flows(s.outbound_flows),
+      inbound_flows: flows(s.inbound_flows),
+      outbound: rows("outbound"),
+      inbound: rows("inbound"),
+      outbound_note: document.getElementById("outbound-note").textContent,
+      inbound_note: document.getElementById("inbound-note").textContent,
+    });
+    if (window.__renders.length > 100) window.__renders.shift();
+  });
+})();
+"#;
+
+fn renders(b: &Browser) -> Vec<Value> {
+    b.exec("return window.__renders")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A rate cell as a number per second ("–": None): `0.50`, `3.0 KiB/s`, `2.5 MiB/s`.
+fn parse_rate(cell: &Value) -> Option<f64> {
+    let t = cell.as_str()?;
+    if t == "–" {
+        return None;
+    }
+    let (n, unit) = t.split_once(' ').unwrap_or((t, ""));
+    let scale = match unit {
+        "" | "B/s" => 1.0,
+        "KiB/s" => 1024.0,
+        "MiB/s" => 1024.0 * 1024.0,
+        "GiB/s" => 1024.0 * 1024.0 * 1024.0,
+        _ => panic!("rate cell {t:?}"),
+    };
+    Some(
+        n.parse::<f64>()
+            .unwrap_or_else(|_| panic!("rate cell {t:?}"))
+            * scale,
+    )
+}
+
+/// A free TCP port on 127.0.0.1 below the ephemeral range (so the client's outbound key is
+/// labelled with it), from a start that differs between runs (other tests and agents make
+/// connections to ports of that range at the same time).
+fn fixed_port_listener() -> TcpListener {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        ^ std::process::id();
+    let start = 23_000 + (seed % 6_000) as u16;
+    (start..30_000)
+        .chain(23_000..start)
+        .find_map(|p| TcpListener::bind(("127.0.0.1", p)).ok())
+        .expect("a free port in 23000..30000")
+}
+
+/// The sum of `counter` over the snapshot rows of `section` whose `field` is `port`.
+fn flow_sum(rows: &Value, field: &str, port: &str, counter: &str) -> u64 {
+    rows.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r[field].as_str() == Some(port))
+        .map(|r| r[counter].as_u64().unwrap())
+        .sum()
+}
+
+/// The sum of the rate cells `col` of the table rows whose `field` is `port` (None: none has a
+/// value).
+fn rate_sum(rows: &Value, field: &str, port: &str, col: &str) -> Option<f64> {
+    rows.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r[field].as_str() == Some(port))
+        .filter_map(|r| parse_rate(&r[col]))
+        .fold(None, |a, v| Some(a.unwrap_or(0.0) + v))
+}
+
+/// Short loopback connections made between two polls of the page (default flags): the page
+/// shows their closed/s, sent/s and received/s on the listener's inbound key (a row of its own:
+/// no socket of it is open at a poll) and on the client's outbound key (matched by remote port:
+/// its process is `unknown`, the socket is gone when the kernel reports it). Every rate the page
+/// shows is what the two snapshots it polled say (Δcounter/Δtime), and over the polls the
+/// snapshots' counters gained exactly what the test did.
+#[test]
+fn landing_page_shows_rates_of_short_connections() {
+    const N: u64 = 20;
+    const SENT: usize = 1_000;
+    const ANSWER: usize = 3_000;
+    const REFRESH: f64 = 2.0;
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    browser.before_each_page(RENDERS_HOOK);
+    let listener = fixed_port_listener();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let exporter = Exporter::start(&[]);
+    browser.goto(&format!("http://{}/?refresh={REFRESH}", exporter.addr));
+    wait_tables(&browser);
+    browser.exec(&format!("window.__port = {port:?}; return true"));
+    let heads = |table: &str| {
+        browser.exec(&format!(
+            "return Array.from(document.querySelectorAll('#{table} thead th')).map(th => th.textContent)"
+        ))
+    };
+    let out_heads = heads("outbound");
+    for h in ["closed/s", "failed/s", "sent/s", "received/s"] {
+        assert!(
+            out_heads.as_array().unwrap().contains(&json!(h)),
+            "{out_heads}"
+        );
+    }
+    let in_heads = heads("inbound");
+    assert!(!in_heads.as_array().unwrap().contains(&json!("failed/s")));
+    browser.wait_for(
+        "two refreshes",
+        Duration::from_secs(20),
+        "return Number(document.body.dataset.refreshes) >= 2",
+    );
+    // Nothing counted on the port yet.
+    let before: Value = serde_json::from_slice(&exporter.get("/api/v1/snapshot").body).unwrap();
+    assert_eq!(
+        flow_sum(&before["inbound_flows"], "port", &port, "closed"),
+        0
+    );
+
+    // Right after a poll: N connections, each sends SENT bytes, gets ANSWER back, closes
+    // (the client first).
+    let r = browser
+        .exec("return Number(document.body.dataset.refreshes)")
+        .as_u64()
+        .unwrap();
+    browser.wait_for(
+        "a poll",
+        Duration::from_secs(20),
+        &format!("return Number(document.body.dataset.refreshes) > {r}"),
+    );
+    let server = std::thread::spawn(move || {
+        for _ in 0..N {
+            let (mut c, _) = listener.accept().unwrap();
+            let mut b = [0u8; SENT];
+            c.read_exact(&mut b).unwrap();
+            c.write_all(&[7u8; ANSWER]).unwrap();
+            let mut rest = [0u8; 64];
+            while matches!(c.read(&mut rest), Ok(n) if n > 0) {}
+        }
+        listener
+    });
+    let to = std::net::SocketAddr::from(([127, 0, 0, 1], port.parse::<u16>().unwrap()));
+    for _ in 0..N {
+        let mut c = std::net::TcpStream::connect(to).unwrap();
+        c.write_all(&[1u8; SENT]).unwrap();
+        let mut b = [0u8; ANSWER];
+        c.read_exact(&mut b).unwrap();
+    }
+    let listener = server.join().unwrap();
+
+    // The counters are complete (the snapshot says so), then two more polls of the page.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        let v: Value = serde_json::from_slice(&exporter.get("/api/v1/snapshot").body).unwrap();
+        if flow_sum(&v["inbound_flows"], "port", &port, "closed") >= N
+            && flow_sum(&v["outbound_flows"], "remote_port", &port, "closed") >= N
+        {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "port {port}: {} {}",
+            v["inbound_flows"],
+            v["outbound_flows"]
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let n = browser
+        .exec("return Number(document.body.dataset.refreshes)")
+        .as_u64()
+        .unwrap();
+    browser.wait_for(
+        "two more polls",
+        Duration::from_secs(20),
+        &format!(
+            "return Number(document.body.dataset.refreshes) >= {}",
+            n + 2
+        ),
+    );
+
+    // Exactly what the test did: the listener's end closed second, its bytes are exact; the
+    // client's received bytes may be one short per connection (tests/flows.rs).
+    let inb = &after["inbound_flows"];
+    let out = &after["outbound_flows"];
+    assert_eq!(flow_sum(inb, "port", &port, "closed"), N, "{inb}");
+    assert_eq!(flow_sum(inb, "port", &port, "received"), N * SENT as u64);
+    assert_eq!(flow_sum(inb, "port", &port, "sent"), N * ANSWER as u64);
+    assert_eq!(flow_sum(out, "remote_port", &port, "closed"), N, "{out}");
+    assert_eq!(flow_sum(out, "remote_port", &port, "failed"), 0);
+    assert_eq!(flow_sum(out, "remote_port", &port, "sent"), N * SENT as u64);
+    let received = flow_sum(out, "remote_port", &port, "received");
+    assert!(
+        received <= N * ANSWER as u64 && N * ANSWER as u64 - received <= N,
+        "{received}"
+    );
+
+    // Every poll: the page's rates are the two snapshots' differences over their times.
+    let seen = renders(&browser);
+    assert!(seen.len() >= 4, "{seen:#?}");
+    let (mut in_closed, mut out_closed) = (0, 0);
+    let (mut in_shown, mut out_shown) = (false, false);
+    for w in seen.windows(2) {
+        let (p, s) = (&w[0], &w[1]);
+        assert_eq!(
+            s["refreshes"].as_u64(),
+            p["refreshes"].as_u64().map(|r| r + 1)
+        );
+        let dt = s["time"].as_f64().unwrap() - p["time"].as_f64().unwrap();
+        assert!(dt >= REFRESH * 0.5, "polls {dt} s apart");
+        let sides = [
+            ("inbound", "port", &["closed", "sent", "received"][..]),
+            (
+                "outbound",
+                "remote_port",
+                &["closed", "failed", "sent", "received"][..],
+            ),
+        ];
+        for (side, field, counters) in sides {
+            let flows = format!("{side}_flows");
+            for c in counters {
+                let delta =
+                    flow_sum(&s[&flows], field, &port, c) - flow_sum(&p[&flows], field, &port, c);
+                let want = delta as f64 / dt;
+                let col = format!("{c}_rate");
+                let got = rate_sum(&s[side], field, &port, &col);
+                if flow_sum(&s[&flows], field, &port, "closed") == 0 {
+                    // No key yet: nothing, or 0 on an open socket's row of the same key.
+                    assert_eq!(got.unwrap_or(0.0), 0.0, "{side} {c}: no key yet: {s:#}");
+                    continue;
+                }
+                let got = got.unwrap_or_else(|| panic!("{side} {c}: no rate shown: {s:#}"));
+                assert!(
+                    (got - want).abs() <= want * 0.06 + 0.01,
+                    "{side} {c}: shown {got}/s, the snapshots say {want}/s ({delta} in {dt} s): {s:#}"
+                );
+                if *c == "closed" {
+                    // Plausible: at most the N connections in one poll.
+                    assert!(got <= N as f64 / (REFRESH * 0.5) * 1.06, "{side}: {got}");
+                }
+            }
+            let delta = flow_sum(&s[&flows], field, &port, "closed")
+                - flow_sum(&p[&flows], field, &port, "closed");
+            if side == "inbound" {
+                in_closed += delta;
+            } else {
+                out_closed += delta;
+            }
+            if delta > 0 {
+                let rows = s[side].as_array().unwrap();
+                let shown: Vec<&Value> = rows
+                    .iter()
+                    .filter(|r| parse_rate(&r["closed_rate"]).is_some_and(|v| v > 0.0))
+                    .collect();
+                assert!(!shown.is_empty(), "{s:#}");
+                for r in &shown {
+                    assert!(parse_rate(&r["sent_rate"]).unwrap() > 0.0, "{r}");
+                    assert!(parse_rate(&r["received_rate"]).unwrap() > 0.0, "{r}");
+                    if side == "inbound" {
+                        // No socket of the key is open: a row of its own.
+                        assert_eq!((&r["state"], &r["count"]), (&json!("closed"), &json!("0")));
+                        in_shown = true;
+                    } else {
+                        assert_eq!(r["failed_rate"], "0", "{r}");
+                        out_shown = true;
+                    }
+                }
+                eprintln!("{side} poll {}: {shown:?}", s["refreshes"]);
+                let note = s[format!("{side}_note")].as_str().unwrap();
+                assert!(note.contains("closed/s"), "{note}");
+            }
+        }
+    }
+    assert!(in_shown && out_shown, "rates shown: {seen:#?}");
+    assert_eq!(in_closed, N, "Δclosed over the polls, inbound");
+    assert_eq!(out_closed, N, "Δclosed over the polls, outbound");
+
+    // The rate columns sort, the cells without a value last.
+    browser.click("#inbound th[data-key=closed_rate] button");
+    let col: Vec<Option<f64>> = rows(&browser, "inbound")
+        .iter()
+        .map(|r| parse_rate(&r["closed_rate"]))
+        .collect();
+    let values: Vec<f64> = col.iter().map_while(|v| *v).collect();
+    assert!(col[values.len()..].iter().all(Option::is_none), "{col:?}");
+    assert!(values.windows(2).all(|w| w[0] >= w[1]), "{col:?}");
+    assert_eq!(
+        browser.exec("return document.querySelector('#inbound th[data-key=closed_rate]').getAttribute('aria-sort')"),
+        "descending"
+    );
+    browser.assert_no_console_errors();
+    drop(listener);
 }
