@@ -719,3 +719,193 @@ fn landing_page_shows_rates_of_short_connections() {
     browser.assert_no_console_errors();
     drop(listener);
 }
+
+/// Replaces the outbound and inbound sections of the page's snapshots (when the URL has
+/// `flows=1`) by a script of six polls: their times (from a fixed origin), the exporter's
+/// start time, the socket rows and the counters.
+const FLOWS_INJECT: &str = r#"
+(() => {
+  if (!location.search.includes("flows=1")) return;
+  const real = window.fetch.bind(window);
+  const K = 1024, M = 1024 * 1024;
+  const out = (remote_port, process, c) => Object.assign({ protocol: "tcp", remote_port, service: "",
+    remote_network: "public", process, container_id: "", pod_uid: "", closed: 0, sent: 0, received: 0,
+    retransmits: 0, failed: 0, failed_refused: 0, failed_timeout: 0, netns: "" }, c);
+  const inb = (port, process, c) => Object.assign({ protocol: "tcp", port, service: "ssh", process,
+    remote_network: "private", closed: 0, sent: 0, received: 0, retransmits: 0, netns: "" }, c);
+  const sock = (remote_port, process, state, count) => ({ protocol: "tcp", remote_port, service: "",
+    remote_network: "public", process, state, count, unexpected: null, container_id: "", pod_uid: "",
+    rtt_p50_seconds: null, rtt_p99_seconds: null, retransmitting: null, netns: "" });
+  const isock = (port, process, state, count) => ({ protocol: "tcp", port, service: "ssh", process,
+    remote_network: "private", state, count, unexpected: null, container_id: "", pod_uid: "", netns: "" });
+  const A = (c) => out("443", "curl", c);
+  const F = (n) => out("unknown", "unknown", { failed: n, failed_refused: n });
+  const C = (closed, sent) => out("8443", "unknown", { closed, sent });
+  const B = (c) => inb("22", "sshd", c);
+  // [seconds since the first poll, exporter start, outbound counters, inbound counters]
+  const steps = [
+    [0, 1000, [A({ closed: 10, sent: 1000, received: 5000 }), F(2)], [B({ closed: 100, sent: 1, received: 1 })]],
+    // +10 s: A 1/s, 0.5 failed/s, 10 KiB/s sent, 3 MiB/s received; F 0.2 failed/s; C new.
+    [10, 1000, [A({ closed: 20, failed: 5, failed_timeout: 5, sent: 1000 + 10 * 10 * K, received: 5000 + 10 * 3 * M }), F(4), C(1, 30)],
+      [B({ closed: 100, sent: 1 + 10 * 5 * K, received: 1 })]],
+    // +10 s: A's closed went down; nothing else moved.
+    [20, 1000, [A({ closed: 5, failed: 5, failed_timeout: 5, sent: 1000 + 10 * 10 * K, received: 5000 + 10 * 3 * M }), F(4), C(1, 30)],
+      [B({ closed: 100, sent: 1 + 10 * 5 * K, received: 1 })]],
+    // A restart (another start time): no rates at all.
+    [30, 2000, [A({ closed: 5 }), F(4), C(1, 30)], [B({ closed: 100 })]],
+    // A minute later: 2 and 1 connections a minute, 3 bytes.
+    [90, 2000, [A({ closed: 7, sent: 3 }), F(4), C(2, 30)], [B({ closed: 100 })]],
+  ];
+  let n = 0;
+  window.fetch = async (url, opts) => {
+    const resp = await real(url, opts);
+    if (!String(url).startsWith("api/v1/snapshot")) return resp;
+    const snap = await resp.json();
+    const last = n >= steps.length;
+    const [t, start, o, i] = steps[Math.min(n, steps.length - 1)];
+    // After the script: the last poll again, 10 s later each time.
+    snap.time = 1800000000 + t + (last ? 10 * (n - steps.length + 1) : 0);
+    n++;
+    snap.start_time_seconds = start;
+    snap.outbound = [sock("443", "curl", "established", 2), sock("443", "curl", "time_wait", 5), sock("5432", "psql", "established", 1)];
+    snap.inbound = [isock("22", "sshd", "close_wait", 1), isock("22", "sshd", "established", 1)];
+    snap.outbound_flows = o;
+    snap.inbound_flows = i;
+    snap.flows_netns = [""];
+    return new Response(JSON.stringify(snap), { status: 200, headers: { "Content-Type": "application/json" } });
+  };
+})();
+"#;
+
+/// The page's rate arithmetic and formatting, on scripted snapshots: the first poll shows
+/// `–`; rates go on a key's established row (its other rows `–`), a key with counters and no
+/// open socket gets a row of its own (state closed, count 0), a key with sockets and no
+/// counters shows 0; a counter that went down and a restart show `–`, never a negative rate;
+/// a key new since the last poll counts from 0; small rates keep two significant digits.
+#[test]
+fn landing_page_rates_from_scripted_counters() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    browser.before_each_page(RENDERS_HOOK);
+    browser.before_each_page(FLOWS_INJECT);
+    let exporter = Exporter::start(&[]);
+    browser.goto(&format!("http://{}/?refresh=1&flows=1", exporter.addr));
+    browser.wait_for(
+        "six polls",
+        Duration::from_secs(30),
+        "return window.__renders.length >= 6",
+    );
+    let seen = renders(&browser);
+    // (table, key, state) -> the rate cells, per poll.
+    let cells = |poll: usize, table: &str, key: &str, state: &str, cols: &[&str]| -> Vec<String> {
+        let field = if table == "inbound" {
+            "port"
+        } else {
+            "remote_port"
+        };
+        let rows = seen[poll][table].as_array().unwrap();
+        let r = rows
+            .iter()
+            .find(|r| r[field] == key && r["state"] == state)
+            .unwrap_or_else(|| panic!("poll {poll}: no {table} row {key} {state}: {rows:#?}"));
+        cols.iter()
+            .map(|c| r[format!("{c}_rate")].as_str().unwrap().to_string())
+            .collect()
+    };
+    let out = ["closed", "failed", "sent", "received"];
+    let inb = ["closed", "sent", "received"];
+    let dash = |n: usize| vec!["–".to_string(); n];
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+
+    // First poll: no rates; the failures-only key has its own row, muted.
+    assert_eq!(cells(0, "outbound", "443", "established", &out), dash(4));
+    assert_eq!(cells(0, "outbound", "unknown", "closed", &out), dash(4));
+    assert_eq!(cells(0, "inbound", "22", "established", &inb), dash(3));
+    let f = seen[0]["outbound"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["remote_port"] == "unknown")
+        .unwrap();
+    assert_eq!((&f["count"], &f["_class"]), (&json!("0"), &json!("zero")));
+
+    // Second poll, 10 s later.
+    assert_eq!(
+        cells(1, "outbound", "443", "established", &out),
+        s(&["1.0", "0.50", "10.0 KiB/s", "3.0 MiB/s"])
+    );
+    assert_eq!(cells(1, "outbound", "443", "time_wait", &out), dash(4));
+    assert_eq!(
+        cells(1, "outbound", "5432", "established", &out),
+        s(&["0", "0", "0 B/s", "0 B/s"])
+    );
+    assert_eq!(
+        cells(1, "outbound", "unknown", "closed", &out),
+        s(&["0", "0.20", "0 B/s", "0 B/s"])
+    );
+    assert_eq!(
+        cells(1, "outbound", "8443", "closed", &out),
+        s(&["0.10", "0", "3.0 B/s", "0 B/s"])
+    );
+    assert_eq!(
+        cells(1, "inbound", "22", "established", &inb),
+        s(&["0", "5.0 KiB/s", "0 B/s"])
+    );
+    assert_eq!(cells(1, "inbound", "22", "close_wait", &inb), dash(3));
+    let rows1 = seen[1]["outbound"].as_array().unwrap();
+    let row = |port: &str| {
+        rows1
+            .iter()
+            .find(|r| r["remote_port"] == port && r["state"] == "closed")
+            .unwrap()
+    };
+    assert_eq!(row("8443")["count"], "0");
+    assert_eq!(row("8443")["process"], "unknown");
+    assert_eq!(row("8443")["_class"], "", "moving: not muted");
+    let failed = rows1
+        .iter()
+        .find(|r| r["remote_port"] == "unknown")
+        .unwrap();
+    assert_eq!(failed["failed_rate"], "0.20");
+    assert!(failed["_class"] == "", "{failed}");
+    let note = seen[1]["outbound_note"].as_str().unwrap();
+    assert!(
+        note.contains("8 outbound sockets · 1.1 closed/s · 0.70 failed/s"),
+        "{note}"
+    );
+    assert!(
+        seen[1]["inbound_note"]
+            .as_str()
+            .unwrap()
+            .contains("0 closed/s"),
+        "{}",
+        seen[1]["inbound_note"]
+    );
+
+    // Third: A's counter went down (restarted): no rate, never a negative one.
+    assert_eq!(
+        cells(2, "outbound", "443", "established", &out),
+        s(&["–", "0", "0 B/s", "0 B/s"])
+    );
+    assert_eq!(
+        cells(2, "outbound", "8443", "closed", &out),
+        s(&["0", "0", "0 B/s", "0 B/s"])
+    );
+    // Fourth: another exporter start: nothing.
+    for (port, state) in [
+        ("443", "established"),
+        ("5432", "established"),
+        ("8443", "closed"),
+    ] {
+        assert_eq!(cells(3, "outbound", port, state, &out), dash(4), "{port}");
+    }
+    assert_eq!(cells(3, "inbound", "22", "established", &inb), dash(3));
+    // Fifth, a minute later: small rates keep two digits.
+    assert_eq!(
+        cells(4, "outbound", "443", "established", &out),
+        s(&["0.033", "0", "0.050 B/s", "0 B/s"])
+    );
+    assert_eq!(cells(4, "outbound", "8443", "closed", &out)[0], "0.017");
+    browser.assert_no_console_errors();
+}
