@@ -374,10 +374,21 @@ impl Bank {
     /// joins the outbound key with the same labels and no container or pod (a failed connect
     /// has no owner). The families are rendered from them ([`render_rows`]).
     pub fn rows(&self) -> FlowRows {
-        let mut outbound: BTreeMap<Vec<String>, FlowOutRow> = BTreeMap::new();
-        let out_key = |r: &FlowOutRow| -> Vec<String> {
-            OUT_KEY.iter().map(|n| r.label(n).to_string()).collect()
-        };
+        let fkey = failure_key();
+        // Where each failure label sits in an outbound key.
+        let at: Vec<Option<usize>> = fkey
+            .iter()
+            .map(|n| OUT_KEY.iter().position(|o| o == n))
+            .collect();
+        let owner: Vec<usize> = OUT_KEY
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| !fkey.contains(n))
+            .map(|(i, _)| i)
+            .collect();
+        let mut outbound: Vec<FlowOutRow> = Vec::with_capacity(self.outbound.len());
+        // The outbound keys without an owner container or pod, by their failure labels.
+        let mut index: FxHashMap<Vec<&str>, usize> = FxHashMap::default();
         for (k, t) in &self.outbound {
             let mut r = FlowOutRow::default();
             for (name, value) in OUT_KEY.iter().zip(k) {
@@ -387,19 +398,46 @@ impl Bank {
             r.sent = t.sent;
             r.received = t.received;
             r.retransmits = t.retransmits;
-            outbound.insert(out_key(&r), r);
-        }
-        for ((k, reason), n) in &self.failures {
-            let mut key = FlowOutRow::default();
-            for (name, value) in failure_key().iter().zip(k) {
-                key.set_label(name, value.clone());
+            if owner.iter().all(|i| k.get(*i).is_none_or(String::is_empty)) {
+                let f = at
+                    .iter()
+                    .map(|i| i.and_then(|i| k.get(i)).map_or("", String::as_str))
+                    .collect();
+                index.insert(f, outbound.len());
             }
-            let r = outbound.entry(out_key(&key)).or_insert(key);
+            outbound.push(r);
+        }
+        let failures_only = outbound.len();
+        for ((k, reason), n) in &self.failures {
+            let f: Vec<&str> = k.iter().map(String::as_str).collect();
+            let i = match index.get(&f) {
+                Some(i) => *i,
+                None => {
+                    let mut r = FlowOutRow::default();
+                    for (name, value) in fkey.iter().zip(k) {
+                        r.set_label(name, value.clone());
+                    }
+                    outbound.push(r);
+                    index.insert(f, outbound.len() - 1);
+                    outbound.len() - 1
+                }
+            };
+            let r = &mut outbound[i];
             match reason {
                 Reason::Refused => r.failed_refused += n,
                 Reason::Timeout => r.failed_timeout += n,
             }
             r.failed += n;
+        }
+        drop(index);
+        // In the order of their labels, as the bank's keys.
+        if outbound.len() > failures_only {
+            outbound.sort_by(|a, b| {
+                OUT_KEY
+                    .iter()
+                    .map(|n| a.label(n))
+                    .cmp(OUT_KEY.iter().map(|n| b.label(n)))
+            });
         }
         let inbound = self
             .inbound
@@ -417,7 +455,7 @@ impl Bank {
             })
             .collect();
         FlowRows {
-            outbound: outbound.into_values().collect(),
+            outbound,
             inbound,
             namespaces: vec![String::new()],
         }
@@ -1000,6 +1038,12 @@ mod tests {
         );
         let rows = bank.rows();
         assert_eq!(rows.namespaces, vec![String::new()]);
+        let ports: Vec<&str> = rows
+            .outbound
+            .iter()
+            .map(|r| r.remote_port.as_str())
+            .collect();
+        assert_eq!(ports, ["25", "443"], "in the order of the labels");
         let fams = render_rows(&rows);
         let find = |d: &Desc| fams.iter().find(|f| f.name == d.name).unwrap();
         let closed = find(&OUT_CLOSED);
