@@ -767,7 +767,8 @@ const FLOWS_INJECT: &str = r#"
     snap.time = 1800000000 + t + (last ? 10 * (n - steps.length + 1) : 0);
     n++;
     snap.start_time_seconds = start;
-    snap.outbound = [sock("443", "curl", "established", 2), sock("443", "curl", "time_wait", 5), sock("5432", "psql", "established", 1)];
+    snap.outbound = [sock("443", "curl", "established", 2), sock("443", "curl", "time_wait", 5), sock("5432", "psql", "established", 1),
+      Object.assign(sock("53", "resolver", "connected", 1), { protocol: "udp" })];
     snap.inbound = [isock("22", "sshd", "close_wait", 1), isock("22", "sshd", "established", 1)];
     snap.outbound_flows = o;
     snap.inbound_flows = i;
@@ -780,7 +781,7 @@ const FLOWS_INJECT: &str = r#"
 /// The page's rate arithmetic and formatting, on scripted snapshots: the first poll shows
 /// `–`; rates go on a key's established row (its other rows `–`), a key with counters and no
 /// open socket gets a row of its own (state closed, count 0), a key with sockets and no
-/// counters shows 0; a counter that went down and a restart show `–`, never a negative rate;
+/// counters shows 0 (a UDP one `–`); a counter that went down and a restart show `–`, never a negative rate;
 /// a key new since the last poll counts from 0; small rates keep two significant digits.
 #[test]
 fn landing_page_rates_from_scripted_counters() {
@@ -836,6 +837,8 @@ fn landing_page_rates_from_scripted_counters() {
         s(&["1.0", "0.50", "10.0 KiB/s", "3.0 MiB/s"])
     );
     assert_eq!(cells(1, "outbound", "443", "time_wait", &out), dash(4));
+    // UDP has no such counters.
+    assert_eq!(cells(1, "outbound", "53", "connected", &out), dash(4));
     assert_eq!(
         cells(1, "outbound", "5432", "established", &out),
         s(&["0", "0", "0 B/s", "0 B/s"])
@@ -871,7 +874,7 @@ fn landing_page_rates_from_scripted_counters() {
     assert!(failed["_class"] == "", "{failed}");
     let note = seen[1]["outbound_note"].as_str().unwrap();
     assert!(
-        note.contains("8 outbound sockets · 1.1 closed/s · 0.70 failed/s"),
+        note.contains("9 outbound sockets · 1.1 closed/s · 0.70 failed/s"),
         "{note}"
     );
     assert!(

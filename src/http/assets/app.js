@@ -470,7 +470,8 @@
       }
       r.flow = f.rates;
     }
-    for (const r of byKey.values()) if (!r.flow) r.flow = flows.zeroFor(r.netns || "");
+    // The counters are TCP's: a UDP row has none ("–").
+    for (const r of byKey.values()) if (!r.flow && r.protocol === "tcp") r.flow = flows.zeroFor(r.netns || "");
     return rows;
   }
 
