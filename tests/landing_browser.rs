@@ -781,8 +781,9 @@ const FLOWS_INJECT: &str = r#"
 /// The page's rate arithmetic and formatting, on scripted snapshots: the first poll shows
 /// `–`; rates go on a key's established row (its other rows `–`), a key with counters and no
 /// open socket gets a row of its own (state closed, count 0), a key with sockets and no
-/// counters shows 0 (a UDP one `–`); a counter that went down and a restart show `–`, never a negative rate;
-/// a key new since the last poll counts from 0; small rates keep two significant digits.
+/// counters shows 0 (a UDP one `–`); a counter that went down and a restart show `–`, never
+/// a negative rate; a key new since the last poll counts from 0; small rates keep two
+/// significant digits.
 #[test]
 fn landing_page_rates_from_scripted_counters() {
     let Some(browser) = Browser::start() else {
