@@ -552,5 +552,42 @@ fn snapshot_namespaces_with_netns_all() {
     assert!(objects(&v, "interfaces")
         .iter()
         .any(|i| i["device"] == veth.peer.as_str() && i["netns"] == inode.as_str()));
+    // The socket-destroy counters are read there too (the connections collector is in the
+    // default --netns.collectors): a connection closed inside is on its inbound key there.
+    let covered: Vec<&str> = v["flows_netns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert!(
+        covered.contains(&"") && covered.contains(&inode.as_str()),
+        "{covered:?}"
+    );
+    ns.run(|| {
+        let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (a, _) = listener.accept().unwrap();
+        drop(c);
+        drop(a);
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let v = get_snapshot(&e, "/api/v1/snapshot");
+        let closed: u64 = objects(&v, "inbound_flows")
+            .iter()
+            .filter(|r| r["port"] == port.to_string().as_str() && r["netns"] == inode.as_str())
+            .map(|r| r["closed"].as_u64().unwrap())
+            .sum();
+        if closed == 1 {
+            break;
+        }
+        assert!(closed == 0, "{}", v["inbound_flows"]);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no inbound key of port {port} in netns {inode}: {}",
+            v["inbound_flows"]
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     drop((listener, veth, ns));
 }
