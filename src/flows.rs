@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 
+use crate::collectors::rows::{FlowInRow, FlowOutRow, Flows as FlowRows};
 use crate::metrics::{Desc, MetricFamily};
 use crate::networks::{unmap, Networks};
 use crate::source::destroy::{DestroySocket, Destroyed, Outcome, Traffic};
@@ -519,53 +520,164 @@ impl Bank {
         );
     }
 
-    /// The counter families of this namespace (what [`Bank::show`] made).
-    pub fn render(&self) -> Vec<MetricFamily> {
-        fn labels(names: &[&'static str], values: &[String]) -> Vec<(&'static str, String)> {
-            names.iter().copied().zip(values.iter().cloned()).collect()
-        }
-        let mut out_closed = OUT_CLOSED.family();
-        let mut out_bytes = OUT_BYTES.family();
-        let mut out_retrans = OUT_RETRANS.family();
+    /// The typed rows of this namespace's counters, one per key (netns ""): a failures key
+    /// joins the outbound key with the same labels and no container or pod (a failed connect
+    /// has no owner). The families are rendered from them ([`render_rows`]).
+    pub fn rows(&self) -> FlowRows {
+        let fkey = failure_key();
+        // Where each failure label sits in an outbound key.
+        let at: Vec<Option<usize>> = fkey
+            .iter()
+            .map(|n| OUT_KEY.iter().position(|o| o == n))
+            .collect();
+        let owner: Vec<usize> = OUT_KEY
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| !fkey.contains(n))
+            .map(|(i, _)| i)
+            .collect();
+        let mut outbound: Vec<FlowOutRow> = Vec::with_capacity(self.shown_out.len());
+        // The outbound keys without an owner container or pod, by their failure labels.
+        let mut index: FxHashMap<Vec<&str>, usize> = FxHashMap::default();
         for (k, t) in &self.shown_out {
-            let l = labels(OUT_KEY, k);
-            out_closed.push(l.clone(), t.closed);
-            out_retrans.push(l.clone(), t.retransmits);
-            for (dir, v) in [("sent", t.sent), ("received", t.received)] {
+            let mut r = FlowOutRow::default();
+            for (name, value) in OUT_KEY.iter().zip(k) {
+                r.set_label(name, value.clone());
+            }
+            r.closed = t.closed;
+            r.sent = t.sent;
+            r.received = t.received;
+            r.retransmits = t.retransmits;
+            if owner.iter().all(|i| k.get(*i).is_none_or(String::is_empty)) {
+                let f = at
+                    .iter()
+                    .map(|i| i.and_then(|i| k.get(i)).map_or("", String::as_str))
+                    .collect();
+                index.insert(f, outbound.len());
+            }
+            outbound.push(r);
+        }
+        let failures_only = outbound.len();
+        for ((k, reason), n) in &self.failures {
+            let f: Vec<&str> = k.iter().map(String::as_str).collect();
+            let i = match index.get(&f) {
+                Some(i) => *i,
+                None => {
+                    let mut r = FlowOutRow::default();
+                    for (name, value) in fkey.iter().zip(k) {
+                        r.set_label(name, value.clone());
+                    }
+                    outbound.push(r);
+                    index.insert(f, outbound.len() - 1);
+                    outbound.len() - 1
+                }
+            };
+            let r = &mut outbound[i];
+            match reason {
+                Reason::Refused => r.failed_refused += n,
+                Reason::Timeout => r.failed_timeout += n,
+            }
+            r.failed += n;
+        }
+        drop(index);
+        // In the order of their labels, as the bank's keys.
+        if outbound.len() > failures_only {
+            outbound.sort_by(|a, b| {
+                OUT_KEY
+                    .iter()
+                    .map(|n| a.label(n))
+                    .cmp(OUT_KEY.iter().map(|n| b.label(n)))
+            });
+        }
+        let inbound = self
+            .shown_in
+            .iter()
+            .map(|(k, t)| {
+                let mut r = FlowInRow::default();
+                for (name, value) in IN_KEY.iter().zip(k) {
+                    r.set_label(name, value.clone());
+                }
+                r.closed = t.closed;
+                r.sent = t.sent;
+                r.received = t.received;
+                r.retransmits = t.retransmits;
+                r
+            })
+            .collect();
+        FlowRows {
+            outbound,
+            inbound,
+            namespaces: vec![String::new()],
+        }
+    }
+}
+
+/// The labels of [`CONNECT_FAILURES`] without `reason` (its last).
+fn failure_key() -> &'static [&'static str] {
+    let l = CONNECT_FAILURES.labels;
+    &l[..l.len().saturating_sub(1)]
+}
+
+/// The counter families of these rows (of one namespace, or several with their `netns`
+/// left to the scrape layer): a key's closed, bytes and retransmit series when it closed a
+/// connection, a failures series per reason it has.
+pub fn render_rows(rows: &FlowRows) -> Vec<MetricFamily> {
+    fn labels<'a>(
+        names: &[&'static str],
+        value: impl Fn(&str) -> &'a str,
+    ) -> Vec<(&'static str, String)> {
+        names.iter().map(|n| (*n, value(n).to_string())).collect()
+    }
+    let mut out_closed = OUT_CLOSED.family();
+    let mut out_bytes = OUT_BYTES.family();
+    let mut out_retrans = OUT_RETRANS.family();
+    let mut failures = CONNECT_FAILURES.family();
+    for r in &rows.outbound {
+        // A key that closed a connection or showed live traffic (a failures-only key has
+        // none of its own): once shown, a series stays (its values never decrease).
+        if r.closed > 0 || r.sent > 0 || r.received > 0 || r.retransmits > 0 {
+            let l = labels(OUT_KEY, |n| r.label(n));
+            out_closed.push(l.clone(), r.closed);
+            out_retrans.push(l.clone(), r.retransmits);
+            for (dir, v) in [("sent", r.sent), ("received", r.received)] {
                 let mut l = l.clone();
                 l.push(("direction", dir.into()));
                 out_bytes.push(l, v);
             }
         }
-        let mut in_closed = IN_CLOSED.family();
-        let mut in_bytes = IN_BYTES.family();
-        let mut in_retrans = IN_RETRANS.family();
-        for (k, t) in &self.shown_in {
-            let l = labels(IN_KEY, k);
-            in_closed.push(l.clone(), t.closed);
-            in_retrans.push(l.clone(), t.retransmits);
-            for (dir, v) in [("sent", t.sent), ("received", t.received)] {
-                let mut l = l.clone();
-                l.push(("direction", dir.into()));
-                in_bytes.push(l, v);
+        for (reason, n) in [
+            (Reason::Refused, r.failed_refused),
+            (Reason::Timeout, r.failed_timeout),
+        ] {
+            if n > 0 {
+                let mut l = labels(failure_key(), |name| r.label(name));
+                l.push(("reason", reason.name().into()));
+                failures.push(l, n);
             }
         }
-        let mut failures = CONNECT_FAILURES.family();
-        for ((k, reason), n) in &self.failures {
-            let mut l = labels(&CONNECT_FAILURES.labels[..5], k);
-            l.push(("reason", reason.name().into()));
-            failures.push(l, *n);
-        }
-        vec![
-            out_closed,
-            out_bytes,
-            out_retrans,
-            in_closed,
-            in_bytes,
-            in_retrans,
-            failures,
-        ]
     }
+    let mut in_closed = IN_CLOSED.family();
+    let mut in_bytes = IN_BYTES.family();
+    let mut in_retrans = IN_RETRANS.family();
+    for r in &rows.inbound {
+        let l = labels(IN_KEY, |n| r.label(n));
+        in_closed.push(l.clone(), r.closed);
+        in_retrans.push(l.clone(), r.retransmits);
+        for (dir, v) in [("sent", r.sent), ("received", r.received)] {
+            let mut l = l.clone();
+            l.push(("direction", dir.into()));
+            in_bytes.push(l, v);
+        }
+    }
+    vec![
+        out_closed,
+        out_bytes,
+        out_retrans,
+        in_closed,
+        in_bytes,
+        in_retrans,
+        failures,
+    ]
 }
 
 /// Shared between a namespace's subscriber thread and the scrapes.
@@ -736,8 +848,9 @@ impl Scrape {
         m.generation += 1;
     }
 
-    /// Absorb the pending counts (labelled by `l`) and render the namespace's families.
-    pub fn render(&self, l: &Labeller<'_>) -> Vec<MetricFamily> {
+    /// Absorb the pending counts (labelled by `l`): the namespace's rows, and its families
+    /// rendered from them.
+    pub fn render(&self, l: &Labeller<'_>) -> (Vec<MetricFamily>, FlowRows) {
         let (pending, messages, lost, buffer) = {
             let mut st = lock(&self.shared.state);
             (
@@ -760,11 +873,13 @@ impl Scrape {
         let mut bank = lock(&self.shared.bank);
         bank.absorb(pending, l, &owner);
         bank.show(&labelled);
-        let mut out = bank.render();
+        let rows = bank.rows();
+        drop(bank);
+        let mut out = render_rows(&rows);
         out.push(MESSAGES.family().with(vec![], messages));
         out.push(LOST.family().with(vec![], lost));
         out.push(RECEIVE_BUFFER.family().with(vec![], buffer));
-        out
+        (out, rows)
     }
 }
 
@@ -1170,7 +1285,23 @@ mod tests {
             assert_eq!(bank.outbound[&k].closed, round + 1);
             assert_eq!(bank.outbound[&k].sent, 1000 * (round + 1));
         }
-        let fams = bank.render();
+        bank.show(&Bank::default());
+        let rows = bank.rows();
+        // The failures of the cleared remote port join the closed key "unknown": one row.
+        assert_eq!(rows.outbound.len(), 2);
+        let unknown = rows
+            .outbound
+            .iter()
+            .find(|r| r.remote_port == "unknown")
+            .unwrap();
+        assert_eq!(
+            (unknown.closed, unknown.failed, unknown.failed_refused),
+            (3, 6, 6)
+        );
+        assert_eq!(rows.inbound[0].port, "22");
+        assert_eq!(rows.inbound[0].process, "srv");
+        assert_eq!((rows.inbound[0].closed, rows.inbound[0].sent), (3, 3000));
+        let fams = render_rows(&rows);
         assert_eq!(fams.len(), 7);
         // Over the cap: totals conserved in the overflow series.
         let mut p = Pending::default();
@@ -1181,5 +1312,176 @@ mod tests {
         assert!(bank.outbound.len() <= MAX_SERIES + 1);
         let closed: u64 = bank.outbound.values().map(|t| t.closed).sum();
         assert_eq!(closed, 6 + MAX_SERIES as u64 + 10);
+    }
+
+    /// What is shown is closed plus live, never less than before: a live socket's traffic
+    /// that vanishes (its message lost, or not come yet) holds the series, its final values
+    /// (at least the live ones) do not count twice, later traffic passes the floor.
+    #[test]
+    fn shown_is_closed_plus_live_and_never_decreases() {
+        let key = vec![
+            "tcp".to_string(),
+            "443".into(),
+            String::new(),
+            "x".into(),
+            "p".into(),
+            String::new(),
+            String::new(),
+        ];
+        let t = |closed, sent| Totals {
+            closed,
+            sent,
+            received: 0,
+            retransmits: 0,
+        };
+        let mut bank = Bank::default();
+        let mut live = Bank::default();
+        live.outbound.insert(key.clone(), t(0, 700));
+        bank.show(&live);
+        assert_eq!(bank.shown_out[&key], t(0, 700), "live only");
+        // It closed with 1,000 bytes; the message came: 1,000, not 1,700.
+        bank.outbound.insert(key.clone(), t(1, 1000));
+        bank.show(&Bank::default());
+        assert_eq!(bank.shown_out[&key], t(1, 1000));
+        // Another one lives with 500, then its message is lost: the series holds.
+        live.outbound.insert(key.clone(), t(0, 500));
+        bank.show(&live);
+        assert_eq!(bank.shown_out[&key], t(1, 1500));
+        bank.show(&Bank::default());
+        assert_eq!(bank.shown_out[&key], t(1, 1500), "held, never decreasing");
+        // Later traffic passes the floor.
+        bank.outbound.insert(key.clone(), t(2, 1800));
+        bank.show(&Bank::default());
+        assert_eq!(bank.shown_out[&key], t(2, 1800));
+    }
+
+    /// A remembered socket is found in the memory of the pass that saw it, and in the next
+    /// two memories once it is gone from the kernel's tables (a late destroy message).
+    #[test]
+    fn remembered_sockets_outlive_their_pass_by_two() {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(NsState::default()),
+            bank: Mutex::new(Bank::default()),
+            memory: Mutex::new(Memory::default()),
+        });
+        let r = |cookie| Remembered {
+            cookie,
+            pid: 7,
+            port: 443,
+            network: 0,
+        };
+        let pass = |sockets: Vec<Remembered>| {
+            let s = Scrape::begin(shared.clone());
+            s.remember(sockets, OwnerLabels::default(), None, true);
+        };
+        pass(vec![r(3), r(1), r(2)]);
+        let find = |c| lock(&shared.memory).find(c);
+        assert_eq!(find(2), Some(r(2)));
+        pass(vec![r(1), r(4)]);
+        assert_eq!(find(2), Some(r(2)), "gone one pass ago");
+        pass(vec![r(1)]);
+        assert_eq!(find(2), Some(r(2)), "gone two passes ago");
+        assert_eq!(find(4), Some(r(4)));
+        pass(vec![r(1)]);
+        assert_eq!(find(2), None, "forgotten");
+        assert_eq!(find(4), Some(r(4)));
+        // A pass that found no owner keeps the earlier one.
+        pass(vec![Remembered { pid: 0, ..r(1) }]);
+        assert_eq!(find(1).map(|r| r.pid), Some(7));
+        assert!(lock(&shared.memory).running.is_empty(), "every pass ended");
+    }
+
+    /// The families rendered from the rows: every key's series with the declared labels, a
+    /// failures-only key with no closed series, a closed key with no failures series.
+    #[test]
+    fn families_are_rendered_from_the_rows() {
+        let key = |port: &str| {
+            vec![
+                "tcp".to_string(),
+                port.to_string(),
+                String::new(),
+                "loopback".into(),
+                "unknown".into(),
+            ]
+        };
+        let mut bank = Bank::default();
+        let mut k = key("443");
+        k.extend([String::from("c1"), String::new()]);
+        bank.outbound.insert(
+            k,
+            Totals {
+                closed: 2,
+                sent: 10,
+                received: 20,
+                retransmits: 1,
+            },
+        );
+        bank.failures.insert((key("25"), Reason::Timeout), 4);
+        bank.failures.insert((key("25"), Reason::Refused), 1);
+        bank.inbound.insert(
+            vec![
+                "tcp".into(),
+                "22".into(),
+                "ssh".into(),
+                "sshd".into(),
+                "private".into(),
+            ],
+            Totals {
+                closed: 5,
+                sent: 1,
+                received: 2,
+                retransmits: 0,
+            },
+        );
+        bank.show(&Bank::default());
+        let rows = bank.rows();
+        assert_eq!(rows.namespaces, vec![String::new()]);
+        let ports: Vec<&str> = rows
+            .outbound
+            .iter()
+            .map(|r| r.remote_port.as_str())
+            .collect();
+        assert_eq!(ports, ["25", "443"], "in the order of the labels");
+        let fams = render_rows(&rows);
+        let find = |d: &Desc| fams.iter().find(|f| f.name == d.name).unwrap();
+        let closed = find(&OUT_CLOSED);
+        assert_eq!(closed.samples.len(), 1, "no closed series for port 25");
+        assert_eq!(
+            crate::metrics::label(&closed.samples[0], "container_id"),
+            "c1"
+        );
+        assert_eq!(closed.samples[0].value.as_f64(), 2.0);
+        let bytes = find(&OUT_BYTES);
+        assert_eq!(bytes.samples.len(), 2);
+        let failures = find(&CONNECT_FAILURES);
+        let got: Vec<(&str, &str, f64)> = failures
+            .samples
+            .iter()
+            .map(|s| {
+                (
+                    crate::metrics::label(s, "remote_port"),
+                    crate::metrics::label(s, "reason"),
+                    s.value.as_f64(),
+                )
+            })
+            .collect();
+        assert_eq!(got, vec![("25", "refused", 1.0), ("25", "timeout", 4.0)]);
+        for f in &fams {
+            let desc = metrics().into_iter().find(|d| d.name == f.name).unwrap();
+            for s in &f.samples {
+                let names: Vec<&str> = s.labels.iter().map(|(n, _)| *n).collect();
+                assert_eq!(names, desc.labels, "{}", f.name);
+            }
+        }
+        let port25 = rows
+            .outbound
+            .iter()
+            .find(|r| r.remote_port == "25")
+            .unwrap();
+        assert_eq!(
+            (port25.closed, port25.failed, port25.failed_timeout),
+            (0, 5, 4)
+        );
+        assert_eq!(find(&IN_CLOSED).samples[0].value.as_f64(), 5.0);
     }
 }

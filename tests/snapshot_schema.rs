@@ -100,9 +100,14 @@ fn snapshot_schema_and_live_content() {
             ("inbound", T::Arr),
             ("inbound_folded", T::OptUint),
             ("inbound_sources", T::Arr),
+            ("outbound_flows", T::Arr),
+            ("inbound_flows", T::Arr),
+            ("flows_netns", T::Arr),
             ("namespaces", T::Arr),
         ],
     );
+    // The socket-destroy counters are read in the own namespace (the default flags).
+    assert_eq!(v["flows_netns"], serde_json::json!([""]));
     assert_eq!(v["schema"], 1);
     // --netns=self (the default): no netstat_netns_info, every row in the own namespace.
     assert!(objects(&v, "namespaces").is_empty(), "{}", v["namespaces"]);
@@ -239,7 +244,104 @@ fn snapshot_schema_and_live_content() {
             ],
         );
     }
+    // Accepted, then closed at both ends (the client first): both sockets are freed.
+    let (accepted, _) = tcp.accept().unwrap();
     drop(client);
+    drop(accepted);
+
+    // The closed connection's counters: the client's end on the outbound key of the
+    // listener's port (or `ephemeral`), the listener's on its inbound key.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let v3 = loop {
+        let v3 = get_snapshot(&e, "/api/v1/snapshot");
+        let closed = |section: &str, field: &str| -> u64 {
+            objects(&v3, section)
+                .iter()
+                .filter(|o| o["remote_network"] == "loopback")
+                .filter(|o| {
+                    o[field] == tcp_port.to_string().as_str()
+                        || (field == "remote_port" && o[field] == "ephemeral")
+                })
+                .map(|o| o["closed"].as_u64().unwrap())
+                .sum()
+        };
+        if closed("outbound_flows", "remote_port") >= 1 && closed("inbound_flows", "port") >= 1 {
+            break v3;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no closed connection to {tcp_port}: {} {}",
+            v3["outbound_flows"],
+            v3["inbound_flows"]
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    for o in objects(&v3, "outbound_flows") {
+        check(
+            o,
+            "outbound flow",
+            &[
+                ("protocol", T::Str),
+                ("remote_port", T::Str),
+                ("service", T::Str),
+                ("remote_network", T::Str),
+                ("process", T::Str),
+                ("container_id", T::Str),
+                ("pod_uid", T::Str),
+                ("closed", T::Uint),
+                ("sent", T::Uint),
+                ("received", T::Uint),
+                ("retransmits", T::Uint),
+                ("failed", T::Uint),
+                ("failed_refused", T::Uint),
+                ("failed_timeout", T::Uint),
+                ("netns", T::Str),
+            ],
+        );
+        assert_eq!(
+            o["failed"].as_u64(),
+            Some(o["failed_refused"].as_u64().unwrap() + o["failed_timeout"].as_u64().unwrap()),
+            "{o:?}"
+        );
+        assert_eq!(o["netns"], "");
+    }
+    for o in objects(&v3, "inbound_flows") {
+        check(
+            o,
+            "inbound flow",
+            &[
+                ("protocol", T::Str),
+                ("port", T::Str),
+                ("service", T::Str),
+                ("process", T::Str),
+                ("remote_network", T::Str),
+                ("closed", T::Uint),
+                ("sent", T::Uint),
+                ("received", T::Uint),
+                ("retransmits", T::Uint),
+                ("netns", T::Str),
+            ],
+        );
+        assert_eq!(o["netns"], "");
+    }
+    // The same counters as /metrics (the rows the families are rendered from): the inbound
+    // key of the listener's port.
+    let metrics = e.get("/metrics").text();
+    let snap = get_snapshot(&e, "/api/v1/snapshot");
+    let from_rows: u64 = objects(&snap, "inbound_flows")
+        .iter()
+        .filter(|o| o["port"] == tcp_port.to_string().as_str())
+        .map(|o| o["closed"].as_u64().unwrap())
+        .sum();
+    let port = tcp_port.to_string();
+    let from_metrics: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("netstat_inbound_connections_closed_total{"))
+        .filter(|l| l.contains(&format!("port=\"{port}\"")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(from_rows as f64, from_metrics, "{metrics}");
+    assert!(from_rows >= 1);
 
     for s in objects(&v, "sockets") {
         check(
@@ -450,5 +552,42 @@ fn snapshot_namespaces_with_netns_all() {
     assert!(objects(&v, "interfaces")
         .iter()
         .any(|i| i["device"] == veth.peer.as_str() && i["netns"] == inode.as_str()));
+    // The socket-destroy counters are read there too (the connections collector is in the
+    // default --netns.collectors): a connection closed inside is on its inbound key there.
+    let covered: Vec<&str> = v["flows_netns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert!(
+        covered.contains(&"") && covered.contains(&inode.as_str()),
+        "{covered:?}"
+    );
+    ns.run(|| {
+        let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (a, _) = listener.accept().unwrap();
+        drop(c);
+        drop(a);
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let v = get_snapshot(&e, "/api/v1/snapshot");
+        let closed: u64 = objects(&v, "inbound_flows")
+            .iter()
+            .filter(|r| r["port"] == port.to_string().as_str() && r["netns"] == inode.as_str())
+            .map(|r| r["closed"].as_u64().unwrap())
+            .sum();
+        if closed == 1 {
+            break;
+        }
+        assert!(closed == 0, "{}", v["inbound_flows"]);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no inbound key of port {port} in netns {inode}: {}",
+            v["inbound_flows"]
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     drop((listener, veth, ns));
 }

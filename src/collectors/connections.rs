@@ -880,7 +880,9 @@ impl Collection for ConnectionsPass<'_> {
                 live,
                 c.resolver.is_some(),
             );
-            out.families.extend(self.render_flows(f));
+            let (families, flows) = self.render_flows(f);
+            out.families.extend(families);
+            out.rows.flows = Some(flows);
             let service = |p: u16| -> String {
                 self.services
                     .get(&(p, "tcp".to_string()))
@@ -895,8 +897,11 @@ impl Collection for ConnectionsPass<'_> {
 
 impl ConnectionsPass<'_> {
     /// The closed-connection counters of this namespace (`crate::flows`), labelled like the
-    /// outbound and inbound series.
-    fn render_flows(&self, f: &crate::flows::Scrape) -> Vec<MetricFamily> {
+    /// outbound and inbound series: their families and rows.
+    fn render_flows(
+        &self,
+        f: &crate::flows::Scrape,
+    ) -> (Vec<MetricFamily>, crate::collectors::rows::Flows) {
         let port = |p: u16| -> (String, String) {
             let named = bit(&self.named[0], p);
             if p < self.ephemeral_low || named {

@@ -26,6 +26,9 @@ pub struct Rows {
     pub interfaces: Option<Vec<InterfaceRow>>,
     pub outbound: Option<Outbound>,
     pub inbound: Option<Inbound>,
+    /// The socket-destroy counters (`crate::flows`, `--collector.connections.flows`) of the
+    /// namespaces the connections collector read with a subscriber.
+    pub flows: Option<Flows>,
     /// TCP listeners the kernel's socket-destroy stream saw close lately (`crate::flows`),
     /// for the change log; not part of the snapshot.
     pub gone_listeners: Vec<GoneListener>,
@@ -370,6 +373,128 @@ pub struct InboundRow {
     pub netns: String,
 }
 
+/// The socket-destroy counters of closed TCP connections (`crate::flows`), one row per key:
+/// the families `netstat_{outbound,inbound}_connections_closed_total`,
+/// `netstat_{outbound,inbound}_bytes_total`, `netstat_{outbound,inbound}_retransmitted_segments_total`
+/// and `netstat_outbound_connect_failures_total` are rendered from these rows
+/// (`crate::flows::render_rows`). Every counter only grows while the exporter runs (and the
+/// namespace is read).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Flows {
+    /// Outbound keys, in the order of their labels.
+    pub outbound: Vec<FlowOutRow>,
+    /// Inbound keys, in the order of their labels.
+    pub inbound: Vec<FlowInRow>,
+    /// The namespaces whose counters these are (netns labels, "" for the exporter's own):
+    /// a key of one of them that is not in the rows has counted nothing yet.
+    pub namespaces: Vec<String>,
+}
+
+/// The counters of one outbound key: the labels of `netstat_outbound_connections` without
+/// the state. A key with `closed` 0 has only failed connects (no closed, bytes or retransmit
+/// series); a key with a failure count 0 has no series of that reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FlowOutRow {
+    pub protocol: String,
+    pub remote_port: String,
+    pub service: String,
+    pub remote_network: String,
+    pub process: String,
+    pub container_id: String,
+    pub pod_uid: String,
+    /// Connections closed (`netstat_outbound_connections_closed_total`).
+    pub closed: u64,
+    /// Payload bytes sent and received by those connections (`netstat_outbound_bytes_total`).
+    pub sent: u64,
+    pub received: u64,
+    /// Segments they retransmitted (`netstat_outbound_retransmitted_segments_total`).
+    pub retransmits: u64,
+    /// Connects that failed, every reason (the sum of the two below).
+    pub failed: u64,
+    /// `netstat_outbound_connect_failures_total{reason="refused"}` and `{reason="timeout"}`.
+    pub failed_refused: u64,
+    pub failed_timeout: u64,
+    /// The netns label ("" for the exporter's own namespace).
+    pub netns: String,
+}
+
+impl FlowOutRow {
+    /// The value of the label `name` of this key ("" for a name it does not have).
+    pub fn label(&self, name: &str) -> &str {
+        match name {
+            "protocol" => &self.protocol,
+            "remote_port" => &self.remote_port,
+            "service" => &self.service,
+            "remote_network" => &self.remote_network,
+            "process" => &self.process,
+            "container_id" => &self.container_id,
+            "pod_uid" => &self.pod_uid,
+            _ => "",
+        }
+    }
+
+    /// Set the label `name` (ignored for a name it does not have).
+    pub fn set_label(&mut self, name: &str, value: String) {
+        match name {
+            "protocol" => self.protocol = value,
+            "remote_port" => self.remote_port = value,
+            "service" => self.service = value,
+            "remote_network" => self.remote_network = value,
+            "process" => self.process = value,
+            "container_id" => self.container_id = value,
+            "pod_uid" => self.pod_uid = value,
+            _ => {}
+        }
+    }
+}
+
+/// The counters of one inbound key: the labels of the inbound closed-connection families
+/// (listener port, service and process, remote network).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FlowInRow {
+    pub protocol: String,
+    /// The listener's port, or `other` (beyond the cap of series).
+    pub port: String,
+    pub service: String,
+    pub process: String,
+    pub remote_network: String,
+    /// Connections closed (`netstat_inbound_connections_closed_total`).
+    pub closed: u64,
+    /// Payload bytes sent and received by this host on them (`netstat_inbound_bytes_total`).
+    pub sent: u64,
+    pub received: u64,
+    /// Segments retransmitted (`netstat_inbound_retransmitted_segments_total`).
+    pub retransmits: u64,
+    /// The netns label ("" for the exporter's own namespace).
+    pub netns: String,
+}
+
+impl FlowInRow {
+    /// The value of the label `name` of this key ("" for a name it does not have).
+    pub fn label(&self, name: &str) -> &str {
+        match name {
+            "protocol" => &self.protocol,
+            "port" => &self.port,
+            "service" => &self.service,
+            "process" => &self.process,
+            "remote_network" => &self.remote_network,
+            _ => "",
+        }
+    }
+
+    /// Set the label `name` (ignored for a name it does not have).
+    pub fn set_label(&mut self, name: &str, value: String) {
+        match name {
+            "protocol" => self.protocol = value,
+            "port" => self.port = value,
+            "service" => self.service = value,
+            "process" => self.process = value,
+            "remote_network" => self.remote_network = value,
+            _ => {}
+        }
+    }
+}
+
 /// One series of `netstat_inbound_sources`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InboundSources {
@@ -407,6 +532,11 @@ impl Rows {
             a.sources.extend(b.sources);
             a.policy |= b.policy;
         });
+        join(&mut self.flows, o.flows, |a, b| {
+            a.outbound.extend(b.outbound);
+            a.inbound.extend(b.inbound);
+            a.namespaces.extend(b.namespaces);
+        });
         self.gone_listeners.extend(o.gone_listeners);
     }
 
@@ -440,6 +570,11 @@ impl Rows {
         if let Some(i) = &mut self.inbound {
             set(i.rows.iter_mut().map(|r| &mut r.netns), label);
             set(i.sources.iter_mut().map(|r| &mut r.netns), label);
+        }
+        if let Some(f) = &mut self.flows {
+            set(f.outbound.iter_mut().map(|r| &mut r.netns), label);
+            set(f.inbound.iter_mut().map(|r| &mut r.netns), label);
+            set(f.namespaces.iter_mut(), label);
         }
         set(self.gone_listeners.iter_mut().map(|r| &mut r.netns), label);
     }

@@ -8,8 +8,8 @@ use serde::Serialize;
 pub use crate::collectors::health::bucket_quantile;
 use crate::collectors::rows::Scraped;
 pub use crate::collectors::rows::{
-    CollectorStatus, InboundRow, InboundSources, InterfaceRow, ListenerRow, NamespaceRow,
-    OutboundRow, RowHealth, SocketCount, UnixSocketCount,
+    CollectorStatus, FlowInRow, FlowOutRow, InboundRow, InboundSources, InterfaceRow, ListenerRow,
+    NamespaceRow, OutboundRow, RowHealth, SocketCount, UnixSocketCount,
 };
 
 /// Version of the snapshot schema (bumped on incompatible changes).
@@ -51,6 +51,14 @@ pub struct Snapshot {
     pub inbound_folded: Option<u64>,
     /// Distinct remote addresses of inbound sockets, per remote network and namespace.
     pub inbound_sources: Vec<InboundSources>,
+    /// The socket-destroy counters of closed outbound connections and failed connects, one
+    /// row per key without state (empty without `--collector.connections.flows`).
+    pub outbound_flows: Vec<FlowOutRow>,
+    /// The socket-destroy counters of closed inbound connections, one row per key.
+    pub inbound_flows: Vec<FlowInRow>,
+    /// The namespaces whose counters `outbound_flows` and `inbound_flows` hold ("" for the
+    /// exporter's own): a key of one of them without a row has counted nothing yet.
+    pub flows_netns: Vec<String>,
     /// The network namespaces read (`netstat_netns_info`; empty with --netns=self).
     pub namespaces: Vec<NamespaceRow>,
 }
@@ -63,6 +71,7 @@ impl Snapshot {
         let listeners = rows.listeners.as_ref();
         let outbound = rows.outbound.as_ref();
         let inbound = rows.inbound.as_ref();
+        let flows = rows.flows.as_ref();
         Snapshot {
             schema: SCHEMA_VERSION,
             version: crate::self_metrics::VERSION.into(),
@@ -91,6 +100,9 @@ impl Snapshot {
             inbound: inbound.map(|i| i.rows.clone()).unwrap_or_default(),
             inbound_folded: inbound.map(|i| i.folded),
             inbound_sources: inbound.map(|i| i.sources.clone()).unwrap_or_default(),
+            outbound_flows: flows.map(|f| f.outbound.clone()).unwrap_or_default(),
+            inbound_flows: flows.map(|f| f.inbound.clone()).unwrap_or_default(),
+            flows_netns: flows.map(|f| f.namespaces.clone()).unwrap_or_default(),
             namespaces: scraped.namespaces.clone().unwrap_or_default(),
         }
     }
@@ -718,6 +730,78 @@ mod tests {
         // Flattened: the health fields sit on the row itself.
         assert_eq!(j["listeners"][0]["retransmitting"], 5);
         assert!(j["listeners"][1]["rtt_p50_seconds"].is_null());
+    }
+
+    /// The socket-destroy counters: their rows per namespace reach the snapshot with their
+    /// netns, the namespaces they cover too; without them the sections are empty.
+    #[test]
+    fn flows_rows_per_namespace() {
+        let pod = "4026532001";
+        let flows = |closed| rows::Flows {
+            outbound: vec![rows::FlowOutRow {
+                protocol: "tcp".into(),
+                remote_port: "443".into(),
+                remote_network: "public".into(),
+                process: "unknown".into(),
+                closed,
+                sent: 100,
+                received: 200,
+                failed: 1,
+                failed_timeout: 1,
+                ..Default::default()
+            }],
+            inbound: vec![rows::FlowInRow {
+                protocol: "tcp".into(),
+                port: "22".into(),
+                service: "ssh".into(),
+                process: "sshd".into(),
+                remote_network: "private".into(),
+                closed,
+                ..Default::default()
+            }],
+            namespaces: vec![String::new()],
+        };
+        let mut r = Rows {
+            flows: Some(flows(3)),
+            ..Rows::default()
+        };
+        let mut other = Rows {
+            flows: Some(flows(4)),
+            ..Rows::default()
+        };
+        other.set_netns(pod);
+        r.extend(other);
+        r.extend(Rows::default());
+        let scraped = Scraped {
+            rows: r,
+            ..Scraped::default()
+        };
+        let s = Snapshot::from_scraped(&scraped, 1.0);
+        assert_eq!(s.flows_netns, vec![String::new(), pod.to_string()]);
+        let out: Vec<(&str, u64)> = s
+            .outbound_flows
+            .iter()
+            .map(|r| (r.netns.as_str(), r.closed))
+            .collect();
+        assert_eq!(out, vec![("", 3), (pod, 4)]);
+        assert_eq!(s.inbound_flows[1].netns, pod);
+        let j = serde_json::to_value(&s).unwrap();
+        let o = &j["outbound_flows"][0];
+        for k in [
+            "closed",
+            "sent",
+            "received",
+            "retransmits",
+            "failed",
+            "failed_refused",
+            "failed_timeout",
+        ] {
+            assert!(o[k].is_u64(), "{k}: {o}");
+        }
+        assert_eq!(o["remote_port"], "443");
+        assert_eq!(j["inbound_flows"][0]["port"], "22");
+        let none = Snapshot::from_scraped(&Scraped::default(), 1.0);
+        assert!(none.outbound_flows.is_empty() && none.flows_netns.is_empty());
     }
 
     /// An outbound policy: a series it does not allow is flagged on its rows, and kept

@@ -54,7 +54,19 @@
       v /= 1024;
       i++;
     }
-    return (i === 0 ? Math.round(v) : v.toFixed(1)) + " " + units[i];
+    // Under 10 B/s with two significant digits: a trickle is not shown as 0.
+    const n = i > 0 ? v.toFixed(1) : v > 0 && v < 10 ? v.toPrecision(2) : Math.round(v);
+    return n + " " + units[i];
+  }
+
+  // Events per second (closed connections, failed connects): two significant digits under
+  // 10, so one connection a minute shows as 0.017, not 0.
+  function perSecond(v) {
+    if (v === null || v === undefined || !Number.isFinite(v)) return "–";
+    if (v === 0) return "0";
+    if (v < 10) return v.toPrecision(2);
+    if (v < 100) return v.toFixed(1);
+    return Math.round(v).toString();
   }
 
   // An RTT in seconds as ss shows it (milliseconds).
@@ -133,9 +145,14 @@
     const col = state.columns.find((c) => c.key === state.sortKey) || state.columns[0];
     const get = col.value || ((r) => r[col.key]);
     const dir = state.sortDir === "descending" ? -1 : 1;
+    // Cells without a value ("–") go last either way.
+    const none = (v) => v === null || v === undefined;
     const rows = state.rows
-      .map((r, i) => [r, i])
-      .sort((x, y) => dir * compare(get(x[0]), get(y[0])) || x[1] - y[1])
+      .map((r, i) => [r, i, get(r)])
+      .sort((x, y) => {
+        if (none(x[2]) || none(y[2])) return none(x[2]) === none(y[2]) ? x[1] - y[1] : none(x[2]) ? 1 : -1;
+        return dir * compare(x[2], y[2]) || x[1] - y[1];
+      })
       .map((x) => x[0]);
     for (const th of state.table.tHead.rows[0].cells) {
       if (th.dataset.key === col.key) th.setAttribute("aria-sort", state.sortDir);
@@ -193,6 +210,25 @@
   };
   const nonZero = (k) => (r) => (r[k] > 0 ? "bad" : "");
 
+  // A rate column of the closed-connection counters (socket-destroy stream): `counter` is a
+  // field of the snapshot's outbound_flows/inbound_flows rows.
+  const flowRate = (counter) => (r) => (r.flow ? r.flow[counter] : null);
+  function flowColumn(counter, label, format, title, bad) {
+    const get = flowRate(counter);
+    return {
+      key: counter + "_rate",
+      label,
+      num: true,
+      title,
+      value: get,
+      text: (r) => format(get(r)),
+      cls: (r) => "rate" + (bad && bad(get(r)) ? " " + bad(get(r)) : ""),
+    };
+  }
+  // A key with no open socket is muted while its counters stand still.
+  const idle = (r) => r.closed_only && !(r.flow && Object.values(r.flow).some((v) => v > 0));
+  const flowRowClass = (r) => [r.unexpected ? "unexpected" : "", idle(r) ? "zero" : ""].join(" ").trim();
+
   const listeners = setupTable(
     "listeners",
     [
@@ -236,15 +272,19 @@
       { key: "remote_port", label: "Remote port" },
       { key: "service", label: "Service", text: (r) => r.service || "–" },
       { key: "remote_network", label: "Network" },
-      { key: "state", label: "State" },
+      { key: "state", label: "State", title: "TCP state of the open sockets; closed: a key with closed connections or failed connects and no open socket" },
       { key: "count", label: "Count", num: true },
+      flowColumn("closed", "closed/s", perSecond, "connections of this key closed per second between the last two refreshes (netstat_outbound_connections_closed_total, every connection however short); on the key's established row, else its first"),
+      flowColumn("failed", "failed/s", perSecond, "connects that never completed the handshake per second, refused or timed out (netstat_outbound_connect_failures_total)", (v) => (v > 0 ? "bad" : "")),
+      flowColumn("sent", "sent/s", bytesRate, "payload bytes sent per second by the connections that closed (netstat_outbound_bytes_total{direction=\"sent\"}, counted when a connection closes)"),
+      flowColumn("received", "received/s", bytesRate, "payload bytes received per second by the connections that closed (netstat_outbound_bytes_total{direction=\"received\"})"),
       { key: "rtt_p50_seconds", label: "RTT p50", num: true, text: (r) => rtt(r.rtt_p50_seconds), title: "median smoothed RTT of the series' established connections (on its established row) (tcpi_rtt, ss -ti rtt:), from the gauge histogram; needs --collector.connections.health" },
       { key: "rtt_p99_seconds", label: "RTT p99", num: true, text: (r) => rtt(r.rtt_p99_seconds), title: "99th percentile of the same" },
       { key: "retransmitting", label: "Retrans", num: true, title: "established connections retransmitting now (in loss recovery or with unacknowledged retransmissions); needs --collector.connections.health", cls: nonZero("retransmitting") },
     ],
     "count",
     "descending",
-    (r) => (r.unexpected ? "unexpected" : "")
+    flowRowClass
   );
   outbound.emptyText = "no outbound connections (or the connections collector is disabled)";
 
@@ -260,12 +300,15 @@
         label: "From network",
         badge: (r) => (r.unexpected ? "unexpected" : ""),
       },
-      { key: "state", label: "State" },
+      { key: "state", label: "State", title: "TCP state of the accepted sockets; closed: a key with closed connections and no open socket" },
       { key: "count", label: "Count", num: true },
+      flowColumn("closed", "closed/s", perSecond, "connections accepted by this listener (from this network) closed per second between the last two refreshes (netstat_inbound_connections_closed_total); on the key's established row, else its first"),
+      flowColumn("sent", "sent/s", bytesRate, "payload bytes this host sent per second on the connections that closed (netstat_inbound_bytes_total{direction=\"sent\"}, counted when a connection closes)"),
+      flowColumn("received", "received/s", bytesRate, "payload bytes this host received per second on the connections that closed (netstat_inbound_bytes_total{direction=\"received\"})"),
     ],
     "count",
     "descending",
-    (r) => (r.unexpected ? "unexpected" : "")
+    flowRowClass
   );
   inbound.emptyText = "no inbound connections (or the listeners collector is disabled)";
 
@@ -362,6 +405,86 @@
     if (shown) render(shown[0], shown[1]);
   });
 
+  // ---- closed connections: rates of the socket-destroy counters --------------------------
+
+  const OUT_FLOW_KEY = ["protocol", "remote_port", "service", "remote_network", "process", "container_id", "pod_uid"];
+  const IN_FLOW_KEY = ["protocol", "port", "service", "process", "remote_network"];
+  const OUT_FLOW_COUNTERS = ["closed", "failed", "sent", "received"];
+  const IN_FLOW_COUNTERS = ["closed", "sent", "received"];
+
+  const flowKey = (r, names) =>
+    JSON.stringify([r.netns || ""].concat(names.map((n) => (r[n] === null || r[n] === undefined ? "" : String(r[n])))));
+
+  // Per-second rates of each key's counters between the previous snapshot and this one:
+  // { key -> { row, rates: { counter -> rate or null } } }. Null on the first snapshot, for
+  // a counter that went down (exporter restart, namespace forgotten: never a negative rate)
+  // and after a restart (another start time). A key the previous snapshot lacks counted
+  // from 0 when that snapshot is of the same exporter run and held its namespace.
+  function flowRates(rows, prevRows, names, counters, snap, prev) {
+    const dt = prev ? snap.time - prev.time : 0;
+    const known = (t) => t !== null && t !== undefined;
+    const sameRun = !!prev && known(prev.start_time_seconds) && prev.start_time_seconds === snap.start_time_seconds;
+    const restarted = !!prev && known(prev.start_time_seconds) && known(snap.start_time_seconds) && !sameRun;
+    const before = new Map();
+    for (const r of prevRows || []) before.set(flowKey(r, names), r);
+    const covered = new Set((prev && prev.flows_netns) || []);
+    const out = new Map();
+    for (const r of rows || []) {
+      const k = flowKey(r, names);
+      const p = before.get(k);
+      const rates = {};
+      for (const c of counters) {
+        const base = p ? p[c] : sameRun && covered.has(r.netns || "") ? 0 : null;
+        rates[c] = dt > 0 && !restarted && base !== null && r[c] >= base ? (r[c] - base) / dt : null;
+      }
+      out.set(k, { row: r, rates });
+    }
+    // A key with open sockets and no counters in either snapshot closed nothing: 0.
+    const zero = {};
+    for (const c of counters) zero[c] = 0;
+    const zeroFor = (netns) =>
+      dt > 0 && sameRun && covered.has(netns) && (snap.flows_netns || []).includes(netns) ? zero : null;
+    return { rates: out, zeroFor };
+  }
+
+  // The rows of the outbound or inbound table: the socket rows (by state) and the counters'
+  // rates on one row per key, its established row, else its first; a key with counters but
+  // no open socket (a beacon that connects for 200 ms a minute) gets a row of its own, state
+  // "closed", count 0.
+  function withFlows(sockRows, flows, names) {
+    const rows = sockRows.map((r) => Object.assign({}, r));
+    const byKey = new Map();
+    for (const r of rows) {
+      const k = flowKey(r, names);
+      const cur = byKey.get(k);
+      if (!cur || (cur.state !== "established" && r.state === "established")) byKey.set(k, r);
+    }
+    for (const [k, f] of flows.rates) {
+      if (!inNs(f.row)) continue;
+      let r = byKey.get(k);
+      if (!r) {
+        r = { netns: f.row.netns || "", state: "closed", count: 0, closed_only: true };
+        for (const n of names) r[n] = f.row[n];
+        rows.push(r);
+        byKey.set(k, r);
+      }
+      r.flow = f.rates;
+    }
+    // The counters are TCP's: a UDP row has none ("–").
+    for (const r of byKey.values()) if (!r.flow && r.protocol === "tcp") r.flow = flows.zeroFor(r.netns || "");
+    return rows;
+  }
+
+  // "0.5 closed/s" ... for a section's note: the sum of the shown rates (none when unknown).
+  function flowNote(rows, counter, format, what) {
+    let sum = null;
+    for (const r of rows) {
+      const v = flowRate(counter)(r);
+      if (v !== null && v !== undefined) sum = (sum || 0) + v;
+    }
+    return sum === null ? null : format(sum) + " " + what;
+  }
+
   function interfaceRows(snap, prev) {
     const ifKey = (i) => (i.netns || "") + "/" + i.device;
     const before = new Map();
@@ -438,10 +561,17 @@
     $("listeners-note").className = "note" + (unexpected > 0 ? " bad" : "");
 
     const out = (snap.outbound || []).filter(inNs);
-    outbound.rows = out;
+    const outFlows = flowRates(snap.outbound_flows, prev && prev.outbound_flows, OUT_FLOW_KEY, OUT_FLOW_COUNTERS, snap, prev);
+    outbound.rows = withFlows(out, outFlows, OUT_FLOW_KEY);
     renderRows(outbound);
     const flagged = out.filter((r) => r.unexpected);
     const outNotes = [out.reduce((n, r) => n + r.count, 0) + " outbound sockets"];
+    for (const n of [
+      flowNote(outbound.rows, "closed", perSecond, "closed/s"),
+      flowNote(outbound.rows, "failed", perSecond, "failed/s"),
+    ]) {
+      if (n !== null) outNotes.push(n);
+    }
     if (snap.outbound_policy) {
       outNotes.push(flagged.length === 0 ? "all expected by policy" : flagged.length + " unexpected by policy");
     }
@@ -450,11 +580,14 @@
     $("outbound-note").className = "note" + (flagged.length > 0 ? " bad" : "");
 
     const inb = (snap.inbound || []).filter(inNs);
-    inbound.rows = inb;
+    const inFlows = flowRates(snap.inbound_flows, prev && prev.inbound_flows, IN_FLOW_KEY, IN_FLOW_COUNTERS, snap, prev);
+    inbound.rows = withFlows(inb, inFlows, IN_FLOW_KEY);
     renderRows(inbound);
     const inFlagged = inb.filter((r) => r.unexpected);
     const sources = (snap.inbound_sources || []).filter(inNs).filter((r) => r.count > 0);
     const inNotes = [inb.reduce((n, r) => n + r.count, 0) + " inbound sockets"];
+    const inClosed = flowNote(inbound.rows, "closed", perSecond, "closed/s");
+    if (inClosed !== null) inNotes.push(inClosed);
     if (sources.length > 0) {
       inNotes.push("sources: " + sources.map((r) => r.count + " " + r.remote_network).join(", "));
     }
