@@ -783,10 +783,11 @@ impl Scrape {
             }
         }
         // The labels of every pid remembered, also of one this pass did not count (an
-        // orphaned socket, closed by its process, keeps the owner an earlier pass found).
+        // orphaned socket, closed by its process, keeps the owner an earlier pass found; the
+        // sockets gone since keep theirs while they are remembered).
         let mut owners = owners;
         let mut last = 0;
-        for r in &sockets {
+        for r in sockets.iter().chain(&m.sockets).chain(&m.gone[0]) {
             if r.pid != 0 && r.pid != last && !owners.contains_key(&r.pid) {
                 if let Some(l) = m.owners.iter().find_map(|o| o.get(&r.pid)) {
                     owners.insert(r.pid, l.clone());

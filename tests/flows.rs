@@ -1058,7 +1058,9 @@ fn connections_a_scrape_saw_close_under_their_owner_and_port() {
     assert_eq!(
         (k1.closed - k0.closed, k1.sent - k0.sent),
         (2 * n, n * SENT as u64),
-        "closed and sent under the owner and the port (the aborted ones without bytes)"
+        "closed and sent under the owner and the port (the aborted ones without bytes): {k0:?} -> {k1:?}; without the port {:?} -> {:?}",
+        u0,
+        counts_sum(&text, "outbound", &unknown_port)
     );
     assert_active_closer_received(
         k1.received - k0.received,
