@@ -787,7 +787,8 @@ impl Scrape {
         // sockets gone since keep theirs while they are remembered).
         let mut owners = owners;
         let mut last = 0;
-        for r in sockets.iter().chain(&m.sockets).chain(&m.gone[0]) {
+        // (This pass's sockets: counted by it, or sticky, so in the last memory.)
+        for r in m.sockets.iter().chain(&m.gone[0]) {
             if r.pid != 0 && r.pid != last && !owners.contains_key(&r.pid) {
                 if let Some(l) = m.owners.iter().find_map(|o| o.get(&r.pid)) {
                     owners.insert(r.pid, l.clone());
