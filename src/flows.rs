@@ -777,9 +777,14 @@ impl Scrape {
         attributed: bool,
     ) {
         let mut m = lock(&self.shared.memory);
-        for r in sockets.iter_mut().filter(|r| r.pid == 0) {
-            if let Some(old) = m.find(r.cookie) {
-                r.pid = old.pid;
+        if live.is_some() && attributed {
+            // The live traffic is counted by owner below, before the sort that would part
+            // `sockets` from `traffic`: sticky owners by binary search (only for the sockets
+            // without one; with health only). Without health the merge below does it.
+            for r in sockets.iter_mut().filter(|r| r.pid == 0) {
+                if let Some(old) = m.find(r.cookie) {
+                    r.pid = old.pid;
+                }
             }
         }
         // The labels of every pid remembered, also of one this pass did not count (an
@@ -832,15 +837,23 @@ impl Scrape {
         if sockets.capacity() > sockets.len() + sockets.len() / 4 {
             sockets.shrink_to_fit();
         }
-        // Both sorted: what the last pass had and this one has not, in one merge.
+        // Both sorted, one merge: a socket this pass found no owner for keeps the last
+        // pass's (an orphan, closed by its process; a walk not due yet), and what the last
+        // pass had and this one has not is gone.
         let mut gone = Vec::new();
-        let mut next = sockets.iter().map(|r| r.cookie).peekable();
-        for r in &m.sockets {
-            while next.next_if(|c| *c < r.cookie).is_some() {}
-            if next.peek() != Some(&r.cookie) {
-                gone.push(*r);
+        let mut next = sockets.iter_mut().peekable();
+        for old in &m.sockets {
+            while next.next_if(|n| n.cookie < old.cookie).is_some() {}
+            match next.peek_mut() {
+                Some(n) if n.cookie == old.cookie => {
+                    if n.pid == 0 {
+                        n.pid = old.pid;
+                    }
+                }
+                _ => gone.push(*old),
             }
         }
+        drop(next);
         m.gone.swap(0, 1);
         m.gone[0] = gone;
         m.sockets = sockets;

@@ -686,24 +686,27 @@ fn read_to_end(c: &mut TcpStream) {
     while matches!(c.read(&mut b), Ok(n) if n > 0) {}
 }
 
+/// A connection to `listener` (at `addr`), accepted: the client has sent 1,000 bytes and
+/// received 500. (client, server).
+fn exchanged_pair(listener: &TcpListener, addr: SocketAddr) -> (TcpStream, TcpStream) {
+    let mut c = TcpStream::connect(addr).unwrap();
+    let (mut s, _) = listener.accept().unwrap();
+    c.write_all(&[1u8; SENT]).unwrap();
+    let mut b = [0u8; SENT];
+    s.read_exact(&mut b).unwrap();
+    s.write_all(&[2u8; RECEIVED]).unwrap();
+    let mut b = [0u8; RECEIVED];
+    c.read_exact(&mut b).unwrap();
+    (c, s)
+}
+
 /// `n` connections to a listener of its own: each client sends 1,000 bytes and receives 500,
 /// then the pair is closed in `order`. Returns the listener's port and, for
 /// [`CloseOrder::PeerNeverCloses`], the server ends still open.
 fn close_in_order(order: CloseOrder, n: usize) -> (TcpListener, Vec<TcpStream>) {
     let listener = fixed_port_listener();
     let addr = listener.local_addr().unwrap();
-    let mut pairs = Vec::new();
-    for _ in 0..n {
-        let mut c = TcpStream::connect(addr).unwrap();
-        let (mut s, _) = listener.accept().unwrap();
-        c.write_all(&[1u8; SENT]).unwrap();
-        let mut b = [0u8; SENT];
-        s.read_exact(&mut b).unwrap();
-        s.write_all(&[2u8; RECEIVED]).unwrap();
-        let mut b = [0u8; RECEIVED];
-        c.read_exact(&mut b).unwrap();
-        pairs.push((c, s));
-    }
+    let pairs: Vec<_> = (0..n).map(|_| exchanged_pair(&listener, addr)).collect();
     // Longer than any delayed ACK (200 ms at most): the end that closed first has had its
     // FIN acknowledged alone, and the kernel has freed it in FIN-WAIT-2.
     let later = || std::thread::sleep(Duration::from_millis(300));
@@ -859,15 +862,40 @@ fn every_close_order_counts_exact_sent_and_bounded_received_bytes() {
             text
         };
         assert_eq!(lost(&text, &[]), 0.0, "{order:?}: messages lost");
-        assert_eq!(
+        // The end that closed first is freed in FIN-WAIT-2 before the peer's FIN when its
+        // own FIN was acknowledged alone (the peer's delayed ACK came before the peer closed,
+        // 300 ms later): one short. On a loaded host the ACK can come with the peer's FIN:
+        // then it counted the FIN, exact. Either, never more.
+        let check = |got: Counts, want: Counts, timing: bool, what: &str| {
+            if timing && got != want {
+                assert_eq!(
+                    (got.closed, got.sent),
+                    (want.closed, want.sent),
+                    "{order:?}: {what}"
+                );
+                assert!(
+                    got.received >= want.received && got.received <= want.received + N,
+                    "{order:?}: {what}: {got:?}, expected {want:?} or up to one more per connection"
+                );
+                eprintln!(
+                    "{order:?}: {what}: {} ends freed after the peer's FIN",
+                    got.received - want.received
+                );
+            } else {
+                assert_eq!(got, want, "{order:?}: {what}");
+            }
+        };
+        check(
             diff(counts_sum(&text, "outbound", &out_key), out0),
             want_out,
-            "{order:?}: the client's outbound key"
+            order == CloseOrder::ClientFirst,
+            "the client's outbound key",
         );
-        assert_eq!(
+        check(
             diff(counts_sum(&text, "inbound", &in_key), in0),
             want_in,
-            "{order:?}: the listener's inbound key"
+            order == CloseOrder::ServerFirst,
+            "the listener's inbound key",
         );
         if order == CloseOrder::ClientLinger0 {
             // Other sockets of the host may be reset meanwhile: at least ours, never bytes.
@@ -1000,20 +1028,8 @@ fn connections_a_scrape_saw_close_under_their_owner_and_port() {
     let port = addr.port().to_string();
     let me = my_comm();
     let e = Exporter::start(&[]);
-    let mut clients = Vec::new();
-    let mut servers = Vec::new();
-    for _ in 0..2 * N {
-        let mut c = TcpStream::connect(addr).unwrap();
-        let (mut s, _) = listener.accept().unwrap();
-        c.write_all(&[1u8; SENT]).unwrap();
-        let mut b = [0u8; SENT];
-        s.read_exact(&mut b).unwrap();
-        s.write_all(&[2u8; RECEIVED]).unwrap();
-        let mut b = [0u8; RECEIVED];
-        c.read_exact(&mut b).unwrap();
-        clients.push(c);
-        servers.push(s);
-    }
+    let (mut clients, mut servers): (Vec<_>, Vec<_>) =
+        (0..2 * N).map(|_| exchanged_pair(&listener, addr)).unzip();
     let key = [
         ("remote_port", port.as_str()),
         ("remote_network", "loopback"),
