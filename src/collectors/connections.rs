@@ -494,19 +494,10 @@ struct UdpSock {
 #[derive(Default)]
 struct LiveTraffic {
     traffic: Vec<Traffic>,
-    listeners: FxHashMap<(Family, u16), Vec<(IpAddr, u64)>>,
+    /// (family, port, address) -> the listener's inode (the first, with SO_REUSEPORT):
+    /// the address is the one `ListeningPorts::owner` finds for an accepted socket.
+    listeners: FxHashMap<(Family, u16, IpAddr), u64>,
     inbound: Vec<crate::flows::LiveInbound>,
-}
-
-impl LiveTraffic {
-    /// The inode of the listener that accepted `s` (its address, else its family's wildcard).
-    fn listener(&self, s: &InetSocket) -> Option<u64> {
-        let v = self.listeners.get(&(s.family, s.local_port))?;
-        v.iter()
-            .find(|e| e.0 == s.local)
-            .or_else(|| v.iter().find(|e| e.0.is_unspecified()))
-            .map(|e| e.1)
-    }
 }
 
 /// One collection in one namespace.
@@ -730,14 +721,13 @@ impl Collection for ConnectionsPass<'_> {
                     self.tcp_ports.add(s.family, s.local, s.local_port);
                     if let Some(l) = &mut self.live {
                         l.listeners
-                            .entry((s.family, s.local_port))
-                            .or_default()
-                            .push((s.local, s.inode));
+                            .entry((s.family, s.local_port, s.local))
+                            .or_insert(s.inode);
                     }
-                } else if self.tcp_ports.owner(s).is_some() {
+                } else if let Some(listener) = self.tcp_ports.owner(s) {
                     // Accepted by a listener of the namespace: inbound (its live traffic).
                     if let (Some(l), Some(t)) = (&mut self.live, s.tcp) {
-                        if let Some(inode) = l.listener(s) {
+                        if let Some(&inode) = l.listeners.get(&(s.family, s.local_port, listener)) {
                             let network = self.c.networks.classify(s.remote) as u16;
                             l.inbound.push(crate::flows::LiveInbound {
                                 cookie: s.cookie,

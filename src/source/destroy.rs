@@ -19,7 +19,7 @@ use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use super::inet::Family;
+use super::inet::{Family, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_LAST_ACK};
 use super::netlink::{decode_diag_header, diag_attributes, INET_DIAG_INFO};
 
 const NETLINK_SOCK_DIAG: libc::c_int = 4;
@@ -106,7 +106,7 @@ impl Traffic {
     /// `tcpi_bytes_received` once it is in CLOSE-WAIT, LAST-ACK or CLOSING (the states after
     /// the peer's FIN), never before; that byte is taken off.
     pub fn payload(mut self, state: u8) -> Traffic {
-        if matches!(state, 8 | 9 | 11) {
+        if matches!(state, TCP_CLOSE_WAIT | TCP_LAST_ACK | TCP_CLOSING) {
             self.received = self.received.saturating_sub(1);
         }
         self
@@ -204,10 +204,11 @@ pub fn decode_counters(info: &[u8]) -> Counters {
     if info.len() < TI_MIN_LEN {
         return Counters::default();
     }
+    let t = decode_traffic(info);
     Counters {
-        sent: u64_at(info, TI_BYTES_SENT).saturating_sub(u64_at(info, TI_BYTES_RETRANS)),
-        received: payload_received(u64_at(info, TI_BYTES_RECEIVED)),
-        retransmits: u64::from(u32_at(info, TI_TOTAL_RETRANS)),
+        sent: t.sent,
+        received: payload_received(t.received),
+        retransmits: t.retransmits,
         segs_in: u32_at(info, TI_SEGS_IN),
         timeouts: info[TI_RETRANSMITS],
         established: u32_at(info, TI_MIN_RTT) != u32::MAX,
