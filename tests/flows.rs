@@ -127,11 +127,15 @@ struct Counts {
 }
 
 fn counts(text: &str, side: &str, labels: &[(&str, &str)]) -> Counts {
-    let v = |name: &str, extra: Option<(&str, &str)>| {
+    counts_by(side, |name, extra| {
         let mut l = labels.to_vec();
         l.extend(extra);
         sample(text, name, &l).unwrap_or(0.0) as u64
-    };
+    })
+}
+
+/// A key's counters, each read by `v(family, extra label)`.
+fn counts_by(side: &str, v: impl Fn(&str, Option<(&str, &str)>) -> u64) -> Counts {
     Counts {
         closed: v(&format!("netstat_{side}_connections_closed_total"), None),
         sent: v(
@@ -166,31 +170,26 @@ fn assert_active_closer_received(got: u64, connections: u64, per: u64, what: &st
 /// The counters of every series matching `labels` (a subset), summed: a key whose listener
 /// was named in one scrape and not in another has two series.
 fn counts_sum(text: &str, side: &str, labels: &[(&str, &str)]) -> Counts {
-    let v = |name: &str, extra: Option<(&str, &str)>| -> u64 {
-        let mut want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-        want.extend(extra.map(|(k, v)| format!("{k}=\"{v}\"")));
-        text.lines()
-            .filter_map(|l| {
-                let (series, value) = l.rsplit_once(' ')?;
-                let (n, lbl) = series.split_once('{')?;
-                let lbl = lbl.trim_end_matches('}');
-                (n == name && want.iter().all(|w| lbl.split(',').any(|kv| kv == w)))
-                    .then(|| value.parse::<f64>().ok())
-                    .flatten()
-            })
-            .sum::<f64>() as u64
-    };
-    Counts {
-        closed: v(&format!("netstat_{side}_connections_closed_total"), None),
-        sent: v(
-            &format!("netstat_{side}_bytes_total"),
-            Some(("direction", "sent")),
-        ),
-        received: v(
-            &format!("netstat_{side}_bytes_total"),
-            Some(("direction", "received")),
-        ),
-    }
+    counts_by(side, |name, extra| {
+        let mut l = labels.to_vec();
+        l.extend(extra);
+        sum_matching(text, name, &l) as u64
+    })
+}
+
+/// The sum of every series of `name` whose labels include `labels`.
+fn sum_matching(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    text.lines()
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, lbl) = series.split_once('{')?;
+            let lbl = lbl.trim_end_matches('}');
+            (n == name && want.iter().all(|w| lbl.split(',').any(|kv| kv == w)))
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
+        })
+        .sum()
 }
 
 fn lost(text: &str, netns: &[(&str, &str)]) -> f64 {
@@ -1119,16 +1118,15 @@ fn a_refused_connect_a_scrape_saw_in_syn_sent_keeps_its_port() {
     let _ = e.get("/metrics");
     // Summed over processes: nothing else connects to the test's namespace.
     let failures = |t: &str, port: &str| {
-        counter_series(t)
-            .iter()
-            .filter(|(k, _)| {
-                k.starts_with("netstat_outbound_connect_failures_total{")
-                    && k.contains(&format!("remote_port=\"{port}\""))
-                    && k.contains("remote_network=\"private\"")
-                    && k.contains("reason=\"refused\"")
-            })
-            .map(|(_, v)| *v as u64)
-            .sum::<u64>()
+        sum_matching(
+            t,
+            "netstat_outbound_connect_failures_total",
+            &[
+                ("remote_port", port),
+                ("remote_network", "private"),
+                ("reason", "refused"),
+            ],
+        ) as u64
     };
     // The scrape must read the kernel's table while the SYNs are on the line: a slow scrape
     // misses some, and then the attempt is made again on another port.
@@ -1148,16 +1146,11 @@ fn a_refused_connect_a_scrape_saw_in_syn_sent_keeps_its_port() {
             .collect();
         std::thread::sleep(Duration::from_millis(100));
         let during = e.get("/metrics").text();
-        let saw: f64 = during
-            .lines()
-            .filter(|l| {
-                l.starts_with("netstat_outbound_connections{")
-                    && l.contains(&format!("remote_port=\"{p}\""))
-                    && l.contains("state=\"syn_sent\"")
-            })
-            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-            .sum();
-        let saw = saw as usize;
+        let saw = sum_matching(
+            &during,
+            "netstat_outbound_connections",
+            &[("remote_port", p.as_str()), ("state", "syn_sent")],
+        ) as usize;
         for c in connects {
             let took = c.join().unwrap();
             assert!(took >= Duration::from_millis(700), "refused after {took:?}");
